@@ -1,0 +1,78 @@
+"""The referral portal: `create_app` builds the Flask application."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from portal.config import Config, config_from_environment
+
+
+def create_app(config: type[Config] | None = None, **overrides: object) -> Flask:
+    """Build the portal with `config` (default: the class PORTAL_ENV names)."""
+    config = config or config_from_environment()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(config)
+    app.config.update(overrides)
+    config.check(app.config)
+
+    configure_proxy(app)
+    configure_extensions(app)
+    configure_security(app)
+    register_blueprints(app)
+    register_template_helpers(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def configure_proxy(app: Flask) -> None:
+    hops = app.config["TRUSTED_PROXY_COUNT"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+def configure_extensions(app: Flask) -> None:
+    from portal.accounts.sessions import configure_login
+    from portal.extensions import csrf, db, htmx
+
+    db.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    configure_login(app)
+
+
+def configure_security(app: Flask) -> None:
+    from portal.security import install_security_headers
+
+    install_security_headers(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from portal.accounts.routes import bp as accounts_bp
+    from portal.admin.routes import bp as admin_bp
+    from portal.intake.routes import bp as intake_bp
+    from portal.referrals.routes import bp as referrals_bp
+
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(referrals_bp)
+    app.register_blueprint(intake_bp)
+    app.register_blueprint(admin_bp)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from portal.templating import install_template_helpers
+
+    install_template_helpers(app)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from portal.errors import install_error_handlers
+
+    install_error_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    from portal.commands import install_commands
+
+    install_commands(app)

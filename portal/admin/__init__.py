@@ -1,0 +1,1 @@
+"""Partners, users, service lines and the audit log."""

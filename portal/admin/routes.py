@@ -1,0 +1,169 @@
+"""Admin and partner-success pages: partners, users, service lines, audit log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from portal.accounts.services import InvitationInvalid, invite_user
+from portal.accounts.sessions import roles_required
+from portal.admin.forms import InviteForm, PartnerForm
+from portal.auditing import record_audit
+from portal.extensions import db
+from portal.models import AuditEntry, Partner, Referral, Role, ServiceLine, User
+from portal.notifications.outbox import portal_url
+from portal.notifications.referrals import send_invitation
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+PARTNER_MANAGERS = (Role.PARTNER_SUCCESS, Role.ADMIN)
+AUDIT_PAGE_SIZE = 100
+
+
+@bp.get("/partners")
+@roles_required(*PARTNER_MANAGERS)
+def partners():
+    """Every partner with its referral count."""
+    counts = dict(
+        db.session.execute(
+            select(Referral.partner_id, func.count(Referral.id)).group_by(Referral.partner_id)
+        ).all()
+    )
+    rows = db.session.scalars(select(Partner).order_by(Partner.name)).all()
+    return render_template("admin/partners.html", partners=rows, counts=counts)
+
+
+@bp.route("/partners/new", methods=["GET", "POST"])
+@roles_required(*PARTNER_MANAGERS)
+def new_partner():
+    """Create a referring partner."""
+    form = PartnerForm()
+    if form.validate_on_submit():
+        partner = Partner()
+        form.populate_obj(partner)
+        partner.referral_contact_email = partner.referral_contact_email.lower()
+        db.session.add(partner)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            form.name.errors.append("A partner with this name already exists.")
+        else:
+            record_audit(
+                "partner.created", actor=current_user, target_type="partner", target_id=partner.id
+            )
+            db.session.commit()
+            flash(f"Partner “{partner.name}” created. Invite its users next.", "success")
+            return redirect(url_for("admin.partner", partner_id=partner.id))
+    return render_template("admin/partner_form.html", form=form), (
+        422 if request.method == "POST" else 200
+    )
+
+
+@bp.route("/partners/<int:partner_id>", methods=["GET", "POST"])
+@roles_required(*PARTNER_MANAGERS)
+def partner(partner_id: int):
+    """A partner's details and users; invite a new user for it."""
+    record = db.session.get(Partner, partner_id)
+    if record is None:
+        abort(404)
+    form = InviteForm()
+    del form.role  # partner users are always partner users
+    invitation_link = None
+    if form.validate_on_submit():
+        try:
+            link = invite_user(
+                email=form.email.data,
+                full_name=form.full_name.data,
+                role=Role.PARTNER,
+                partner=record,
+                invited_by=current_user,
+            )
+        except InvitationInvalid as invalid:
+            form.email.errors.append(str(invalid))
+        else:
+            send_invitation(link.invitation.user, link.token)
+            db.session.commit()
+            invitation_link = portal_url("accounts.accept", token=link.token)
+            flash(f"Invitation sent to {link.invitation.user.email}.", "success")
+            form = InviteForm(formdata=None)
+            del form.role
+    users = db.session.scalars(
+        select(User).where(User.partner_id == record.id).order_by(User.full_name)
+    ).all()
+    return render_template(
+        "admin/partner.html",
+        partner=record,
+        users=users,
+        form=form,
+        invitation_link=invitation_link,
+    )
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def users():
+    """Staff accounts; invite a new member of staff."""
+    form = InviteForm()
+    invitation_link = None
+    if form.validate_on_submit():
+        try:
+            link = invite_user(
+                email=form.email.data,
+                full_name=form.full_name.data,
+                role=Role(form.role.data),
+                partner=None,
+                invited_by=current_user,
+            )
+        except InvitationInvalid as invalid:
+            form.email.errors.append(str(invalid))
+        else:
+            send_invitation(link.invitation.user, link.token)
+            db.session.commit()
+            invitation_link = portal_url("accounts.accept", token=link.token)
+            flash(f"Invitation sent to {link.invitation.user.email}.", "success")
+            form = InviteForm(formdata=None)
+    staff = db.session.scalars(
+        select(User).where(User.partner_id.is_(None)).order_by(User.role, User.full_name)
+    ).all()
+    return render_template(
+        "admin/users.html", users=staff, form=form, invitation_link=invitation_link
+    )
+
+
+@bp.get("/service-lines")
+@roles_required(Role.ADMIN, Role.PARTNER_SUCCESS)
+def service_lines():
+    """Service lines with their eligibility criteria and required items."""
+    lines = db.session.scalars(select(ServiceLine).order_by(ServiceLine.name)).all()
+    return render_template("admin/service_lines.html", service_lines=lines)
+
+
+@bp.get("/audit")
+@roles_required(Role.ADMIN)
+def audit():
+    """The audit log, newest first, filterable by referral reference."""
+    page = max(1, request.args.get("page", 1, type=int))
+    target = request.args.get("target", "").strip().upper()[:40]
+    statement = select(AuditEntry).order_by(AuditEntry.id.desc())
+    if target:
+        statement = statement.where(AuditEntry.target_id == target)
+    entries = db.session.scalars(
+        statement.limit(AUDIT_PAGE_SIZE + 1).offset((page - 1) * AUDIT_PAGE_SIZE)
+    ).all()
+    actors = {
+        user.id: user
+        for user in db.session.scalars(
+            select(User).where(User.id.in_({e.actor_id for e in entries if e.actor_id}))
+        )
+    }
+    return render_template(
+        "admin/audit.html",
+        entries=entries[:AUDIT_PAGE_SIZE],
+        actors=actors,
+        target=target,
+        page=page,
+        has_next=len(entries) > AUDIT_PAGE_SIZE,
+    )

@@ -1,0 +1,71 @@
+"""Command-line tasks: `flask --app wsgi db upgrade`, `flask --app wsgi demo load`, ..."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask import Flask
+from flask.cli import AppGroup
+
+from portal.extensions import db
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config() -> AlembicConfig:
+    return AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
+
+
+def upgrade_database(revision: str = "head") -> None:
+    """Bring the configured database's schema up to `revision` (inside an app context)."""
+    config = alembic_config()
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def install_commands(app: Flask) -> None:
+    db_group = AppGroup("db", help="Database schema (Alembic migrations).")
+
+    @db_group.command("upgrade")
+    @click.argument("revision", default="head")
+    def upgrade(revision: str) -> None:
+        """Apply migrations up to REVISION (default: head)."""
+        upgrade_database(revision)
+        click.echo(f"Database is at {revision}.")
+
+    @db_group.command("downgrade")
+    @click.argument("revision")
+    def downgrade(revision: str) -> None:
+        """Undo migrations down to REVISION."""
+        config = alembic_config()
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+        click.echo(f"Database is at {revision}.")
+
+    demo_group = AppGroup("demo", help="Demo data for trying the portal.")
+
+    @demo_group.command("load")
+    @click.option("--referrals", default=200, show_default=True)
+    @click.option("--seed", default=7, show_default=True)
+    def load(referrals: int, seed: int) -> None:
+        """Load demo partners, users, service lines and referrals (once)."""
+        from portal.demo import DEMO_PASSWORD, demo_already_loaded, load_demo_data
+
+        if demo_already_loaded():
+            click.echo("Demo data is already loaded.")
+        else:
+            summary = load_demo_data(referral_count=referrals, seed=seed)
+            click.echo(f"Loaded {summary}.")
+        from portal.demo import DEMO_USERS
+
+        click.echo("\nDemo sign-ins (password for all: " + DEMO_PASSWORD + "):")
+        for email, _name, role, _partner in DEMO_USERS:
+            click.echo(f"  {role.label:<18} {email}")
+
+    app.cli.add_command(db_group)
+    app.cli.add_command(demo_group)

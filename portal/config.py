@@ -1,0 +1,120 @@
+"""Settings, read from the environment.
+
+`Config` is production: it refuses to start without a SECRET_KEY. `DevelopmentConfig`
+is what the README's run command uses; `TestConfig` is what the test suite uses.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+
+class ConfigurationError(RuntimeError):
+    """The portal cannot start with the settings it was given."""
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    ENV_NAME = "production"
+    SECRET_KEY: str | None = os.environ.get("SECRET_KEY")
+    # Old keys keep verifying signed links during a key rotation (comma separated).
+    SECRET_KEY_FALLBACKS = [k for k in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if k]
+    # Unset means a SQLite file in the instance folder.
+    DATABASE_URL: str | None = os.environ.get("DATABASE_URL")
+    # Base URL used in links inside messages (no request to read it from in jobs).
+    PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+    # Number of reverse proxies in front of the portal whose X-Forwarded-* to trust.
+    TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+
+    SESSION_COOKIE_NAME = "portal_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
+    STAFF_IDLE_TIMEOUT = timedelta(minutes=int(os.environ.get("STAFF_IDLE_MINUTES", "30")))
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    WTF_CSRF_SSL_STRICT = True
+
+    # Uploads: per-file limit enforced by the form, whole-request cap by Flask.
+    DOCUMENT_MAX_BYTES = int(os.environ.get("DOCUMENT_MAX_BYTES", str(10 * 1024 * 1024)))
+    DOCUMENT_MAX_COUNT = 10
+    MAX_CONTENT_LENGTH = 12 * DOCUMENT_MAX_BYTES
+
+    # Argon2id parameters; a change makes existing hashes rehash at the next sign-in.
+    ARGON2_TIME_COST = int(os.environ.get("ARGON2_TIME_COST", "3"))
+    ARGON2_MEMORY_COST = int(os.environ.get("ARGON2_MEMORY_COST", str(64 * 1024)))
+    ARGON2_PARALLELISM = int(os.environ.get("ARGON2_PARALLELISM", "4"))
+
+    LOGIN_THROTTLE_WINDOW = timedelta(minutes=15)
+    LOGIN_MAX_FAILURES_PER_ACCOUNT = 5
+    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
+
+    INVITATION_MAX_AGE = timedelta(days=7)
+
+    # Where urgent referrals are announced (the on-call intake mailbox).
+    INTAKE_ONCALL_EMAIL = os.environ.get("INTAKE_ONCALL_EMAIL", "intake-oncall@example.org")
+
+    # How often an open referral page asks whether its timeline changed.
+    TIMELINE_POLL_SECONDS = int(os.environ.get("TIMELINE_POLL_SECONDS", "5"))
+
+    QUEUE_PAGE_SIZE = 50
+
+    @classmethod
+    def check(cls, config: dict) -> None:
+        """Refuse to start on settings that would be unsafe in production."""
+        if not config.get("SECRET_KEY"):
+            raise ConfigurationError(
+                "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long "
+                "random value (for example: python -c 'import secrets; "
+                "print(secrets.token_hex(32))') before starting the portal."
+            )
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+    SECRET_KEY = os.environ.get("SECRET_KEY", "development-only-secret-key-not-for-real-use")
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    WTF_CSRF_SSL_STRICT = False
+
+
+class TestConfig(Config):
+    ENV_NAME = "test"
+    TESTING = True
+    SECRET_KEY = "test-secret-key"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_SECURE = False
+    DATABASE_URL = None  # the test fixtures always pass one
+    # Cheap hashes keep the suite fast; the rehash test raises them explicitly.
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 8 * 1024
+    ARGON2_PARALLELISM = 1
+    TIMELINE_POLL_SECONDS = 1
+
+
+CONFIGS = {
+    "production": Config,
+    "development": DevelopmentConfig,
+    "test": TestConfig,
+}
+
+
+def config_from_environment() -> type[Config]:
+    """The settings class named by PORTAL_ENV (production when unset)."""
+    name = os.environ.get("PORTAL_ENV", "production")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"PORTAL_ENV={name!r} is not one of {', '.join(sorted(CONFIGS))}"
+        ) from None

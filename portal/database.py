@@ -1,0 +1,71 @@
+"""The SQLAlchemy engine and the request-scoped session.
+
+SQLite is the embedded default (a file in the instance folder, WAL, foreign keys on);
+PostgreSQL is reached through DATABASE_URL. The schema itself only ever comes from
+Alembic (`flask --app wsgi db upgrade`), never from `create_all` at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, current_app
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, scoped_session
+
+
+def normalise_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain `postgresql://` URLs."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgres", "postgresql"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def default_sqlite_url(instance_path: str) -> str:
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{os.path.join(instance_path, 'portal.db')}"
+
+
+def build_engine(url: str) -> Engine:
+    """An engine for `url`, with SQLite tuned for a small web server plus a jobs process."""
+    url = normalise_database_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+class Database:
+    """Holds the session registry; the engine lives on the app it was set up with."""
+
+    def __init__(self) -> None:
+        self.session = scoped_session(self._new_session)
+
+    def init_app(self, app: Flask) -> None:
+        url = app.config.get("DATABASE_URL") or default_sqlite_url(app.instance_path)
+        app.config["DATABASE_URL"] = normalise_database_url(url)
+        app.extensions["portal.db.engine"] = build_engine(app.config["DATABASE_URL"])
+        app.teardown_appcontext(self._remove_session)
+
+    @property
+    def engine(self) -> Engine:
+        return current_app.extensions["portal.db.engine"]
+
+    def _new_session(self) -> Session:
+        return Session(bind=self.engine)
+
+    def _remove_session(self, _exc: BaseException | None) -> None:
+        self.session.remove()

@@ -1,0 +1,287 @@
+"""Demo data: three partners, a user for every role, four service lines and a desk's
+worth of referrals spread over the last 90 days and every status.
+
+Referrals are played forward through the real service functions with a moved clock,
+so their timelines, milestones and audit entries are exactly what the portal itself
+would have written. Every name, number and address here is fictional.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from datetime import date, timedelta
+
+from sqlalchemy import func, select, update
+
+from portal.accounts.passwords import hash_password
+from portal.clock import frozen_at, utcnow
+from portal.extensions import db
+from portal.models import (
+    AppointmentMode,
+    Channel,
+    ContactMethod,
+    ItemKind,
+    MessageStatus,
+    OutboxMessage,
+    OutreachResult,
+    Partner,
+    Referral,
+    RequiredItem,
+    Role,
+    ServiceLine,
+    Status,
+    Urgency,
+    User,
+)
+from portal.referrals import services
+from portal.referrals.documents import Upload
+
+DEMO_PASSWORD = "demo-password-2026"
+STALL_CHANCE = 0.06
+
+DEMO_PARTNERS = [
+    ("Maple Street Family Medicine", "Primary care", "Dana Whitfield", "referrals@maple.example"),
+    ("Riverside Cardiology Associates", "Cardiology", "Luis Ortega", "intake@riverside.example"),
+    ("St. Brendan's Hospital", "Hospital discharge planning", "Amara Okafor",
+     "discharge@stbrendans.example"),
+]
+
+DEMO_USERS = [
+    ("partner@maple.example", "Priya Natarajan", Role.PARTNER, "Maple Street Family Medicine"),
+    ("partner@riverside.example", "Tom Becker", Role.PARTNER, "Riverside Cardiology Associates"),
+    ("partner@stbrendans.example", "Grace Liu", Role.PARTNER, "St. Brendan's Hospital"),
+    ("intake@portal.example", "Irene Intake", Role.INTAKE, None),
+    ("clinical@portal.example", "Dr. Colin Clinical", Role.CLINICAL, None),
+    ("success@portal.example", "Sam Success", Role.PARTNER_SUCCESS, None),
+    ("admin@portal.example", "Ada Admin", Role.ADMIN, None),
+]
+
+DEMO_SERVICE_LINES = [
+    (
+        "Behavioral health",
+        "Telepsychiatry and therapy for adults.",
+        "Adults 18 and over\nDepression, anxiety, ADHD or insomnia\nNot in acute crisis "
+        "(send crises to emergency services)",
+        [("PHQ-9 or GAD-7 score", ItemKind.ANSWER), ("Current medication list", ItemKind.ANSWER)],
+    ),
+    (
+        "Cardiac rehabilitation",
+        "Supervised virtual cardiac rehab after a cardiac event.",
+        "Myocardial infarction, CABG, PCI or stable heart failure in the last 12 months\n"
+        "Cleared for exercise by a cardiologist",
+        [("Most recent echocardiogram report", ItemKind.DOCUMENT),
+         ("Exercise clearance note", ItemKind.DOCUMENT)],
+    ),
+    (
+        "Diabetes and endocrinology",
+        "Virtual endocrinology visits and diabetes education.",
+        "Type 1 or type 2 diabetes with HbA1c above 8%\nThyroid or adrenal disorders",
+        [("Latest HbA1c result and date", ItemKind.ANSWER)],
+    ),
+    (
+        "Sleep medicine",
+        "Sleep apnea and insomnia evaluation, home sleep testing.",
+        "Suspected obstructive sleep apnea (STOP-BANG 3 or more)\nChronic insomnia",
+        [],
+    ),
+]
+
+FIRST_NAMES = ["Alex", "Jordan", "Maria", "Wei", "Fatima", "Noah", "Elena", "Kofi", "Hannah",
+               "Diego", "Aisha", "Liam", "Sofia", "Yusuf", "Mei", "Oliver", "Zara", "Mateo"]
+LAST_NAMES = ["Rivera", "Chen", "Okoye", "Johansson", "Patel", "Nguyen", "Kowalski", "Haddad",
+              "Brown", "Silva", "Murphy", "Kim", "Ibrahim", "Novak", "Garcia", "Schmidt"]
+PROVIDERS = ["Dr. Helen Park", "Dr. James Osei", "Dr. Rosa Martinez", "Dr. Ian Fletcher"]
+REFERRING = [("Dr. Ruth Adler", "1234567893"), ("Dr. Kenji Sato", "1245319599"),
+             ("Dr. Maya Brooks", "1003000126")]
+REASONS = {
+    "Behavioral health": ["Worsening depression despite SSRI", "Generalised anxiety, panic attacks",
+                          "Adult ADHD evaluation"],
+    "Cardiac rehabilitation": ["Post-MI rehabilitation", "Cardiac rehab after CABG",
+                               "Heart failure, NYHA II, rehab"],
+    "Diabetes and endocrinology": ["Type 2 diabetes, HbA1c 9.4%", "Hypothyroidism, dose review",
+                                   "New type 1 diabetes, education"],
+    "Sleep medicine": ["Snoring and daytime sleepiness", "Chronic insomnia",
+                       "Suspected obstructive sleep apnea"],
+}
+# A one-page PDF, enough to show a document on a referral.
+DEMO_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[3 0 R]"
+    b"/Count 1>>endobj 3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def demo_already_loaded() -> bool:
+    return db.session.scalar(select(User.id).where(User.email == DEMO_USERS[-1][0])) is not None
+
+
+def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
+    """Create the demo desk and commit it. Returns a one-line summary."""
+    rng = random.Random(seed)
+    partners = {
+        name: Partner(
+            name=name,
+            specialty=specialty,
+            referral_contact_name=contact,
+            referral_contact_email=email,
+        )
+        for name, specialty, contact, email in DEMO_PARTNERS
+    }
+    db.session.add_all(partners.values())
+    password_hash = hash_password(DEMO_PASSWORD)
+    users = {}
+    for email, name, role, partner_name in DEMO_USERS:
+        users[role, partner_name] = User(
+            email=email,
+            full_name=name,
+            role=role,
+            partner=partners.get(partner_name) if partner_name else None,
+            password_hash=password_hash,
+        )
+    db.session.add_all(users.values())
+    lines = []
+    for name, description, criteria, items in DEMO_SERVICE_LINES:
+        line = ServiceLine(name=name, description=description, eligibility_criteria=criteria)
+        line.required_items = [
+            RequiredItem(label=label, kind=kind, position=position)
+            for position, (label, kind) in enumerate(items)
+        ]
+        lines.append(line)
+    db.session.add_all(lines)
+    db.session.commit()
+
+    staff = {role: users[role, None] for role in (Role.INTAKE, Role.CLINICAL)}
+    now = utcnow()
+    for _ in range(referral_count):
+        partner_name = rng.choice(list(partners))
+        _play_referral(
+            rng,
+            now=now,
+            partner=partners[partner_name],
+            submitter=users[Role.PARTNER, partner_name],
+            line=rng.choice(lines),
+            intake=staff[Role.INTAKE],
+            clinical=staff[Role.CLINICAL],
+        )
+    # The demo's history is not news: nothing it queued should be delivered.
+    db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == MessageStatus.PENDING)
+        .values(status=MessageStatus.SENT, sent_at=now)
+    )
+    db.session.commit()
+    total = db.session.scalar(select(func.count(Referral.id)))
+    return f"{len(partners)} partners, {len(users)} users, {len(lines)} service lines, " \
+           f"{total} referrals"
+
+
+def _play_referral(rng, *, now, partner, submitter, line, intake, clinical) -> None:
+    """Submit one referral in the past and move it forward as far as its age allows."""
+    age = timedelta(hours=rng.triangular(0, 90 * 24, 2 * 24))
+    moment = now - age
+    urgency = Urgency.URGENT if rng.random() < 0.15 else Urgency.ROUTINE
+    complete = rng.random() > 0.18
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    provider_name, npi = rng.choice(REFERRING)
+    item_answers = {}
+    item_documents = {}
+    for item in line.required_items:
+        if complete or rng.random() < 0.5:
+            if item.kind is ItemKind.ANSWER:
+                item_answers[item.id] = "Provided in the demo."
+            else:
+                item_documents[item.id] = Upload(f"{item.label}.pdf", "application/pdf", DEMO_PDF)
+    submission = services.ReferralSubmission(
+        partner=partner,
+        service_line=line,
+        urgency=urgency,
+        referring_provider_name=provider_name,
+        referring_provider_npi=npi,
+        patient_first_name=first,
+        patient_last_name=last,
+        patient_date_of_birth=date(rng.randint(1940, 2005), rng.randint(1, 12), rng.randint(1, 28)),
+        patient_phone=f"+1202555{rng.randint(100, 199):04d}",
+        patient_email=f"{first}.{last}@example.com".lower() if rng.random() < 0.7 else None,
+        preferred_contact=rng.choice([ContactMethod.PHONE, ContactMethod.SMS]),
+        reason=rng.choice(REASONS[line.name]),
+        clinical_context="Demo referral: fictional patient.",
+        consent_to_contact=True,
+        consent_to_outcome_sharing=rng.random() < 0.8,
+        submission_token=secrets.token_urlsafe(16),
+        source_channel=Channel.PORTAL,
+        item_answers=item_answers,
+        item_documents=item_documents,
+    )
+    with frozen_at(moment):
+        referral = services.submit_referral(submission, submitter).referral
+
+    def step(hours_low: float, hours_high: float) -> bool:
+        nonlocal moment
+        factor = 0.25 if urgency is Urgency.URGENT else 1.0
+        moment += timedelta(hours=rng.uniform(hours_low, hours_high) * factor)
+        # Some referrals wait at every stage, as on any real desk.
+        return moment < now and rng.random() > STALL_CHANCE
+
+    def do(action, *args, **kwargs) -> None:
+        with frozen_at(moment):
+            action(referral, *args, expected_version=None, **kwargs)
+            db.session.flush()
+
+    if not step(0.2, 20):
+        return
+    do(services.record_first_touch, intake)
+    if referral.status is Status.NEEDS_INFO:
+        if not step(20, 72) or rng.random() < 0.3:
+            return
+        do(services.resume_review, intake, note="Missing items received by fax.")
+    if rng.random() < 0.04:
+        if step(1, 24):
+            do(services.withdraw, submitter, reason="Patient chose another provider")
+        return
+    if not step(1, 40):
+        return
+    roll = rng.random()
+    if roll < 0.1:
+        do(services.decline, clinical, reason="Does not meet the eligibility criteria")
+        return
+    if roll < 0.17:
+        do(services.redirect_referral, clinical, destination="In-person specialty clinic")
+        return
+    do(services.accept, clinical, provider=rng.choice(PROVIDERS))
+
+    failures = 0
+    while True:
+        if not step(2, 30):
+            return
+        reached = rng.random() < 0.7
+        do(
+            services.log_outreach,
+            intake,
+            channel=referral.preferred_contact,
+            result=OutreachResult.REACHED if reached else OutreachResult.NO_ANSWER,
+        )
+        if reached:
+            break
+        failures += 1
+        if failures >= 3:
+            if step(1, 24):
+                do(services.mark_unreachable, intake, note="Three attempts, no answer.")
+            return
+    if not step(0.1, 2):
+        return
+    appointment = moment + timedelta(days=rng.uniform(2, 14))
+    appointment = appointment.replace(minute=0, second=0, microsecond=0)
+    do(
+        services.schedule,
+        intake,
+        appointment_at=appointment,
+        mode=rng.choice(list(AppointmentMode)),
+    )
+    moment = appointment + timedelta(hours=rng.uniform(1, 6))
+    if moment >= now:
+        return
+    if rng.random() < 0.85:
+        do(services.record_completed, intake)
+    else:
+        do(services.record_no_show, intake)

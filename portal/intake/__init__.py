@@ -1,0 +1,1 @@
+"""The staff workspace: the queue of referrals to work."""

@@ -1,0 +1,40 @@
+"""The staff queue page and its htmx-refreshed results."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+from sqlalchemy import select
+
+from portal.accounts.sessions import roles_required
+from portal.extensions import db
+from portal.intake.queue import QueueFilters, queue_page
+from portal.models import STAFF_ROLES, Partner, ServiceLine, Status, Urgency
+
+bp = Blueprint("intake", __name__)
+
+
+@bp.get("/queue")
+@roles_required(*STAFF_ROLES)
+def queue():
+    """Referrals to work, urgent first then oldest; filters refresh the table in place."""
+    filters = QueueFilters.from_args(request.args)
+    page = max(1, request.args.get("page", 1, type=int))
+    referrals, has_next = queue_page(filters, page, current_app.config["QUEUE_PAGE_SIZE"])
+    context = {
+        "referrals": referrals,
+        "filters": filters,
+        "page": page,
+        "has_next": has_next,
+    }
+    if request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == (
+        "queue-results"
+    ):
+        return render_template("intake/_queue_results.html", **context)
+    return render_template(
+        "intake/queue.html",
+        statuses=list(Status),
+        urgencies=list(Urgency),
+        service_lines=db.session.scalars(select(ServiceLine).order_by(ServiceLine.name)).all(),
+        partners=db.session.scalars(select(Partner).order_by(Partner.name)).all(),
+        **context,
+    )

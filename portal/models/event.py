@@ -1,0 +1,34 @@
+"""The referral timeline: one row per thing that happened."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.clock import utcnow
+from portal.models.base import Base, enum_column
+from portal.models.referral import Status
+from portal.models.user import User
+
+
+class ReferralEvent(Base):
+    __tablename__ = "referral_event"
+    __table_args__ = (Index("ix_referral_event_referral_at", "referral_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Null for what the system did on its own (routing at submission, jobs).
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[Status | None] = mapped_column(enum_column(Status, "from_status"))
+    to_status: Mapped[Status | None] = mapped_column(enum_column(Status, "to_status"))
+    partner_visible: Mapped[bool]
+    # What the partner reads: no staff-only detail.
+    summary: Mapped[str] = mapped_column(String(300))
+    # Staff-only note; never rendered for partners.
+    staff_note: Mapped[str] = mapped_column(Text, default="")
+
+    actor: Mapped[User | None] = relationship()

@@ -1,0 +1,274 @@
+"""The referral and what hangs off it: required items, documents, outreach attempts."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Date,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from portal.clock import utcnow
+from portal.models.base import Base, enum_column
+from portal.models.partner import Partner
+from portal.models.service_line import ItemKind, RequiredItem, ServiceLine
+from portal.models.user import User
+
+
+class Status(enum.StrEnum):
+    SUBMITTED = "submitted"
+    NEEDS_INFO = "needs_info"
+    IN_REVIEW = "in_review"
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+    DECLINED = "declined"
+    REDIRECTED = "redirected"
+    UNREACHABLE = "unreachable"
+    WITHDRAWN = "withdrawn"
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self]
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+STATUS_LABELS = {
+    Status.SUBMITTED: "Submitted",
+    Status.NEEDS_INFO: "Needs information",
+    Status.IN_REVIEW: "In review",
+    Status.ACCEPTED: "Accepted",
+    Status.SCHEDULED: "Scheduled",
+    Status.COMPLETED: "Completed",
+    Status.NO_SHOW: "No-show",
+    Status.DECLINED: "Declined",
+    Status.REDIRECTED: "Redirected",
+    Status.UNREACHABLE: "Patient unreachable",
+    Status.WITHDRAWN: "Withdrawn",
+}
+
+# No further work is expected on a referral in one of these.
+FINAL_STATUSES = frozenset(
+    {Status.COMPLETED, Status.DECLINED, Status.REDIRECTED, Status.UNREACHABLE, Status.WITHDRAWN}
+)
+OPEN_STATUSES = frozenset(Status) - FINAL_STATUSES
+
+
+class Urgency(enum.StrEnum):
+    URGENT = "urgent"
+    ROUTINE = "routine"
+
+
+class ContactMethod(enum.StrEnum):
+    PHONE = "phone"
+    SMS = "sms"
+    EMAIL = "email"
+
+
+class Channel(enum.StrEnum):
+    PORTAL = "portal"
+    PHONE = "phone"
+    FAX = "fax"
+    EMAIL = "email"
+    STAFF = "staff"
+
+
+class AppointmentMode(enum.StrEnum):
+    VIDEO = "video"
+    PHONE = "phone"
+
+
+class OutreachResult(enum.StrEnum):
+    REACHED = "reached"
+    NO_ANSWER = "no_answer"
+    LEFT_MESSAGE = "left_message"
+    WRONG_NUMBER = "wrong_number"
+
+
+class OutcomeClass(enum.StrEnum):
+    """What partners are told, in the words of the feedback protocol."""
+
+    PENDING = "pending"
+    STARTED_CARE = "started_care"
+    REDIRECTED = "redirected"
+    NOT_ELIGIBLE = "not_eligible"
+    CLOSED = "closed"  # withdrawn or the patient could not be reached
+
+    @property
+    def label(self) -> str:
+        return OUTCOME_LABELS[self]
+
+
+OUTCOME_LABELS = {
+    OutcomeClass.PENDING: "Pending",
+    OutcomeClass.STARTED_CARE: "Started care",
+    OutcomeClass.REDIRECTED: "Redirected",
+    OutcomeClass.NOT_ELIGIBLE: "Not eligible",
+    OutcomeClass.CLOSED: "Closed",
+}
+
+OUTCOME_BY_STATUS = {
+    Status.COMPLETED: OutcomeClass.STARTED_CARE,
+    Status.REDIRECTED: OutcomeClass.REDIRECTED,
+    Status.DECLINED: OutcomeClass.NOT_ELIGIBLE,
+    Status.UNREACHABLE: OutcomeClass.CLOSED,
+    Status.WITHDRAWN: OutcomeClass.CLOSED,
+}
+
+
+class Referral(Base):
+    __tablename__ = "referral"
+    __table_args__ = (
+        # A form submitted twice (double click, back and resubmit) carries the same token.
+        UniqueConstraint("partner_id", "submission_token"),
+        Index("ix_referral_queue", "status", "urgency", "submitted_at"),
+        Index("ix_referral_partner_submitted", "partner_id", "submitted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Random, public reference such as R-7K3M-9QXD; the only identifier in URLs.
+    reference: Mapped[str] = mapped_column(String(11), unique=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partner.id"))
+    service_line_id: Mapped[int] = mapped_column(ForeignKey("service_line.id"), index=True)
+    status: Mapped[Status] = mapped_column(enum_column(Status, "referral_status"))
+    urgency: Mapped[Urgency] = mapped_column(enum_column(Urgency, "urgency"))
+
+    referring_provider_name: Mapped[str] = mapped_column(String(120))
+    referring_provider_npi: Mapped[str] = mapped_column(String(10))
+
+    patient_first_name: Mapped[str] = mapped_column(String(100))
+    patient_last_name: Mapped[str] = mapped_column(String(100))
+    patient_date_of_birth: Mapped[date] = mapped_column(Date)
+    patient_phone: Mapped[str | None] = mapped_column(String(20))
+    patient_email: Mapped[str | None] = mapped_column(String(254))
+    preferred_contact: Mapped[ContactMethod] = mapped_column(
+        enum_column(ContactMethod, "contact_method")
+    )
+
+    reason: Mapped[str] = mapped_column(String(500))
+    clinical_context: Mapped[str] = mapped_column(Text, default="")
+    source_channel: Mapped[Channel] = mapped_column(enum_column(Channel, "channel"))
+    source_code: Mapped[str | None] = mapped_column(String(40))
+
+    submitted_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    submission_token: Mapped[str] = mapped_column(String(64))
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # Milestones, set once by the workflow; the SLA clocks and the scorecard read them.
+    first_touch_at: Mapped[datetime | None]
+    triaged_at: Mapped[datetime | None]
+    patient_reached_at: Mapped[datetime | None]
+    scheduled_at: Mapped[datetime | None]
+    outcome_at: Mapped[datetime | None]
+
+    assigned_provider: Mapped[str | None] = mapped_column(String(120))
+    decline_reason: Mapped[str | None] = mapped_column(String(300))
+    redirect_destination: Mapped[str | None] = mapped_column(String(200))
+    appointment_at: Mapped[datetime | None]
+    appointment_mode: Mapped[AppointmentMode | None] = mapped_column(
+        enum_column(AppointmentMode, "appointment_mode")
+    )
+
+    # Optimistic locking: a stale write raises instead of overwriting someone else's.
+    version: Mapped[int] = mapped_column(default=1)
+    __mapper_args__ = {"version_id_col": version}
+
+    partner: Mapped[Partner] = relationship()
+    service_line: Mapped[ServiceLine] = relationship()
+    submitted_by: Mapped[User] = relationship()
+    items: Mapped[list[ReferralItem]] = relationship(
+        back_populates="referral", order_by="ReferralItem.id", cascade="all, delete-orphan"
+    )
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="referral", order_by="Document.id", cascade="all, delete-orphan"
+    )
+    outreach_attempts: Mapped[list[OutreachAttempt]] = relationship(
+        back_populates="referral", order_by="OutreachAttempt.at", cascade="all, delete-orphan"
+    )
+
+    @property
+    def outcome_class(self) -> OutcomeClass:
+        return OUTCOME_BY_STATUS.get(self.status, OutcomeClass.PENDING)
+
+    @property
+    def patient_name(self) -> str:
+        return f"{self.patient_first_name} {self.patient_last_name}"
+
+    @property
+    def missing_items(self) -> list[ReferralItem]:
+        return [item for item in self.items if not item.is_provided]
+
+    def __repr__(self) -> str:  # never patient data
+        return f"<Referral {self.reference} {self.status}>"
+
+
+class ReferralItem(Base):
+    """One required item on one referral: provided at submission or still missing."""
+
+    __tablename__ = "referral_item"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"), index=True)
+    # Null for items staff add by hand when they ask for more information.
+    required_item_id: Mapped[int | None] = mapped_column(ForeignKey("required_item.id"))
+    label: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[ItemKind] = mapped_column(enum_column(ItemKind, "item_kind"))
+    answer: Mapped[str | None] = mapped_column(Text)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("document.id"))
+    provided_at: Mapped[datetime | None]
+
+    referral: Mapped[Referral] = relationship(back_populates="items")
+    required_item: Mapped[RequiredItem | None] = relationship()
+    document: Mapped[Document | None] = relationship(foreign_keys=[document_id])
+
+    @property
+    def is_provided(self) -> bool:
+        return self.provided_at is not None
+
+
+class Document(Base):
+    """A supporting document. Stored in the database so every web node sees it."""
+
+    __tablename__ = "document"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size_bytes: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    referral: Mapped[Referral] = relationship(back_populates="documents")
+
+
+class OutreachAttempt(Base):
+    """One try at reaching the patient, whatever its result."""
+
+    __tablename__ = "outreach_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    channel: Mapped[ContactMethod] = mapped_column(enum_column(ContactMethod, "contact_method"))
+    result: Mapped[OutreachResult] = mapped_column(enum_column(OutreachResult, "outreach_result"))
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+    referral: Mapped[Referral] = relationship(back_populates="outreach_attempts")
+    actor: Mapped[User] = relationship()

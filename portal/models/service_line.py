@@ -1,0 +1,51 @@
+"""Service lines: what a partner can refer for, who is eligible, what a referral needs."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.models.base import Base, enum_column
+
+
+class ItemKind(enum.StrEnum):
+    DOCUMENT = "document"  # satisfied by an uploaded PDF/PNG/JPEG
+    ANSWER = "answer"  # satisfied by a written answer
+
+
+class ServiceLine(Base):
+    __tablename__ = "service_line"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    # Shown to partners on the form, one criterion per line.
+    eligibility_criteria: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(default=True)
+
+    required_items: Mapped[list[RequiredItem]] = relationship(
+        back_populates="service_line",
+        order_by="RequiredItem.position",
+        cascade="all, delete-orphan",
+    )
+
+    @property
+    def criteria_list(self) -> list[str]:
+        return [line.strip() for line in self.eligibility_criteria.splitlines() if line.strip()]
+
+
+class RequiredItem(Base):
+    """Something a referral for this service line must carry to be complete."""
+
+    __tablename__ = "required_item"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_line_id: Mapped[int] = mapped_column(ForeignKey("service_line.id"), index=True)
+    label: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[ItemKind] = mapped_column(enum_column(ItemKind, "item_kind"))
+    help_text: Mapped[str] = mapped_column(String(300), default="")
+    position: Mapped[int] = mapped_column(default=0)
+
+    service_line: Mapped[ServiceLine] = relationship(back_populates="required_items")

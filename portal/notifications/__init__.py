@@ -1,0 +1,1 @@
+"""Messages to partners, staff and patients, written to the outbox with the change."""

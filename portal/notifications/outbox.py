@@ -1,0 +1,43 @@
+"""Queueing messages in the transactional outbox.
+
+A message is added to the same session as the change it reports, so it exists exactly
+when the change is committed. Delivery happens later, outside the request.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import current_app, render_template
+
+from portal.extensions import db
+from portal.models import MessageChannel, OutboxMessage, Referral
+
+
+def portal_url(endpoint: str, **values: object) -> str:
+    """An absolute link into the portal that works without a request (jobs, the demo)."""
+    base = urlsplit(current_app.config["PORTAL_BASE_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, url_scheme=base.scheme or "https", script_name=base.path or "/"
+    )
+    return adapter.build(endpoint, values, force_external=True)
+
+
+def queue_email(
+    *, recipient: str, template: str, referral: Referral | None = None, **context: object
+) -> OutboxMessage:
+    """Render `emails/<template>.subject.txt` and `.txt` into a pending message.
+
+    Templates get the reference and links only: no patient data ever goes in a message.
+    """
+    subject = render_template(f"emails/{template}.subject.txt", **context).strip()
+    body = render_template(f"emails/{template}.txt", **context)
+    message = OutboxMessage(
+        channel=MessageChannel.EMAIL,
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        referral_id=referral.id if referral is not None else None,
+    )
+    db.session.add(message)
+    return message

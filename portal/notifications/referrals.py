@@ -1,0 +1,43 @@
+"""Who is told what when a referral changes."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from portal.models import Referral, User
+from portal.notifications.outbox import portal_url, queue_email
+
+
+def notify_partner_of_update(referral: Referral, headline: str) -> None:
+    """Tell the partner's designated referral contact that the referral changed."""
+    queue_email(
+        recipient=referral.partner.referral_contact_email,
+        template="partner_update",
+        referral=referral,
+        reference=referral.reference,
+        headline=headline,
+        outcome=referral.outcome_class.label,
+        link=portal_url("referrals.detail", reference=referral.reference),
+    )
+
+
+def notify_intake_of_urgent_referral(referral: Referral) -> None:
+    """Urgent referrals page the on-call intake mailbox at once."""
+    queue_email(
+        recipient=current_app.config["INTAKE_ONCALL_EMAIL"],
+        template="urgent_referral",
+        referral=referral,
+        reference=referral.reference,
+        service_line=referral.service_line.name,
+        link=portal_url("referrals.detail", reference=referral.reference),
+    )
+
+
+def send_invitation(user: User, token: str) -> None:
+    queue_email(
+        recipient=user.email,
+        template="invitation",
+        full_name=user.full_name,
+        link=portal_url("accounts.accept", token=token),
+        days=current_app.config["INVITATION_MAX_AGE"].days,
+    )

@@ -1,0 +1,65 @@
+"""Supporting documents: recognised by content, never by name or claimed type."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from werkzeug.datastructures import FileStorage
+
+# Leading bytes of each accepted format.
+SIGNATURES = (
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+)
+ACCEPTED_DESCRIPTION = "PDF, PNG or JPEG"
+
+
+class DocumentRefused(ValueError):
+    """The upload cannot be accepted; the message says why."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    content_type: str
+    content: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+def sniff_content_type(head: bytes) -> str | None:
+    for signature, content_type in SIGNATURES:
+        if head.startswith(signature):
+            return content_type
+    return None
+
+
+def safe_filename(name: str) -> str:
+    """A display name with no path and no control characters."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"[\x00-\x1f\x7f\"]", "", name).strip() or "document"
+    return name[:200]
+
+
+def read_upload(storage: FileStorage, max_bytes: int) -> Upload:
+    """Read one uploaded file, refusing anything too large or of the wrong kind."""
+    content = storage.stream.read(max_bytes + 1)
+    name = safe_filename(storage.filename or "document")
+    if not content:
+        raise DocumentRefused(f"“{name}” is empty.")
+    if len(content) > max_bytes:
+        limit_mb = max_bytes / (1024 * 1024)
+        raise DocumentRefused(f"“{name}” is larger than {limit_mb:g} MB.")
+    content_type = sniff_content_type(content[:16])
+    if content_type is None:
+        raise DocumentRefused(f"“{name}” is not a {ACCEPTED_DESCRIPTION} file.")
+    return Upload(filename=name, content_type=content_type, content=content)
+
+
+def has_file(storage: FileStorage | None) -> bool:
+    return storage is not None and bool(storage.filename)

@@ -1,0 +1,415 @@
+"""Forms for submitting a referral and for each action on one."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, date, datetime, time
+
+import phonenumbers
+from flask import current_app
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, MultipleFileField
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    Field,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TelField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
+
+from portal.clock import utcnow
+from portal.models import (
+    AppointmentMode,
+    Channel,
+    ContactMethod,
+    ItemKind,
+    OutreachResult,
+    ServiceLine,
+    Urgency,
+)
+from portal.referrals.documents import (
+    ACCEPTED_DESCRIPTION,
+    DocumentRefused,
+    Upload,
+    has_file,
+    read_upload,
+)
+from portal.referrals.npi import is_valid_npi
+
+OLDEST_PLAUSIBLE_AGE_YEARS = 120
+PHONE_REGION = "US"
+
+
+def valid_npi(_form: FlaskForm, field: Field) -> None:
+    value = (field.data or "").strip().replace(" ", "")
+    if not (len(value) == 10 and value.isdigit()):
+        raise ValidationError("Enter the 10-digit NPI of the referring provider.")
+    if not is_valid_npi(value):
+        raise ValidationError("This NPI is not valid: check the digits (the last one is a check).")
+    field.data = value
+
+
+def plausible_date_of_birth(_form: FlaskForm, field: Field) -> None:
+    today = utcnow().date()
+    if field.data is None:
+        return
+    if field.data >= today:
+        raise ValidationError("The date of birth must be in the past.")
+    if field.data < date(today.year - OLDEST_PLAUSIBLE_AGE_YEARS, today.month, 1):
+        raise ValidationError(
+            f"The date of birth is more than {OLDEST_PLAUSIBLE_AGE_YEARS} years ago: check it."
+        )
+
+
+def phone_number(_form: FlaskForm, field: Field) -> None:
+    """Accept the usual ways of writing a number; store it in E.164."""
+    if not field.data:
+        return
+    try:
+        parsed = phonenumbers.parse(field.data, PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        raise ValidationError("Enter a phone number, like 555 201 3344.") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError("This phone number is not valid: check the area code and digits.")
+    field.data = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def stripped(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+class ReferralForm(FlaskForm):
+    """The one-page referral form. Use `referral_form_class` to get one with the
+    selected service line's required items."""
+
+    referring_provider_name = StringField(
+        "Referring provider's name",
+        filters=[stripped],
+        validators=[DataRequired("Enter the referring provider's name."), Length(max=120)],
+    )
+    referring_provider_npi = StringField(
+        "Referring provider's NPI",
+        description="10 digits.",
+        filters=[stripped],
+        validators=[valid_npi],
+    )
+    patient_first_name = StringField(
+        "First name",
+        filters=[stripped],
+        validators=[DataRequired("Enter the patient's first name."), Length(max=100)],
+    )
+    patient_last_name = StringField(
+        "Last name",
+        filters=[stripped],
+        validators=[DataRequired("Enter the patient's last name."), Length(max=100)],
+    )
+    patient_date_of_birth = DateField(
+        "Date of birth",
+        validators=[
+            InputRequired("Enter the patient's date of birth."),
+            plausible_date_of_birth,
+        ],
+    )
+    patient_phone = TelField(
+        "Phone", filters=[stripped], validators=[Optional(), Length(max=32), phone_number]
+    )
+    patient_email = EmailField(
+        "Email",
+        filters=[stripped],
+        validators=[
+            Optional(),
+            Length(max=254),
+            Email("Enter an email address like name@example.com.", check_deliverability=False),
+        ],
+    )
+    preferred_contact = RadioField(
+        "How does the patient prefer to be contacted?",
+        choices=[
+            (ContactMethod.PHONE.value, "Phone call"),
+            (ContactMethod.SMS.value, "Text message"),
+            (ContactMethod.EMAIL.value, "Email"),
+        ],
+        validators=[InputRequired("Choose how the patient prefers to be contacted.")],
+    )
+    service_line = SelectField(
+        "Service line",
+        validators=[DataRequired("Choose the service line you are referring to.")],
+    )
+    urgency = RadioField(
+        "Urgency",
+        choices=[
+            (Urgency.ROUTINE.value, "Routine"),
+            (Urgency.URGENT.value, "Urgent: needs contact within hours"),
+        ],
+        default=Urgency.ROUTINE.value,
+        validators=[InputRequired("Choose the urgency.")],
+    )
+    reason = TextAreaField(
+        "Reason for referral",
+        filters=[stripped],
+        validators=[DataRequired("Enter the reason for the referral."), Length(max=500)],
+    )
+    clinical_context = TextAreaField(
+        "Supporting clinical context",
+        description="Relevant history, medications, results. Optional.",
+        filters=[stripped],
+        validators=[Optional(), Length(max=5000)],
+    )
+    documents = MultipleFileField(
+        "Supporting documents",
+        description=f"Optional. {ACCEPTED_DESCRIPTION}, up to 10 files.",
+    )
+    source_code = StringField(
+        "Campaign or source code",
+        description="Optional, if you were given one.",
+        filters=[stripped],
+        validators=[
+            Optional(),
+            Length(max=40),
+            Regexp(r"^[A-Za-z0-9_-]+$", message="Use letters, digits, - and _ only."),
+        ],
+    )
+    consent_to_contact = BooleanField(
+        "The patient consented to be contacted",
+        validators=[DataRequired("The patient must consent to be contacted before you refer.")],
+    )
+    consent_to_outcome_sharing = BooleanField(
+        "The patient consented to outcome sharing with our office"
+    )
+    submission_token = HiddenField()
+
+    def __init__(self, *args, service_lines: list[ServiceLine], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.service_lines = {str(line.id): line for line in service_lines}
+        self.service_line.choices = [("", "Choose a service line")] + [
+            (str(line.id), line.name) for line in service_lines
+        ]
+        if not self.submission_token.data:
+            self.submission_token.data = secrets.token_urlsafe(24)
+        self.uploads: list[Upload] = []
+        self.item_uploads: dict[int, Upload] = {}
+
+    @property
+    def selected_service_line(self) -> ServiceLine | None:
+        return self.service_lines.get(self.service_line.data or "")
+
+    def item_fields(self) -> list[tuple[object, Field]]:
+        line = self.selected_service_line
+        if line is None:
+            return []
+        return [
+            (item, self[f"item_{item.id}"])
+            for item in line.required_items
+            if f"item_{item.id}" in self
+        ]
+
+    def validate_submission_token(self, field: Field) -> None:
+        if not field.data or len(field.data) > 64:
+            raise ValidationError("The form is incomplete: reload the page and try again.")
+
+    def validate_preferred_contact(self, field: Field) -> None:
+        needs_phone = field.data in (ContactMethod.PHONE.value, ContactMethod.SMS.value)
+        if needs_phone and not self.patient_phone.data:
+            raise ValidationError("Add the patient's phone number, or choose email.")
+        if field.data == ContactMethod.EMAIL.value and not self.patient_email.data:
+            raise ValidationError("Add the patient's email address, or choose phone or text.")
+
+    def validate_documents(self, field: Field) -> None:
+        files = [storage for storage in field.data or [] if has_file(storage)]
+        limit = current_app.config["DOCUMENT_MAX_COUNT"]
+        if len(files) > limit:
+            raise ValidationError(f"Attach at most {limit} documents.")
+        self.uploads = [self._read(storage) for storage in files]
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        # Checked here: Optional() on each field stops its own validators when empty.
+        if not self.patient_phone.data and not self.patient_email.data:
+            self.patient_phone.errors = [
+                *self.patient_phone.errors,
+                "Give a phone number or an email address for the patient.",
+            ]
+            valid = False
+        for item, item_field in self.item_fields():
+            if item.kind is ItemKind.DOCUMENT and has_file(item_field.data):
+                try:
+                    self.item_uploads[item.id] = self._read(item_field.data)
+                except ValidationError as refused:
+                    item_field.errors = [*item_field.errors, str(refused)]
+                    valid = False
+        return valid
+
+    def item_answers(self) -> dict[int, str]:
+        return {
+            item.id: item_field.data or ""
+            for item, item_field in self.item_fields()
+            if item.kind is ItemKind.ANSWER
+        }
+
+    @staticmethod
+    def _read(storage) -> Upload:
+        try:
+            return read_upload(storage, current_app.config["DOCUMENT_MAX_BYTES"])
+        except DocumentRefused as refused:
+            raise ValidationError(str(refused)) from None
+
+
+class StaffReferralForm(ReferralForm):
+    """Staff entering a referral that came by phone, fax or email."""
+
+    partner = SelectField("Referring partner", validators=[DataRequired("Choose the partner.")])
+    source_channel = SelectField(
+        "How did the referral arrive?",
+        choices=[
+            (Channel.PHONE.value, "Phone"),
+            (Channel.FAX.value, "Fax"),
+            (Channel.EMAIL.value, "Email"),
+            (Channel.STAFF.value, "Other (entered by staff)"),
+        ],
+        validators=[DataRequired()],
+    )
+
+
+def referral_form_class(
+    service_line: ServiceLine | None, *, for_staff: bool
+) -> type[ReferralForm]:
+    """The form class with one field per required item of `service_line`."""
+    base = StaffReferralForm if for_staff else ReferralForm
+    fields: dict[str, Field] = {}
+    for item in service_line.required_items if service_line else []:
+        if item.kind is ItemKind.DOCUMENT:
+            fields[f"item_{item.id}"] = FileField(item.label, description=item.help_text)
+        else:
+            fields[f"item_{item.id}"] = TextAreaField(
+                item.label,
+                description=item.help_text,
+                filters=[stripped],
+                validators=[Optional(), Length(max=2000)],
+            )
+    return type("ReferralFormForServiceLine", (base,), fields)
+
+
+# --- Actions on a referral -----------------------------------------------------------
+
+
+class ActionForm(FlaskForm):
+    """Every action form carries the version the user saw, to detect conflicts."""
+
+    version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
+    note = TextAreaField(
+        "Staff note (never shown to the referring office)",
+        filters=[stripped],
+        validators=[Optional(), Length(max=2000)],
+    )
+
+
+class AcceptForm(ActionForm):
+    provider = StringField(
+        "Assigned provider",
+        filters=[stripped],
+        validators=[DataRequired("Name the provider the patient is assigned to."), Length(max=120)],
+    )
+
+
+DECLINE_REASONS = [
+    "Does not meet the eligibility criteria",
+    "Service not offered for this condition",
+    "Needs a higher level of care",
+    "Outside our service area",
+    "Insurance not accepted",
+]
+
+
+class DeclineForm(ActionForm):
+    reason = SelectField(
+        "Reason",
+        choices=[("", "Choose a reason")] + [(r, r) for r in DECLINE_REASONS] + [("other", "Other")],
+        validators=[DataRequired("Choose why the referral is declined.")],
+    )
+    other_reason = StringField(
+        "Other reason", filters=[stripped], validators=[Optional(), Length(max=200)]
+    )
+
+    def validate_other_reason(self, field: Field) -> None:
+        if self.reason.data == "other" and not field.data:
+            raise ValidationError("Describe the other reason.")
+
+    @property
+    def reason_text(self) -> str:
+        return self.other_reason.data if self.reason.data == "other" else self.reason.data
+
+
+class RedirectForm(ActionForm):
+    destination = StringField(
+        "Redirect to",
+        description="The service or practice the patient is better served by.",
+        filters=[stripped],
+        validators=[DataRequired("Say where the referral is redirected."), Length(max=200)],
+    )
+
+
+class OutreachForm(ActionForm):
+    channel = SelectField(
+        "Contacted by",
+        choices=[(m.value, m.value.upper() if m is ContactMethod.SMS else m.value.title())
+                 for m in ContactMethod],
+        validators=[DataRequired()],
+    )
+    result = SelectField(
+        "Result",
+        choices=[
+            (OutreachResult.REACHED.value, "Reached the patient"),
+            (OutreachResult.NO_ANSWER.value, "No answer"),
+            (OutreachResult.LEFT_MESSAGE.value, "Left a message"),
+            (OutreachResult.WRONG_NUMBER.value, "Wrong number or address"),
+        ],
+        validators=[DataRequired()],
+    )
+
+
+class ScheduleForm(ActionForm):
+    appointment_date = DateField("Date", validators=[InputRequired("Choose the visit date.")])
+    appointment_time = TimeField(
+        "Time (UTC)", validators=[InputRequired("Choose the visit time.")]
+    )
+    mode = RadioField(
+        "Visit type",
+        choices=[(AppointmentMode.VIDEO.value, "Video"), (AppointmentMode.PHONE.value, "Phone")],
+        default=AppointmentMode.VIDEO.value,
+        validators=[InputRequired("Choose video or phone.")],
+    )
+
+    @property
+    def appointment_at(self) -> datetime:
+        moment: time = self.appointment_time.data
+        return datetime.combine(self.appointment_date.data, moment, tzinfo=UTC)
+
+
+class WithdrawForm(FlaskForm):
+    version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
+    reason = StringField(
+        "Reason (optional)", filters=[stripped], validators=[Optional(), Length(max=200)]
+    )
+
+
+class NoteForm(ActionForm):
+    def validate_note(self, field: Field) -> None:
+        if not field.data:
+            raise ValidationError("Write the note.")
+

@@ -1,0 +1,423 @@
+"""Referral pages: the partner's list, the form, a referral's page and its actions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
+
+from portal.accounts.sessions import passive, roles_required
+from portal.auditing import record_audit
+from portal.extensions import db
+from portal.models import (
+    AppointmentMode,
+    Channel,
+    ConsentKind,
+    ContactMethod,
+    Document,
+    OutreachResult,
+    Partner,
+    Referral,
+    Role,
+    ServiceLine,
+    Urgency,
+)
+from portal.referrals import forms, services
+from portal.referrals.access import get_referral_or_404, visible_referrals
+from portal.referrals.consent import current_wording, wording_for
+from portal.referrals.workflow import EditConflict, TransitionRefused, allowed_actions
+
+bp = Blueprint("referrals", __name__, url_prefix="/referrals")
+
+SUBMITTING_ROLES = (Role.PARTNER, Role.INTAKE)
+ALL_ROLES = tuple(Role)
+
+
+def _active_service_lines() -> list[ServiceLine]:
+    return list(
+        db.session.scalars(
+            select(ServiceLine)
+            .where(ServiceLine.active.is_(True))
+            .options(selectinload(ServiceLine.required_items))
+            .order_by(ServiceLine.name)
+        )
+    )
+
+
+def _build_referral_form(service_lines: list[ServiceLine]) -> forms.ReferralForm:
+    """The form for the service line the request names (the fields depend on it)."""
+    chosen = request.values.get("service_line", "")
+    line = next((s for s in service_lines if str(s.id) == chosen), None)
+    form_class = forms.referral_form_class(line, for_staff=not current_user.is_partner_user)
+    form = form_class(service_lines=service_lines)
+    if not form.is_submitted():  # the htmx fragment asks with GET ?service_line=...
+        form.service_line.data = chosen
+    if isinstance(form, forms.StaffReferralForm):
+        partners = db.session.scalars(
+            select(Partner).where(Partner.active.is_(True)).order_by(Partner.name)
+        )
+        form.partner.choices = [("", "Choose the partner")] + [(str(p.id), p.name) for p in partners]
+    return form
+
+
+@bp.get("/")
+@roles_required(Role.PARTNER)
+def index():
+    """The partner's referrals, newest first."""
+    page = max(1, request.args.get("page", 1, type=int))
+    size = current_app.config["QUEUE_PAGE_SIZE"]
+    referrals = list(
+        db.session.scalars(
+            visible_referrals(current_user)
+            .options(selectinload(Referral.service_line))
+            .order_by(Referral.submitted_at.desc(), Referral.id.desc())
+            .limit(size + 1)
+            .offset((page - 1) * size)
+        )
+    )
+    return render_template(
+        "referrals/index.html",
+        referrals=referrals[:size],
+        page=page,
+        has_next=len(referrals) > size,
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@roles_required(*SUBMITTING_ROLES)
+def new():
+    """The one-page referral form."""
+    service_lines = _active_service_lines()
+    form = _build_referral_form(service_lines)
+    refreshing = "show_requirements" in request.form
+    if not refreshing and form.validate_on_submit():
+        result = services.submit_referral(_submission_from(form), current_user)
+        if not result.created:
+            flash("This referral was already received; it was not sent twice.", "info")
+        return redirect(url_for("referrals.submitted", reference=result.referral.reference))
+    status = 422 if request.method == "POST" and not refreshing else 200
+    return (
+        render_template(
+            "referrals/new.html",
+            form=form,
+            contact_wording=current_wording(ConsentKind.CONTACT),
+            sharing_wording=current_wording(ConsentKind.OUTCOME_SHARING),
+        ),
+        status,
+    )
+
+
+def _submission_from(form: forms.ReferralForm) -> services.ReferralSubmission:
+    if isinstance(form, forms.StaffReferralForm):
+        partner = db.session.get(Partner, int(form.partner.data))
+        channel = Channel(form.source_channel.data)
+    else:
+        partner, channel = current_user.partner, Channel.PORTAL
+    if partner is None:
+        abort(400)
+    return services.ReferralSubmission(
+        partner=partner,
+        service_line=form.selected_service_line,
+        urgency=Urgency(form.urgency.data),
+        referring_provider_name=form.referring_provider_name.data,
+        referring_provider_npi=form.referring_provider_npi.data,
+        patient_first_name=form.patient_first_name.data,
+        patient_last_name=form.patient_last_name.data,
+        patient_date_of_birth=form.patient_date_of_birth.data,
+        patient_phone=form.patient_phone.data or None,
+        patient_email=(form.patient_email.data or "").lower() or None,
+        preferred_contact=ContactMethod(form.preferred_contact.data),
+        reason=form.reason.data,
+        clinical_context=form.clinical_context.data or "",
+        consent_to_contact=form.consent_to_contact.data,
+        consent_to_outcome_sharing=form.consent_to_outcome_sharing.data,
+        submission_token=form.submission_token.data,
+        source_channel=channel,
+        source_code=form.source_code.data or None,
+        documents=form.uploads,
+        item_answers=form.item_answers(),
+        item_documents=form.item_uploads,
+    )
+
+
+@bp.get("/new/requirements")
+@roles_required(*SUBMITTING_ROLES)
+def requirements():
+    """htmx fragment: the chosen service line's eligibility criteria and required items."""
+    form = _build_referral_form(_active_service_lines())
+    return render_template("referrals/_requirements.html", form=form)
+
+
+@bp.get("/<reference>/submitted")
+@roles_required(*SUBMITTING_ROLES)
+def submitted(reference: str):
+    """Confirmation with the reference to quote."""
+    referral = get_referral_or_404(current_user, reference)
+    return render_template("referrals/submitted.html", referral=referral)
+
+
+@bp.get("/<reference>")
+@login_required
+def detail(reference: str):
+    """One referral: status, timeline and, for staff, the actions open to them."""
+    referral = get_referral_or_404(current_user, reference)
+    record_audit("referral.viewed", actor=current_user, referral=referral)
+    db.session.commit()
+    return _render_detail(referral)
+
+
+def _render_detail(
+    referral: Referral,
+    *,
+    failed_action: str | None = None,
+    failed_form: Any = None,
+    message: str | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    actions = allowed_actions(referral, current_user)
+    action_forms = {}
+    for transition in actions:
+        form_class = ACTIONS[transition.action].form_class
+        if transition.action == failed_action and failed_form is not None:
+            form = failed_form
+            form.version.data = referral.version
+        else:
+            form = form_class(formdata=None, version=referral.version)
+        action_forms[transition.action] = form
+    consents = services.consents_of(referral)
+    return (
+        render_template(
+            "referrals/detail.html",
+            referral=referral,
+            actions=actions,
+            action_forms=action_forms,
+            action_message=message,
+            failed_action=failed_action,
+            consents=[(c, wording_for(c.kind, c.wording_version)) for c in consents],
+            **_timeline_context(referral),
+        ),
+        status,
+    )
+
+
+def _timeline_etag(referral: Referral) -> str:
+    audience = "partner" if current_user.is_partner_user else "staff"
+    return f'"{referral.reference}-{referral.version}-{audience}"'
+
+
+def _timeline_context(referral: Referral) -> dict[str, Any]:
+    return {
+        "events": services.timeline(referral, current_user),
+        "timeline_etag": _timeline_etag(referral),
+        "poll_seconds": current_app.config["TIMELINE_POLL_SECONDS"],
+    }
+
+
+@bp.get("/<reference>/timeline")
+@passive
+@login_required
+def timeline(reference: str):
+    """htmx fragment polled by an open referral page; 304 when nothing changed."""
+    referral = get_referral_or_404(current_user, reference)
+    etag = _timeline_etag(referral)
+    if request.headers.get("If-None-Match") == etag:
+        response = Response(status=304)
+        response.headers["ETag"] = etag
+        return response
+    record_audit("referral.timeline_viewed", actor=current_user, referral=referral)
+    db.session.commit()
+    html = render_template(
+        "referrals/_timeline.html", referral=referral, **_timeline_context(referral)
+    )
+    response = Response(html)
+    response.headers["ETag"] = etag
+    return response
+
+
+@bp.get("/<reference>/documents/<int:document_id>")
+@login_required
+def document(reference: str, document_id: int):
+    """Download a supporting document (staff with patient access and the partner)."""
+    if not current_user.sees_patient_details:
+        abort(403)
+    referral = get_referral_or_404(current_user, reference)
+    doc = db.session.get(Document, document_id)
+    if doc is None or doc.referral_id != referral.id:
+        abort(404)
+    record_audit(
+        "referral.document_downloaded", actor=current_user, referral=referral, document_id=doc.id
+    )
+    db.session.commit()
+    response = Response(doc.content, mimetype=doc.content_type)
+    response.headers["Content-Disposition"] = _attachment_header(doc.filename)
+    return response
+
+
+def _attachment_header(filename: str) -> str:
+    ascii_name = filename.encode("ascii", "ignore").decode() or "document"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+# --- Actions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    form_class: type
+    perform: Callable[[Referral, Any, Any], object]
+    done: str
+
+
+ACTIONS: dict[str, Action] = {
+    "first_touch": Action(
+        forms.ActionForm,
+        lambda r, u, f: services.record_first_touch(
+            r, u, expected_version=f.version.data, note=f.note.data or ""
+        ),
+        "First touch recorded.",
+    ),
+    "resume_review": Action(
+        forms.ActionForm,
+        lambda r, u, f: services.resume_review(
+            r, u, expected_version=f.version.data, note=f.note.data or ""
+        ),
+        "Back in review.",
+    ),
+    "accept": Action(
+        forms.AcceptForm,
+        lambda r, u, f: services.accept(
+            r, u, expected_version=f.version.data, provider=f.provider.data, note=f.note.data or ""
+        ),
+        "Referral accepted.",
+    ),
+    "decline": Action(
+        forms.DeclineForm,
+        lambda r, u, f: services.decline(
+            r, u, expected_version=f.version.data, reason=f.reason_text, note=f.note.data or ""
+        ),
+        "Referral declined.",
+    ),
+    "redirect": Action(
+        forms.RedirectForm,
+        lambda r, u, f: services.redirect_referral(
+            r, u, expected_version=f.version.data, destination=f.destination.data,
+            note=f.note.data or "",
+        ),
+        "Referral redirected.",
+    ),
+    "log_outreach": Action(
+        forms.OutreachForm,
+        lambda r, u, f: services.log_outreach(
+            r, u, expected_version=f.version.data, channel=ContactMethod(f.channel.data),
+            result=OutreachResult(f.result.data), note=f.note.data or "",
+        ),
+        "Contact attempt logged.",
+    ),
+    "schedule": Action(
+        forms.ScheduleForm,
+        lambda r, u, f: services.schedule(
+            r, u, expected_version=f.version.data, appointment_at=f.appointment_at,
+            mode=AppointmentMode(f.mode.data), note=f.note.data or "",
+        ),
+        "Visit scheduled.",
+    ),
+    "record_completed": Action(
+        forms.ActionForm,
+        lambda r, u, f: services.record_completed(
+            r, u, expected_version=f.version.data, note=f.note.data or ""
+        ),
+        "Visit recorded as completed.",
+    ),
+    "record_no_show": Action(
+        forms.ActionForm,
+        lambda r, u, f: services.record_no_show(
+            r, u, expected_version=f.version.data, note=f.note.data or ""
+        ),
+        "No-show recorded.",
+    ),
+    "mark_unreachable": Action(
+        forms.ActionForm,
+        lambda r, u, f: services.mark_unreachable(
+            r, u, expected_version=f.version.data, note=f.note.data or ""
+        ),
+        "Referral closed: patient unreachable.",
+    ),
+    "withdraw": Action(
+        forms.WithdrawForm,
+        lambda r, u, f: services.withdraw(
+            r, u, expected_version=f.version.data, reason=f.reason.data or ""
+        ),
+        "Referral withdrawn.",
+    ),
+    "add_note": Action(
+        forms.NoteForm,
+        lambda r, u, f: services.add_staff_note(
+            r, u, expected_version=f.version.data, note=f.note.data
+        ),
+        "Note added.",
+    ),
+}
+
+
+@bp.post("/<reference>/actions/<action>")
+@login_required
+def act(reference: str, action: str):
+    """Perform one workflow action; refusals and conflicts re-render with the input kept."""
+    referral = get_referral_or_404(current_user, reference)
+    spec = ACTIONS.get(action)
+    if spec is None:
+        abort(404)
+    form = spec.form_class()
+    if not form.validate():
+        return _render_detail(
+            referral,
+            failed_action=action,
+            failed_form=form,
+            message="Check the highlighted fields.",
+            status=422,
+        )
+    try:
+        spec.perform(referral, current_user, form)
+        db.session.commit()
+    except TransitionRefused as refused:
+        db.session.rollback()
+        return _refused(referral, action, form, str(refused), 409)
+    except (EditConflict, StaleDataError):
+        db.session.rollback()
+        return _refused(
+            referral,
+            action,
+            form,
+            "Someone else changed this referral while you were working on it, so your "
+            "change was not saved. The page now shows the latest version; your entries "
+            "are kept below. Check them and submit again if they still apply.",
+            409,
+        )
+    flash(spec.done, "success")
+    return redirect(url_for("referrals.detail", reference=referral.reference))
+
+
+def _refused(referral: Referral, action: str, form: Any, message: str, status: int):
+    db.session.expire_all()
+    referral = get_referral_or_404(current_user, referral.reference)
+    return _render_detail(
+        referral, failed_action=action, failed_form=form, message=message, status=status
+    )
+

@@ -1,0 +1,476 @@
+"""Submitting referrals and the staff and partner actions on them.
+
+Each function checks, changes and records in the current session and never commits:
+the route that calls it commits once, so a change, its timeline event, its audit entry
+and its messages land together or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from portal.auditing import record_audit
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.models import (
+    AppointmentMode,
+    Channel,
+    Consent,
+    ConsentKind,
+    ContactMethod,
+    Document,
+    ItemKind,
+    OutreachAttempt,
+    OutreachResult,
+    Partner,
+    Referral,
+    ReferralEvent,
+    ReferralItem,
+    ServiceLine,
+    Status,
+    Urgency,
+    User,
+)
+from portal.notifications.referrals import notify_intake_of_urgent_referral
+from portal.referrals.consent import current_wording
+from portal.referrals.documents import Upload
+from portal.referrals.references import new_reference
+from portal.referrals.workflow import (
+    TransitionRefused,
+    apply_transition,
+    record_event,
+)
+
+OUTREACH_ATTEMPTS_BEFORE_UNREACHABLE = 3
+
+
+@dataclass
+class ReferralSubmission:
+    """Everything a referring office sends, already validated by the form."""
+
+    partner: Partner
+    service_line: ServiceLine
+    urgency: Urgency
+    referring_provider_name: str
+    referring_provider_npi: str
+    patient_first_name: str
+    patient_last_name: str
+    patient_date_of_birth: date
+    patient_phone: str | None
+    patient_email: str | None
+    preferred_contact: ContactMethod
+    reason: str
+    clinical_context: str
+    consent_to_contact: bool
+    consent_to_outcome_sharing: bool
+    submission_token: str
+    source_channel: Channel = Channel.PORTAL
+    source_code: str | None = None
+    documents: list[Upload] = field(default_factory=list)
+    # Answers and documents for the service line's required items, by RequiredItem id.
+    item_answers: dict[int, str] = field(default_factory=dict)
+    item_documents: dict[int, Upload] = field(default_factory=dict)
+
+
+@dataclass
+class SubmissionResult:
+    referral: Referral
+    created: bool  # False when the same form had already been submitted
+
+
+def find_submitted(partner_id: int, submission_token: str) -> Referral | None:
+    return db.session.scalar(
+        select(Referral).where(
+            Referral.partner_id == partner_id, Referral.submission_token == submission_token
+        )
+    )
+
+
+def submit_referral(submission: ReferralSubmission, submitted_by: User) -> SubmissionResult:
+    """Record a new referral and route it: urgent, routine review, or needs_info.
+
+    Idempotent on the form's submission token: a second submission of the same form
+    returns the first referral. Commits, because only a committed insert can detect a
+    concurrent duplicate.
+    """
+    if not submission.consent_to_contact:
+        raise TransitionRefused("The patient's consent to be contacted is required.")
+    existing = find_submitted(submission.partner.id, submission.submission_token)
+    if existing is not None:
+        return SubmissionResult(existing, created=False)
+    try:
+        referral = _create_referral(submission, submitted_by)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        existing = find_submitted(submission.partner.id, submission.submission_token)
+        if existing is None:
+            raise
+        return SubmissionResult(existing, created=False)
+    return SubmissionResult(referral, created=True)
+
+
+def _create_referral(submission: ReferralSubmission, submitted_by: User) -> Referral:
+    now = utcnow()
+    referral = Referral(
+        reference=_unused_reference(),
+        partner=submission.partner,
+        service_line=submission.service_line,
+        status=Status.SUBMITTED,
+        urgency=submission.urgency,
+        referring_provider_name=submission.referring_provider_name,
+        referring_provider_npi=submission.referring_provider_npi,
+        patient_first_name=submission.patient_first_name,
+        patient_last_name=submission.patient_last_name,
+        patient_date_of_birth=submission.patient_date_of_birth,
+        patient_phone=submission.patient_phone,
+        patient_email=submission.patient_email,
+        preferred_contact=submission.preferred_contact,
+        reason=submission.reason,
+        clinical_context=submission.clinical_context,
+        source_channel=submission.source_channel,
+        source_code=submission.source_code,
+        submitted_by=submitted_by,
+        submission_token=submission.submission_token,
+        submitted_at=now,
+        updated_at=now,
+    )
+    db.session.add(referral)
+    db.session.flush()
+
+    for kind, granted in (
+        (ConsentKind.CONTACT, submission.consent_to_contact),
+        (ConsentKind.OUTCOME_SHARING, submission.consent_to_outcome_sharing),
+    ):
+        db.session.add(
+            Consent(
+                referral_id=referral.id,
+                kind=kind,
+                granted=granted,
+                wording_version=current_wording(kind).version,
+                attested_by_id=submitted_by.id,
+                attested_at=now,
+            )
+        )
+    for upload in submission.documents:
+        _store_document(referral, upload, submitted_by)
+
+    for required in submission.service_line.required_items:
+        item = ReferralItem(
+            referral=referral, required_item=required, label=required.label, kind=required.kind
+        )
+        answer = submission.item_answers.get(required.id, "").strip()
+        upload = submission.item_documents.get(required.id)
+        if required.kind is ItemKind.ANSWER and answer:
+            item.answer, item.provided_at = answer, now
+        elif required.kind is ItemKind.DOCUMENT and upload is not None:
+            item.document, item.provided_at = _store_document(referral, upload, submitted_by), now
+        db.session.add(item)
+
+    db.session.flush()
+    record_event(
+        referral,
+        kind="submitted",
+        actor=submitted_by,
+        summary="Referral received",
+        partner_visible=True,
+        to_status=Status.SUBMITTED,
+    )
+    record_audit(
+        "referral.submitted",
+        actor=submitted_by,
+        referral=referral,
+        channel=submission.source_channel.value,
+    )
+    _route_new_referral(referral)
+    return referral
+
+
+def _route_new_referral(referral: Referral) -> None:
+    """PRODUCT.md's three outcomes at intake."""
+    missing = referral.missing_items
+    if missing:
+        referral.status = Status.NEEDS_INFO
+        record_event(
+            referral,
+            kind="needs_info",
+            actor=None,
+            summary="More information needed: " + "; ".join(item.label for item in missing),
+            partner_visible=True,
+            from_status=Status.SUBMITTED,
+            to_status=Status.NEEDS_INFO,
+        )
+    if referral.urgency is Urgency.URGENT:
+        record_event(
+            referral,
+            kind="urgent_routed",
+            actor=None,
+            summary="Urgent: placed at the top of the intake queue and on-call intake notified",
+            partner_visible=False,
+        )
+        notify_intake_of_urgent_referral(referral)
+
+
+def _unused_reference() -> str:
+    while True:
+        reference = new_reference()
+        if db.session.scalar(select(Referral.id).where(Referral.reference == reference)) is None:
+            return reference
+
+
+def _store_document(referral: Referral, upload: Upload, uploaded_by: User) -> Document:
+    document = Document(
+        referral=referral,
+        filename=upload.filename,
+        content_type=upload.content_type,
+        size_bytes=len(upload.content),
+        sha256=upload.sha256,
+        content=upload.content,
+        uploaded_by_id=uploaded_by.id,
+        uploaded_at=utcnow(),
+    )
+    db.session.add(document)
+    return document
+
+
+# --- Actions -----------------------------------------------------------------------
+
+
+def record_first_touch(
+    referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
+) -> ReferralEvent:
+    if referral.first_touch_at is not None:
+        raise TransitionRefused("First touch was already recorded for this referral.")
+    event = apply_transition(
+        referral, "first_touch", actor, expected_version=expected_version, staff_note=note
+    )
+    referral.first_touch_at = event.at
+    return event
+
+
+def resume_review(
+    referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
+) -> ReferralEvent:
+    event = apply_transition(
+        referral, "resume_review", actor, expected_version=expected_version, staff_note=note
+    )
+    if referral.first_touch_at is None:
+        referral.first_touch_at = event.at
+    return event
+
+
+def accept(
+    referral: Referral,
+    actor: User,
+    *,
+    expected_version: int | None,
+    provider: str,
+    note: str = "",
+) -> ReferralEvent:
+    event = apply_transition(
+        referral,
+        "accept",
+        actor,
+        expected_version=expected_version,
+        summary=f"Accepted and assigned to {provider}",
+        staff_note=note,
+    )
+    referral.assigned_provider = provider
+    referral.triaged_at = event.at
+    return event
+
+
+def decline(
+    referral: Referral,
+    actor: User,
+    *,
+    expected_version: int | None,
+    reason: str,
+    note: str = "",
+) -> ReferralEvent:
+    event = apply_transition(
+        referral,
+        "decline",
+        actor,
+        expected_version=expected_version,
+        summary=f"Declined: not eligible ({reason})",
+        staff_note=note,
+    )
+    referral.decline_reason = reason
+    referral.triaged_at = referral.outcome_at = event.at
+    return event
+
+
+def redirect_referral(
+    referral: Referral,
+    actor: User,
+    *,
+    expected_version: int | None,
+    destination: str,
+    note: str = "",
+) -> ReferralEvent:
+    event = apply_transition(
+        referral,
+        "redirect",
+        actor,
+        expected_version=expected_version,
+        summary=f"Redirected to {destination}",
+        staff_note=note,
+    )
+    referral.redirect_destination = destination
+    referral.triaged_at = referral.outcome_at = event.at
+    return event
+
+
+def log_outreach(
+    referral: Referral,
+    actor: User,
+    *,
+    expected_version: int | None,
+    channel: ContactMethod,
+    result: OutreachResult,
+    note: str = "",
+) -> ReferralEvent:
+    """Log a try at reaching the patient; the first success is shown to the partner."""
+    first_reach = result is OutreachResult.REACHED and referral.patient_reached_at is None
+    result_text = result.value.replace("_", " ")
+    event = apply_transition(
+        referral,
+        "log_outreach",
+        actor,
+        expected_version=expected_version,
+        summary="Patient reached" if first_reach else f"Contact attempt by {channel}: {result_text}",
+        partner_visible=first_reach,
+        notify_partner=first_reach,
+        message_headline="Patient reached",
+        staff_note=note,
+    )
+    db.session.add(
+        OutreachAttempt(
+            referral=referral, at=event.at, actor=actor, channel=channel, result=result, note=note
+        )
+    )
+    if first_reach:
+        referral.patient_reached_at = event.at
+    return event
+
+
+def schedule(
+    referral: Referral,
+    actor: User,
+    *,
+    expected_version: int | None,
+    appointment_at: datetime,
+    mode: AppointmentMode,
+    note: str = "",
+) -> ReferralEvent:
+    if appointment_at <= utcnow():
+        raise TransitionRefused("The appointment must be in the future.")
+    rescheduling = referral.status is Status.SCHEDULED
+    when = appointment_at.strftime("%d %b %Y %H:%M UTC")
+    event = apply_transition(
+        referral,
+        "schedule",
+        actor,
+        expected_version=expected_version,
+        summary=f"First visit {'rescheduled' if rescheduling else 'scheduled'}: {when}, {mode}",
+        staff_note=note,
+    )
+    referral.appointment_at, referral.appointment_mode = appointment_at, mode
+    if referral.scheduled_at is None:
+        referral.scheduled_at = event.at
+    if referral.patient_reached_at is None:
+        referral.patient_reached_at = event.at
+    return event
+
+
+def record_completed(
+    referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
+) -> ReferralEvent:
+    if referral.appointment_at and referral.appointment_at > utcnow():
+        raise TransitionRefused("The visit is still in the future; it cannot be completed yet.")
+    event = apply_transition(
+        referral, "record_completed", actor, expected_version=expected_version, staff_note=note
+    )
+    referral.outcome_at = event.at
+    return event
+
+
+def record_no_show(
+    referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
+) -> ReferralEvent:
+    if referral.appointment_at and referral.appointment_at > utcnow():
+        raise TransitionRefused("The visit is still in the future; it cannot be a no-show yet.")
+    return apply_transition(
+        referral, "record_no_show", actor, expected_version=expected_version, staff_note=note
+    )
+
+
+def mark_unreachable(
+    referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
+) -> ReferralEvent:
+    attempts = len(referral.outreach_attempts)
+    if attempts < OUTREACH_ATTEMPTS_BEFORE_UNREACHABLE:
+        raise TransitionRefused(
+            f"Log at least {OUTREACH_ATTEMPTS_BEFORE_UNREACHABLE} contact attempts before "
+            f"marking the patient unreachable ({attempts} so far)."
+        )
+    event = apply_transition(
+        referral, "mark_unreachable", actor, expected_version=expected_version, staff_note=note
+    )
+    referral.outcome_at = event.at
+    return event
+
+
+def withdraw(
+    referral: Referral, actor: User, *, expected_version: int | None, reason: str = ""
+) -> ReferralEvent:
+    event = apply_transition(
+        referral,
+        "withdraw",
+        actor,
+        expected_version=expected_version,
+        summary="Withdrawn by the referring office" + (f": {reason}" if reason else ""),
+    )
+    referral.outcome_at = event.at
+    return event
+
+
+def add_staff_note(
+    referral: Referral, actor: User, *, expected_version: int | None, note: str
+) -> ReferralEvent:
+    return apply_transition(
+        referral, "add_note", actor, expected_version=expected_version, staff_note=note
+    )
+
+
+# --- Reading -----------------------------------------------------------------------
+
+
+def timeline(referral: Referral, user: User) -> list[ReferralEvent]:
+    """The referral's events, newest first; partners see only partner-visible ones."""
+    statement = (
+        select(ReferralEvent)
+        .where(ReferralEvent.referral_id == referral.id)
+        .order_by(ReferralEvent.at.desc(), ReferralEvent.id.desc())
+    )
+    if user.is_partner_user:
+        statement = statement.where(ReferralEvent.partner_visible.is_(True))
+    return list(db.session.scalars(statement))
+
+
+def consents_of(referral: Referral) -> list[Consent]:
+    return list(
+        db.session.scalars(
+            select(Consent).where(Consent.referral_id == referral.id).order_by(Consent.kind)
+        )
+    )
+
+
+def document_limit() -> int:
+    return current_app.config["DOCUMENT_MAX_BYTES"]

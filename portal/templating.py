@@ -1,0 +1,36 @@
+"""Jinja filters and globals shared by every template."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask
+
+from portal.clock import utcnow
+from portal.models import Role, Status
+
+
+def format_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%d %b %Y, %H:%M UTC")
+
+
+def format_age(value: datetime | None) -> str:
+    """'3 h ago', '2 d ago': how long something has been waiting."""
+    if value is None:
+        return ""
+    seconds = max(0, int((utcnow() - value).total_seconds()))
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def install_template_helpers(app: Flask) -> None:
+    app.jinja_env.filters["datetime"] = format_datetime
+    app.jinja_env.filters["age"] = format_age
+    app.jinja_env.globals.update(Role=Role, Status=Status)

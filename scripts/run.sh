@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what the portal needs, bring the database up to date, load the demo data
+# (once), print the demo sign-ins and serve the portal on http://127.0.0.1:8000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e .
+
+export PORTAL_ENV="${PORTAL_ENV:-development}"
+.venv/bin/flask --app wsgi db upgrade
+.venv/bin/flask --app wsgi demo load
+
+echo
+echo "Serving the referral portal on http://127.0.0.1:8000 (Ctrl-C to stop)"
+exec .venv/bin/gunicorn --bind 127.0.0.1:8000 --workers 2 --threads 4 \
+  --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms' wsgi:app

@@ -1,0 +1,165 @@
+"""Shared fixtures: a clean, migrated database per test, an app, clients and the desk.
+
+The database is SQLite unless `--database-url` (or TEST_DATABASE_URL) names a
+PostgreSQL database. Migrations run once per session; each test then gets its own
+copy (SQLite) or emptied tables (PostgreSQL), so no test sees another's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, event, text
+
+from portal import create_app
+from portal.commands import upgrade_database
+from portal.config import TestConfig
+from portal.extensions import db
+from portal.models import Base
+from tests.fixtures.desk import Desk, build_desk
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-url",
+        default=os.environ.get("TEST_DATABASE_URL"),
+        help="PostgreSQL URL to test against (default: a SQLite file per test)",
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseTemplate:
+    dialect: str
+    location: str  # the migrated SQLite file, or the PostgreSQL URL
+
+
+@pytest.fixture(scope="session")
+def database_template(request, tmp_path_factory) -> DatabaseTemplate:
+    url = request.config.getoption("--database-url")
+    if not url or url.startswith("sqlite"):
+        path = tmp_path_factory.mktemp("template") / "portal.db"
+        _migrate(f"sqlite:///{path}")
+        return DatabaseTemplate("sqlite", str(path))
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    _migrate(url)
+    return DatabaseTemplate("postgresql", url)
+
+
+def _migrate(url: str) -> None:
+    app = create_app(TestConfig, DATABASE_URL=url)
+    with app.app_context():
+        upgrade_database()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def database_url(database_template: DatabaseTemplate, tmp_path) -> str:
+    if database_template.dialect == "sqlite":
+        path = tmp_path / "portal.db"
+        shutil.copyfile(database_template.location, path)
+        return f"sqlite:///{path}"
+    engine = create_engine(database_template.location)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return database_template.location
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    app = create_app(TestConfig, DATABASE_URL=database_url)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def desk(app: Flask) -> Desk:
+    """Two partners, a user for every role, two service lines (one with required items)."""
+    with app.app_context():
+        return build_desk()
+
+
+class PortalClient(FlaskClient):
+    """A test client that signs in and sends the CSRF token like the browser does."""
+
+    _csrf: str | None = None
+
+    def sign_in(self, email: str, password: str = "correct horse battery") -> None:
+        response = self.post(
+            "/sign-in", data={"email": email, "password": password}, follow_redirects=False
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        self._csrf = None
+
+    def csrf_token(self) -> str:
+        if self._csrf is None:
+            page = super().get("/", follow_redirects=True)
+            html = page.get_data(as_text=True)
+            match = re.search(r'"X-CSRFToken": "([^"]+)"', html)
+            assert match, "no CSRF token on the page"
+            self._csrf = match.group(1)
+        return self._csrf
+
+    def open(self, *args, **kwargs):
+        method = kwargs.get("method", "GET")
+        if method != "GET" and not kwargs.pop("without_csrf", False):
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRFToken", self.csrf_token())
+            kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def client(app: Flask) -> PortalClient:
+    app.test_client_class = PortalClient
+    return app.test_client()
+
+
+@pytest.fixture
+def client_for(app: Flask):
+    """A signed-in client for a desk user: `client_for(desk.intake)`."""
+
+    def make(email: str) -> PortalClient:
+        app.test_client_class = PortalClient
+        client = app.test_client()
+        client.sign_in(email)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def count_queries(app: Flask):
+    """Count the SQL statements run inside the block: `with count_queries() as n: ...`."""
+
+    class Counter:
+        def __init__(self) -> None:
+            self.count = 0
+
+        def __enter__(self):
+            with app.app_context():
+                self.engine = db.engine
+            event.listen(self.engine, "before_cursor_execute", self._count)
+            return self
+
+        def _count(self, *_args) -> None:
+            self.count += 1
+
+        def __exit__(self, *_exc) -> None:
+            event.remove(self.engine, "before_cursor_execute", self._count)
+
+    return Counter
