@@ -37,14 +37,18 @@ from portal.models import (
 from portal.referrals import services
 from portal.referrals.documents import Upload
 
-DEMO_PASSWORD = "demo-password-2026"
+DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo on purpose
 STALL_CHANCE = 0.06
 
 DEMO_PARTNERS = [
     ("Maple Street Family Medicine", "Primary care", "Dana Whitfield", "referrals@maple.example"),
     ("Riverside Cardiology Associates", "Cardiology", "Luis Ortega", "intake@riverside.example"),
-    ("St. Brendan's Hospital", "Hospital discharge planning", "Amara Okafor",
-     "discharge@stbrendans.example"),
+    (
+        "St. Brendan's Hospital",
+        "Hospital discharge planning",
+        "Amara Okafor",
+        "discharge@stbrendans.example",
+    ),
 ]
 
 DEMO_USERS = [
@@ -70,8 +74,10 @@ DEMO_SERVICE_LINES = [
         "Supervised virtual cardiac rehab after a cardiac event.",
         "Myocardial infarction, CABG, PCI or stable heart failure in the last 12 months\n"
         "Cleared for exercise by a cardiologist",
-        [("Most recent echocardiogram report", ItemKind.DOCUMENT),
-         ("Exercise clearance note", ItemKind.DOCUMENT)],
+        [
+            ("Most recent echocardiogram report", ItemKind.DOCUMENT),
+            ("Exercise clearance note", ItemKind.DOCUMENT),
+        ],
     ),
     (
         "Diabetes and endocrinology",
@@ -87,22 +93,71 @@ DEMO_SERVICE_LINES = [
     ),
 ]
 
-FIRST_NAMES = ["Alex", "Jordan", "Maria", "Wei", "Fatima", "Noah", "Elena", "Kofi", "Hannah",
-               "Diego", "Aisha", "Liam", "Sofia", "Yusuf", "Mei", "Oliver", "Zara", "Mateo"]
-LAST_NAMES = ["Rivera", "Chen", "Okoye", "Johansson", "Patel", "Nguyen", "Kowalski", "Haddad",
-              "Brown", "Silva", "Murphy", "Kim", "Ibrahim", "Novak", "Garcia", "Schmidt"]
+FIRST_NAMES = [
+    "Alex",
+    "Jordan",
+    "Maria",
+    "Wei",
+    "Fatima",
+    "Noah",
+    "Elena",
+    "Kofi",
+    "Hannah",
+    "Diego",
+    "Aisha",
+    "Liam",
+    "Sofia",
+    "Yusuf",
+    "Mei",
+    "Oliver",
+    "Zara",
+    "Mateo",
+]
+LAST_NAMES = [
+    "Rivera",
+    "Chen",
+    "Okoye",
+    "Johansson",
+    "Patel",
+    "Nguyen",
+    "Kowalski",
+    "Haddad",
+    "Brown",
+    "Silva",
+    "Murphy",
+    "Kim",
+    "Ibrahim",
+    "Novak",
+    "Garcia",
+    "Schmidt",
+]
 PROVIDERS = ["Dr. Helen Park", "Dr. James Osei", "Dr. Rosa Martinez", "Dr. Ian Fletcher"]
-REFERRING = [("Dr. Ruth Adler", "1234567893"), ("Dr. Kenji Sato", "1245319599"),
-             ("Dr. Maya Brooks", "1003000126")]
+REFERRING = [
+    ("Dr. Ruth Adler", "1234567893"),
+    ("Dr. Kenji Sato", "1245319599"),
+    ("Dr. Maya Brooks", "1003000126"),
+]
 REASONS = {
-    "Behavioral health": ["Worsening depression despite SSRI", "Generalised anxiety, panic attacks",
-                          "Adult ADHD evaluation"],
-    "Cardiac rehabilitation": ["Post-MI rehabilitation", "Cardiac rehab after CABG",
-                               "Heart failure, NYHA II, rehab"],
-    "Diabetes and endocrinology": ["Type 2 diabetes, HbA1c 9.4%", "Hypothyroidism, dose review",
-                                   "New type 1 diabetes, education"],
-    "Sleep medicine": ["Snoring and daytime sleepiness", "Chronic insomnia",
-                       "Suspected obstructive sleep apnea"],
+    "Behavioral health": [
+        "Worsening depression despite SSRI",
+        "Generalised anxiety, panic attacks",
+        "Adult ADHD evaluation",
+    ],
+    "Cardiac rehabilitation": [
+        "Post-MI rehabilitation",
+        "Cardiac rehab after CABG",
+        "Heart failure, NYHA II, rehab",
+    ],
+    "Diabetes and endocrinology": [
+        "Type 2 diabetes, HbA1c 9.4%",
+        "Hypothyroidism, dose review",
+        "New type 1 diabetes, education",
+    ],
+    "Sleep medicine": [
+        "Snoring and daytime sleepiness",
+        "Chronic insomnia",
+        "Suspected obstructive sleep apnea",
+    ],
 }
 # A one-page PDF, enough to show a document on a referral.
 DEMO_PDF = (
@@ -172,8 +227,10 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
     )
     db.session.commit()
     total = db.session.scalar(select(func.count(Referral.id)))
-    return f"{len(partners)} partners, {len(users)} users, {len(lines)} service lines, " \
-           f"{total} referrals"
+    return (
+        f"{len(partners)} partners, {len(users)} users, {len(lines)} service lines, "
+        f"{total} referrals"
+    )
 
 
 def _play_referral(rng, *, now, partner, submitter, line, intake, clinical) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
@@ -30,10 +32,8 @@ def verify_password(password_hash: str | None, password: str) -> tuple[bool, str
     """
     ph = hasher()
     if password_hash is None:
-        try:
+        with contextlib.suppress(VerificationError):
             ph.verify(_dummy_hash(), password)
-        except VerificationError:
-            pass
         return False, None
     try:
         ph.verify(password_hash, password)

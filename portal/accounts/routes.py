@@ -68,9 +68,7 @@ def sign_in():
             return redirect(_safe_next(request.args.get("next")) or home_for(user.role))
     elif request.method == "POST":
         error = "Enter your email address and password."
-    return render_template("accounts/sign_in.html", form=form, error=error), (
-        401 if error else 200
-    )
+    return render_template("accounts/sign_in.html", form=form, error=error), (401 if error else 200)
 
 
 @bp.post("/sign-out")

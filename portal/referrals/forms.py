@@ -286,9 +286,7 @@ class StaffReferralForm(ReferralForm):
     )
 
 
-def referral_form_class(
-    service_line: ServiceLine | None, *, for_staff: bool
-) -> type[ReferralForm]:
+def referral_form_class(service_line: ServiceLine | None, *, for_staff: bool) -> type[ReferralForm]:
     """The form class with one field per required item of `service_line`."""
     base = StaffReferralForm if for_staff else ReferralForm
     fields: dict[str, Field] = {}
@@ -339,7 +337,9 @@ DECLINE_REASONS = [
 class DeclineForm(ActionForm):
     reason = SelectField(
         "Reason",
-        choices=[("", "Choose a reason")] + [(r, r) for r in DECLINE_REASONS] + [("other", "Other")],
+        choices=[("", "Choose a reason")]
+        + [(r, r) for r in DECLINE_REASONS]
+        + [("other", "Other")],
         validators=[DataRequired("Choose why the referral is declined.")],
     )
     other_reason = StringField(
@@ -367,8 +367,10 @@ class RedirectForm(ActionForm):
 class OutreachForm(ActionForm):
     channel = SelectField(
         "Contacted by",
-        choices=[(m.value, m.value.upper() if m is ContactMethod.SMS else m.value.title())
-                 for m in ContactMethod],
+        choices=[
+            (m.value, m.value.upper() if m is ContactMethod.SMS else m.value.title())
+            for m in ContactMethod
+        ],
         validators=[DataRequired()],
     )
     result = SelectField(
@@ -385,9 +387,7 @@ class OutreachForm(ActionForm):
 
 class ScheduleForm(ActionForm):
     appointment_date = DateField("Date", validators=[InputRequired("Choose the visit date.")])
-    appointment_time = TimeField(
-        "Time (UTC)", validators=[InputRequired("Choose the visit time.")]
-    )
+    appointment_time = TimeField("Time (UTC)", validators=[InputRequired("Choose the visit time.")])
     mode = RadioField(
         "Visit type",
         choices=[(AppointmentMode.VIDEO.value, "Video"), (AppointmentMode.PHONE.value, "Phone")],
@@ -412,4 +412,3 @@ class NoteForm(ActionForm):
     def validate_note(self, field: Field) -> None:
         if not field.data:
             raise ValidationError("Write the note.")
-

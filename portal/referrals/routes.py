@@ -73,7 +73,9 @@ def _build_referral_form(service_lines: list[ServiceLine]) -> forms.ReferralForm
         partners = db.session.scalars(
             select(Partner).where(Partner.active.is_(True)).order_by(Partner.name)
         )
-        form.partner.choices = [("", "Choose the partner")] + [(str(p.id), p.name) for p in partners]
+        form.partner.choices = [("", "Choose the partner")] + [
+            (str(p.id), p.name) for p in partners
+        ]
     return form
 
 
@@ -317,7 +319,10 @@ ACTIONS: dict[str, Action] = {
     "redirect": Action(
         forms.RedirectForm,
         lambda r, u, f: services.redirect_referral(
-            r, u, expected_version=f.version.data, destination=f.destination.data,
+            r,
+            u,
+            expected_version=f.version.data,
+            destination=f.destination.data,
             note=f.note.data or "",
         ),
         "Referral redirected.",
@@ -325,16 +330,24 @@ ACTIONS: dict[str, Action] = {
     "log_outreach": Action(
         forms.OutreachForm,
         lambda r, u, f: services.log_outreach(
-            r, u, expected_version=f.version.data, channel=ContactMethod(f.channel.data),
-            result=OutreachResult(f.result.data), note=f.note.data or "",
+            r,
+            u,
+            expected_version=f.version.data,
+            channel=ContactMethod(f.channel.data),
+            result=OutreachResult(f.result.data),
+            note=f.note.data or "",
         ),
         "Contact attempt logged.",
     ),
     "schedule": Action(
         forms.ScheduleForm,
         lambda r, u, f: services.schedule(
-            r, u, expected_version=f.version.data, appointment_at=f.appointment_at,
-            mode=AppointmentMode(f.mode.data), note=f.note.data or "",
+            r,
+            u,
+            expected_version=f.version.data,
+            appointment_at=f.appointment_at,
+            mode=AppointmentMode(f.mode.data),
+            note=f.note.data or "",
         ),
         "Visit scheduled.",
     ),
@@ -420,4 +433,3 @@ def _refused(referral: Referral, action: str, form: Any, message: str, status: i
     return _render_detail(
         referral, failed_action=action, failed_form=form, message=message, status=status
     )
-

@@ -344,7 +344,9 @@ def log_outreach(
         "log_outreach",
         actor,
         expected_version=expected_version,
-        summary="Patient reached" if first_reach else f"Contact attempt by {channel}: {result_text}",
+        summary="Patient reached"
+        if first_reach
+        else f"Contact attempt by {channel}: {result_text}",
         partner_visible=first_reach,
         notify_partner=first_reach,
         message_headline="Patient reached",

@@ -176,9 +176,7 @@ ROLE_NAMES = {
 def allowed_actions(referral: Referral, user: User) -> list[Transition]:
     """The actions `user` may take on `referral` now, in table order."""
     return [
-        t
-        for t in TRANSITIONS.values()
-        if user.role in t.roles and referral.status in t.sources
+        t for t in TRANSITIONS.values() if user.role in t.roles and referral.status in t.sources
     ]
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import re
-from html import unescape
 from datetime import date, timedelta
+from html import unescape
 
 import pytest
 from sqlalchemy import func, select
