@@ -28,6 +28,8 @@ class Config:
     SECRET_KEY_FALLBACKS = [k for k in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if k]
     # Unset means a SQLite file in the instance folder.
     DATABASE_URL: str | None = os.environ.get("DATABASE_URL")
+    # Times are stored in UTC and shown and entered in the practice's zone.
+    PRACTICE_TIME_ZONE = os.environ.get("PRACTICE_TIME_ZONE", "America/New_York")
     # Base URL used in links inside messages (no request to read it from in jobs).
     PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
     # Number of reverse proxies in front of the portal whose X-Forwarded-* to trust.

@@ -198,7 +198,7 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
     lines = []
     for name, description, criteria, items in DEMO_SERVICE_LINES:
         line = ServiceLine(name=name, description=description, eligibility_criteria=criteria)
-        line.required_items = [
+        line.all_required_items = [
             RequiredItem(label=label, kind=kind, position=position)
             for position, (label, kind) in enumerate(items)
         ]

@@ -7,13 +7,8 @@ from datetime import datetime
 from flask import Flask
 
 from portal.clock import utcnow
+from portal.localtime import format_local
 from portal.models import Role, Status
-
-
-def format_datetime(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.strftime("%d %b %Y, %H:%M UTC")
 
 
 def format_age(value: datetime | None) -> str:
@@ -31,6 +26,6 @@ def format_age(value: datetime | None) -> str:
 
 
 def install_template_helpers(app: Flask) -> None:
-    app.jinja_env.filters["datetime"] = format_datetime
+    app.jinja_env.filters["datetime"] = format_local
     app.jinja_env.filters["age"] = format_age
     app.jinja_env.globals.update(Role=Role, Status=Status)

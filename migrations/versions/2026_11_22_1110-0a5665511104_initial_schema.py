@@ -70,6 +70,7 @@ def upgrade() -> None:
         ),
         sa.Column("help_text", sa.String(length=300), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["service_line_id"],
             ["service_line.id"],

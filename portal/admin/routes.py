@@ -6,13 +6,15 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from portal.accounts.services import InvitationInvalid, invite_user
 from portal.accounts.sessions import roles_required
-from portal.admin.forms import InviteForm, PartnerForm
+from portal.admin.forms import InviteForm, PartnerForm, ServiceLineForm, item_labels
+from portal.admin.service_lines import save_service_line
 from portal.auditing import record_audit
 from portal.extensions import db
-from portal.models import AuditEntry, Partner, Referral, Role, ServiceLine, User
+from portal.models import AuditEntry, ItemKind, Partner, Referral, Role, ServiceLine, User
 from portal.notifications.outbox import portal_url
 from portal.notifications.referrals import send_invitation
 
@@ -137,8 +139,53 @@ def users():
 @roles_required(Role.ADMIN, Role.PARTNER_SUCCESS)
 def service_lines():
     """Service lines with their eligibility criteria and required items."""
-    lines = db.session.scalars(select(ServiceLine).order_by(ServiceLine.name)).all()
+    lines = db.session.scalars(
+        select(ServiceLine)
+        .options(selectinload(ServiceLine.required_items))
+        .order_by(ServiceLine.name)
+    ).all()
     return render_template("admin/service_lines.html", service_lines=lines)
+
+
+@bp.route("/service-lines/new", methods=["GET", "POST"])
+@bp.route("/service-lines/<int:line_id>", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def edit_service_line(line_id: int | None = None):
+    """Create or edit a service line, its eligibility criteria and required items."""
+    line = ServiceLine() if line_id is None else db.session.get(ServiceLine, line_id)
+    if line is None:
+        abort(404)
+    form = ServiceLineForm(obj=line if line_id else None)
+    if request.method == "GET" and line_id:
+        for field, kind in (
+            (form.required_documents, ItemKind.DOCUMENT),
+            (form.required_answers, ItemKind.ANSWER),
+        ):
+            field.data = "\n".join(i.label for i in line.required_items if i.kind is kind)
+    if form.validate_on_submit():
+        try:
+            save_service_line(
+                line,
+                name=form.name.data,
+                description=form.description.data or "",
+                eligibility_criteria=form.eligibility_criteria.data or "",
+                active=form.active.data,
+                required={
+                    ItemKind.DOCUMENT: item_labels(form.required_documents.data),
+                    ItemKind.ANSWER: item_labels(form.required_answers.data),
+                },
+                actor=current_user,
+            )
+        except IntegrityError:
+            db.session.rollback()
+            form.name.errors.append("A service line with this name already exists.")
+        else:
+            db.session.commit()
+            flash(f"Service line “{line.name}” saved.", "success")
+            return redirect(url_for("admin.service_lines"))
+    return render_template("admin/service_line_form.html", form=form, line=line), (
+        422 if request.method == "POST" else 200
+    )
 
 
 @bp.get("/audit")

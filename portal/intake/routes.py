@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template
+from htmx_flask import request
 from sqlalchemy import select
 
 from portal.accounts.sessions import roles_required
@@ -26,9 +27,7 @@ def queue():
         "page": page,
         "has_next": has_next,
     }
-    if request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == (
-        "queue-results"
-    ):
+    if request.htmx and request.htmx.target == "queue-results":
         return render_template("intake/_queue_results.html", **context)
     return render_template(
         "intake/queue.html",

@@ -30,4 +30,4 @@ class Consent(Base):
     attested_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     attested_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    attested_by: Mapped[User] = relationship()
+    attested_by: Mapped[User] = relationship(lazy="joined")

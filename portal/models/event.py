@@ -31,4 +31,4 @@ class ReferralEvent(Base):
     # Staff-only note; never rendered for partners.
     staff_note: Mapped[str] = mapped_column(Text, default="")
 
-    actor: Mapped[User | None] = relationship()
+    actor: Mapped[User | None] = relationship(lazy="joined")

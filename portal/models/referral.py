@@ -271,4 +271,4 @@ class OutreachAttempt(Base):
     note: Mapped[str] = mapped_column(String(500), default="")
 
     referral: Mapped[Referral] = relationship(back_populates="outreach_attempts")
-    actor: Mapped[User] = relationship()
+    actor: Mapped[User] = relationship(lazy="joined")

@@ -25,7 +25,14 @@ class ServiceLine(Base):
     eligibility_criteria: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(default=True)
 
+    # What a new referral must carry now. Retired items stay in the database (old
+    # referrals point at them) and are edited through `all_required_items`.
     required_items: Mapped[list[RequiredItem]] = relationship(
+        primaryjoin="and_(ServiceLine.id == RequiredItem.service_line_id, RequiredItem.active)",
+        order_by="RequiredItem.position",
+        viewonly=True,
+    )
+    all_required_items: Mapped[list[RequiredItem]] = relationship(
         back_populates="service_line",
         order_by="RequiredItem.position",
         cascade="all, delete-orphan",
@@ -47,5 +54,6 @@ class RequiredItem(Base):
     kind: Mapped[ItemKind] = mapped_column(enum_column(ItemKind, "item_kind"))
     help_text: Mapped[str] = mapped_column(String(300), default="")
     position: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
 
-    service_line: Mapped[ServiceLine] = relationship(back_populates="required_items")
+    service_line: Mapped[ServiceLine] = relationship(back_populates="all_required_items")

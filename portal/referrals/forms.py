@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 
 import phonenumbers
 from flask import current_app
@@ -34,6 +34,7 @@ from wtforms.validators import (
 )
 
 from portal.clock import utcnow
+from portal.localtime import local_to_utc
 from portal.models import (
     AppointmentMode,
     Channel,
@@ -387,7 +388,7 @@ class OutreachForm(ActionForm):
 
 class ScheduleForm(ActionForm):
     appointment_date = DateField("Date", validators=[InputRequired("Choose the visit date.")])
-    appointment_time = TimeField("Time (UTC)", validators=[InputRequired("Choose the visit time.")])
+    appointment_time = TimeField("Time", validators=[InputRequired("Choose the visit time.")])
     mode = RadioField(
         "Visit type",
         choices=[(AppointmentMode.VIDEO.value, "Video"), (AppointmentMode.PHONE.value, "Phone")],
@@ -397,8 +398,7 @@ class ScheduleForm(ActionForm):
 
     @property
     def appointment_at(self) -> datetime:
-        moment: time = self.appointment_time.data
-        return datetime.combine(self.appointment_date.data, moment, tzinfo=UTC)
+        return local_to_utc(self.appointment_date.data, self.appointment_time.data)
 
 
 class WithdrawForm(FlaskForm):

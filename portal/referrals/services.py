@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.localtime import format_local
 from portal.models import (
     AppointmentMode,
     Channel,
@@ -374,7 +375,7 @@ def schedule(
     if appointment_at <= utcnow():
         raise TransitionRefused("The appointment must be in the future.")
     rescheduling = referral.status is Status.SCHEDULED
-    when = appointment_at.strftime("%d %b %Y %H:%M UTC")
+    when = format_local(appointment_at)
     event = apply_transition(
         referral,
         "schedule",

@@ -89,7 +89,7 @@ def test_partner_follows_a_referral_live_from_submission_to_started_care(
         live_server,
         reference,
         "Schedule the first visit",
-        {"Date": tomorrow, "Time (UTC)": "15:30"},
+        {"Date": tomorrow, "Time": "15:30"},
     )
     expect(partner.locator("#current-status")).to_have_text("Scheduled")
 

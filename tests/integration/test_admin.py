@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Partner
+from portal.models import Partner, Referral, ServiceLine, Status
 from tests.fixtures.desk import make_referral
 
 
@@ -79,3 +79,57 @@ def test_audit_log_shows_views_changes_and_sign_ins_and_filters_by_reference(app
         assert action in html
     filtered = admin.get(f"/admin/audit?target={reference}").get_data(as_text=True)
     assert "referral.viewed" in filtered and "sign_in.succeeded" not in filtered
+
+
+def test_admin_creates_a_service_line_that_partners_then_see_on_the_form(app, client_for, desk):
+    admin = client_for(desk.admin)
+    response = admin.post(
+        "/admin/service-lines/new",
+        data={
+            "name": "Dermatology",
+            "description": "Teledermatology",
+            "eligibility_criteria": "Adults\nNon-urgent skin conditions",
+            "required_documents": "Photo of the lesion",
+            "required_answers": "How long has it been present?",
+            "active": "y",
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        line = db.session.scalar(select(ServiceLine).filter_by(name="Dermatology"))
+        labels = [(i.kind.value, i.label) for i in line.required_items]
+    assert labels == [
+        ("document", "Photo of the lesion"),
+        ("answer", "How long has it been present?"),
+    ]
+    partner = client_for(desk.partner_a)
+    assert "Dermatology" in partner.get("/referrals/new").get_data(as_text=True)
+    fragment = partner.get(f"/referrals/new/requirements?service_line={line.id}")
+    assert "Non-urgent skin conditions" in fragment.get_data(as_text=True)
+
+
+def test_removing_a_required_item_retires_it_without_touching_old_referrals(app, client_for, desk):
+    with app.app_context():
+        old_reference = make_referral(desk, Status.NEEDS_INFO)
+    admin = client_for(desk.admin)
+    form = admin.get(f"/admin/service-lines/{desk.cardio_id}").get_data(as_text=True)
+    assert "Echocardiogram report" in form
+    response = admin.post(
+        f"/admin/service-lines/{desk.cardio_id}",
+        data={
+            "name": "Cardiac rehabilitation",
+            "required_answers": "Medication list",
+            "active": "y",
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        line = db.session.get(ServiceLine, desk.cardio_id)
+        assert [i.label for i in line.required_items] == ["Medication list"]
+        assert len(line.all_required_items) == 2
+        old = db.session.scalar(select(Referral).filter_by(reference=old_reference))
+        assert [i.label for i in old.missing_items] == ["Echocardiogram report", "Medication list"]
+
+
+def test_only_admins_edit_service_lines(client_for, desk):
+    assert client_for(desk.success).get("/admin/service-lines/new").status_code == 403

@@ -135,3 +135,32 @@ def test_documents_download_for_the_partner_and_clinical_staff_only(app, client_
         assert response.headers["Content-Disposition"].startswith("attachment;")
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert client_for(desk.success).get(path).status_code == 403
+
+
+def test_referral_page_query_count_does_not_grow_with_its_history(
+    app, client_for, desk, count_queries
+):
+    from portal.models import ContactMethod, OutreachResult
+
+    with app.app_context():
+        reference = make_referral(desk, Status.ACCEPTED)
+    client = client_for(desk.intake)
+    with count_queries() as short_history:
+        assert client.get(f"/referrals/{reference}").status_code == 200
+    with app.app_context():
+        referral = db.session.scalar(select(Referral).where(Referral.reference == reference))
+        for _ in range(6):
+            services.log_outreach(
+                referral,
+                user(desk.intake),
+                expected_version=None,
+                channel=ContactMethod.PHONE,
+                result=OutreachResult.NO_ANSWER,
+            )
+            services.add_staff_note(
+                referral, user(desk.clinical), expected_version=None, note="note"
+            )
+        db.session.commit()
+    with count_queries() as long_history:
+        assert client.get(f"/referrals/{reference}").status_code == 200
+    assert long_history.count == short_history.count

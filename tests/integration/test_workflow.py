@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.localtime import to_local
 from portal.models import (
     AuditEntry,
     OutboxMessage,
@@ -76,7 +77,10 @@ def test_the_whole_loop_from_submission_to_started_care(app, client_for, desk):
     )
     assert response.status_code == 302
     referral = load(app, reference)
-    assert referral.status is Status.SCHEDULED and referral.appointment_at.hour == 15
+    assert referral.status is Status.SCHEDULED
+    with app.app_context():
+        local = to_local(referral.appointment_at)
+    assert (local.hour, local.minute) == (15, 30)  # entered in the practice's time zone
 
     with app.app_context():
         r = db.session.scalar(select(Referral).where(Referral.reference == reference))
