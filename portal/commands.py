@@ -67,5 +67,26 @@ def install_commands(app: Flask) -> None:
         for email, _name, role, _partner in DEMO_USERS:
             click.echo(f"  {role.label:<18} {email}")
 
+    users_group = AppGroup("users", help="Accounts.")
+
+    @users_group.command("invite-admin")
+    @click.argument("email")
+    @click.argument("full_name")
+    def invite_admin(email: str, full_name: str) -> None:
+        """Invite the first admin (or another one) and print the one-time link."""
+        from portal.accounts.services import InvitationInvalid, invite_user
+        from portal.models import Role
+        from portal.notifications.outbox import portal_url
+
+        try:
+            link = invite_user(
+                email=email, full_name=full_name, role=Role.ADMIN, partner=None, invited_by=None
+            )
+        except InvitationInvalid as invalid:
+            raise click.ClickException(str(invalid)) from None
+        db.session.commit()
+        click.echo(f"Invitation for {email}: {portal_url('accounts.accept', token=link.token)}")
+
     app.cli.add_command(db_group)
     app.cli.add_command(demo_group)
+    app.cli.add_command(users_group)

@@ -104,7 +104,7 @@ def invite_user(
     full_name: str,
     role: Role,
     partner: Partner | None,
-    invited_by: User,
+    invited_by: User | None,
 ) -> InvitationLink:
     """Create (or re-invite) an account that has no password yet, and its invitation.
 
@@ -130,7 +130,7 @@ def invite_user(
         earlier.revoked_at = now
     invitation = Invitation(
         user=user,
-        created_by_id=invited_by.id,
+        created_by_id=invited_by.id if invited_by else None,
         expires_at=now + current_app.config["INVITATION_MAX_AGE"],
     )
     db.session.add(invitation)

@@ -238,3 +238,13 @@ def test_an_existing_account_cannot_be_invited_again(client_for, desk):
         "/admin/users", data={"full_name": "Dup", "email": desk.intake, "role": "intake"}
     )
     assert "already exists" in response.get_data(as_text=True)
+
+
+def test_the_first_admin_is_invited_from_the_command_line(app, client):
+    result = app.test_cli_runner().invoke(args=["users", "invite-admin", "boss@x.example", "B"])
+    assert result.exit_code == 0, result.output
+    path = result.output.strip().split(":8000", 1)[1]
+    response = client.post(
+        path, data={"password": "a long new password", "confirm": "a long new password"}
+    )
+    assert response.headers["Location"].endswith("/admin/partners")
