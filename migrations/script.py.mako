@@ -10,8 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 ${imports if imports else ""}
-
-import portal.models.base
+import portal.models.base  # noqa: F401  (column types)
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

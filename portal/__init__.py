@@ -52,12 +52,16 @@ def register_blueprints(app: Flask) -> None:
     from portal.accounts.routes import bp as accounts_bp
     from portal.admin.routes import bp as admin_bp
     from portal.intake.routes import bp as intake_bp
+    from portal.notifications.routes import bp as notifications_bp
+    from portal.patients.routes import bp as patients_bp
     from portal.referrals.routes import bp as referrals_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(referrals_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(patients_bp)
+    app.register_blueprint(notifications_bp)
 
 
 def register_template_helpers(app: Flask) -> None:

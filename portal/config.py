@@ -63,8 +63,38 @@ class Config:
 
     INVITATION_MAX_AGE = timedelta(days=7)
 
-    # Where urgent referrals are announced (the on-call intake mailbox).
+    # Where urgent referrals are announced (the on-call intake mailbox), and where intake
+    # hears about answers from partners and patients.
     INTAKE_ONCALL_EMAIL = os.environ.get("INTAKE_ONCALL_EMAIL", "intake-oncall@example.org")
+    INTAKE_TEAM_EMAIL = os.environ.get("INTAKE_TEAM_EMAIL", "intake@example.org")
+
+    # How the practice introduces itself to patients, and the number they can call.
+    PRACTICE_NAME = os.environ.get("PRACTICE_NAME", "Northwind Telehealth")
+    PRACTICE_PHONE = os.environ.get("PRACTICE_PHONE", "(202) 555-0100")
+    PATIENT_LINK_MAX_AGE = timedelta(days=int(os.environ.get("PATIENT_LINK_DAYS", "7")))
+    PATIENT_LINK_MAX_TRIES = 5
+    # How long a verified date of birth keeps a patient's link open in their browser.
+    PATIENT_VERIFIED_FOR = timedelta(minutes=30)
+
+    # Outgoing mail. MAIL_BACKEND "smtp" sends; "record" keeps messages in the outbox
+    # only (development: read them on /dev/outbox).
+    MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "smtp")
+    MAIL_HOST = os.environ.get("MAIL_HOST", "localhost")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "587"))
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS", True)  # STARTTLS
+    MAIL_USE_SSL = _bool("MAIL_USE_SSL", False)  # implicit TLS, usually port 465
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_FROM = os.environ.get("MAIL_FROM", "referrals@example.org")
+    MAIL_TIMEOUT_SECONDS = 20
+    # Text messages go through a provider interface; "record" is the development one.
+    SMS_BACKEND = os.environ.get("SMS_BACKEND", "record")
+    # The outbox page that shows every message (development only).
+    DEV_OUTBOX_PAGE = False
+    OUTBOX_MAX_ATTEMPTS = 8
+    OUTBOX_RETRY_BASE_SECONDS = 60
+    # A claimed message that was neither sent nor failed becomes due again after this.
+    OUTBOX_CLAIM_SECONDS = 300
 
     # How often an open referral page asks whether its timeline changed.
     TIMELINE_POLL_SECONDS = int(os.environ.get("TIMELINE_POLL_SECONDS", "5"))
@@ -84,6 +114,8 @@ class Config:
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
+    MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "record")
+    DEV_OUTBOX_PAGE = True
     SECRET_KEY = os.environ.get("SECRET_KEY", "development-only-secret-key-not-for-real-use")
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -102,6 +134,9 @@ class TestConfig(Config):
     ARGON2_MEMORY_COST = 8 * 1024
     ARGON2_PARALLELISM = 1
     TIMELINE_POLL_SECONDS = 1
+    MAIL_BACKEND = "record"
+    MAIL_USE_TLS = False
+    DEV_OUTBOX_PAGE = True
 
 
 CONFIGS = {

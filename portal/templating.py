@@ -28,4 +28,4 @@ def format_age(value: datetime | None) -> str:
 def install_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = format_local
     app.jinja_env.filters["age"] = format_age
-    app.jinja_env.globals.update(Role=Role, Status=Status)
+    app.jinja_env.globals.update(Role=Role, Status=Status, now=utcnow)

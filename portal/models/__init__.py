@@ -2,10 +2,12 @@
 
 from portal.models.audit import AuditEntry
 from portal.models.base import Base
+from portal.models.clarification import InfoRequest
 from portal.models.consent import Consent, ConsentKind
 from portal.models.event import ReferralEvent
 from portal.models.outbox import MessageChannel, MessageStatus, OutboxMessage
 from portal.models.partner import Partner
+from portal.models.patient_link import PatientAnswer, PatientLink, SlotOffer
 from portal.models.referral import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -21,6 +23,7 @@ from portal.models.referral import (
     Status,
     Urgency,
 )
+from portal.models.referral_view import ReferralView
 from portal.models.service_line import ItemKind, RequiredItem, ServiceLine
 from portal.models.user import STAFF_ROLES, Invitation, Role, SignInAttempt, User
 
@@ -36,6 +39,7 @@ __all__ = [
     "ConsentKind",
     "ContactMethod",
     "Document",
+    "InfoRequest",
     "Invitation",
     "ItemKind",
     "MessageChannel",
@@ -45,13 +49,17 @@ __all__ = [
     "OutreachAttempt",
     "OutreachResult",
     "Partner",
+    "PatientAnswer",
+    "PatientLink",
     "Referral",
     "ReferralEvent",
     "ReferralItem",
+    "ReferralView",
     "RequiredItem",
     "Role",
     "ServiceLine",
     "SignInAttempt",
+    "SlotOffer",
     "Status",
     "Urgency",
     "User",

@@ -224,6 +224,8 @@ class ReferralItem(Base):
     referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"), index=True)
     # Null for items staff add by hand when they ask for more information.
     required_item_id: Mapped[int | None] = mapped_column(ForeignKey("required_item.id"))
+    # The needs-info request that asked for it (none: provided with the referral).
+    info_request_id: Mapped[int | None] = mapped_column(ForeignKey("info_request.id"), index=True)
     label: Mapped[str] = mapped_column(String(120))
     kind: Mapped[ItemKind] = mapped_column(enum_column(ItemKind, "item_kind"))
     answer: Mapped[str | None] = mapped_column(Text)

@@ -41,3 +41,18 @@ def queue_email(
     )
     db.session.add(message)
     return message
+
+
+def queue_sms(
+    *, recipient: str, template: str, referral: Referral | None = None, **context: object
+) -> OutboxMessage:
+    """Render `sms/<template>.txt` into a pending text message (no patient data)."""
+    message = OutboxMessage(
+        channel=MessageChannel.SMS,
+        recipient=recipient,
+        subject="",
+        body=render_template(f"sms/{template}.txt", **context).strip(),
+        referral_id=referral.id if referral is not None else None,
+    )
+    db.session.add(message)
+    return message

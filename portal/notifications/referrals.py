@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import current_app
 
-from portal.models import Referral, User
-from portal.notifications.outbox import portal_url, queue_email
+from portal.models import ContactMethod, Referral, User
+from portal.notifications.outbox import portal_url, queue_email, queue_sms
 
 
 def notify_partner_of_update(referral: Referral, headline: str) -> None:
@@ -31,6 +31,45 @@ def notify_intake_of_urgent_referral(referral: Referral) -> None:
         service_line=referral.service_line.name,
         link=portal_url("referrals.detail", reference=referral.reference),
     )
+
+
+def notify_intake_of_answer(referral: Referral) -> None:
+    """The referring office sent everything intake asked for."""
+    queue_email(
+        recipient=current_app.config["INTAKE_TEAM_EMAIL"],
+        template="intake_update",
+        referral=referral,
+        reference=referral.reference,
+        headline="The referring office sent the missing information",
+        link=portal_url("referrals.detail", reference=referral.reference),
+    )
+
+
+def notify_intake_of_patient_answer(referral: Referral, headline: str) -> None:
+    queue_email(
+        recipient=current_app.config["INTAKE_TEAM_EMAIL"],
+        template="intake_update",
+        referral=referral,
+        reference=referral.reference,
+        headline=headline,
+        link=portal_url("referrals.detail", reference=referral.reference),
+    )
+
+
+def send_patient_next_step(
+    referral: Referral, via: ContactMethod, recipient: str, link: str
+) -> None:
+    """The patient's link: by email or text, saying nothing about the referral."""
+    context = {
+        "practice": current_app.config["PRACTICE_NAME"],
+        "phone": current_app.config["PRACTICE_PHONE"],
+        "link": link,
+        "days": current_app.config["PATIENT_LINK_MAX_AGE"].days,
+    }
+    if via is ContactMethod.EMAIL:
+        queue_email(recipient=recipient, template="patient_next_step", referral=referral, **context)
+    else:
+        queue_sms(recipient=recipient, template="patient_next_step", referral=referral, **context)
 
 
 def send_invitation(user: User, token: str) -> None:

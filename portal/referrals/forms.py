@@ -18,6 +18,7 @@ from wtforms import (
     IntegerField,
     RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TelField,
     TextAreaField,
@@ -32,6 +33,7 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.clock import utcnow
 from portal.localtime import local_to_utc
@@ -412,3 +414,149 @@ class NoteForm(ActionForm):
     def validate_note(self, field: Field) -> None:
         if not field.data:
             raise ValidationError("Write the note.")
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A list of checkboxes, each with its own label."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class RequestInfoForm(ActionForm):
+    required_items = MultiCheckboxField("Required items to ask for", coerce=int)
+    other_documents = TextAreaField(
+        "Other documents needed",
+        description="One per line.",
+        filters=[stripped],
+        validators=[Optional(), Length(max=1000)],
+    )
+    other_questions = TextAreaField(
+        "Other questions",
+        description="One per line.",
+        filters=[stripped],
+        validators=[Optional(), Length(max=1000)],
+    )
+    message = TextAreaField(
+        "Message to the referring office",
+        filters=[stripped],
+        validators=[Optional(), Length(max=1000)],
+    )
+
+    def prepare(self, referral) -> None:
+        """Offer the service line's items, ticking those still missing."""
+        self.required_items.choices = [
+            (item.id, item.label) for item in referral.service_line.required_items
+        ]
+        if self.required_items.data is None:
+            missing = {i.required_item_id for i in referral.missing_items}
+            self.required_items.data = [
+                item.id for item in referral.service_line.required_items if item.id in missing
+            ]
+
+    @staticmethod
+    def lines(text: str | None) -> list[str]:
+        return [line.strip()[:120] for line in (text or "").splitlines() if line.strip()]
+
+
+class ShareFollowUpForm(FlaskForm):
+    version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
+    message = TextAreaField(
+        "Follow-up note for the referring office",
+        description="Shown to the referring office. Only possible with the patient's consent.",
+        filters=[stripped],
+        validators=[DataRequired("Write the note."), Length(max=280)],
+    )
+
+
+class SendLinkForm(ActionForm):
+    via = RadioField(
+        "Send by",
+        choices=[(ContactMethod.SMS.value, "Text message"), (ContactMethod.EMAIL.value, "Email")],
+        validators=[InputRequired("Choose text message or email.")],
+    )
+    mode = RadioField(
+        "Visit type for the offered times",
+        choices=[(AppointmentMode.VIDEO.value, "Video"), (AppointmentMode.PHONE.value, "Phone")],
+        default=AppointmentMode.VIDEO.value,
+        validators=[InputRequired()],
+    )
+    slot_1_date = DateField("First time offered: date", validators=[Optional()])
+    slot_1_time = TimeField("First time offered: time", validators=[Optional()])
+    slot_2_date = DateField("Second time: date", validators=[Optional()])
+    slot_2_time = TimeField("Second time: time", validators=[Optional()])
+    slot_3_date = DateField("Third time: date", validators=[Optional()])
+    slot_3_time = TimeField("Third time: time", validators=[Optional()])
+
+    def prepare(self, referral) -> None:
+        if self.via.data is None:
+            self.via.data = (
+                ContactMethod.EMAIL.value
+                if referral.preferred_contact is ContactMethod.EMAIL
+                else ContactMethod.SMS.value
+            )
+
+    def offered(self) -> list[datetime]:
+        times = []
+        for index in (1, 2, 3):
+            day, clock = self[f"slot_{index}_date"].data, self[f"slot_{index}_time"].data
+            if day and clock:
+                times.append(local_to_utc(day, clock))
+        return times
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        for index in (1, 2, 3):
+            day, clock = self[f"slot_{index}_date"], self[f"slot_{index}_time"]
+            if bool(day.data) != bool(clock.data):
+                clock.errors = [*clock.errors, "Give both a date and a time, or neither."]
+                valid = False
+        return valid
+
+
+class AnswerInfoForm(FlaskForm):
+    """The partner's answer; `answer_form_class` adds one field per open item."""
+
+    message = TextAreaField(
+        "Anything else to tell intake (optional)",
+        filters=[stripped],
+        validators=[Optional(), Length(max=1000)],
+    )
+
+    def __init__(self, *args, open_items=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.open_items = list(open_items)
+        self.uploads: dict[int, Upload] = {}
+
+    def item_fields(self):
+        return [(item, self[f"item_{item.id}"]) for item in self.open_items]
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        for item, item_field in self.item_fields():
+            if item.kind is ItemKind.DOCUMENT and has_file(item_field.data):
+                try:
+                    self.uploads[item.id] = ReferralForm._read(item_field.data)
+                except ValidationError as refused:
+                    item_field.errors = [*item_field.errors, str(refused)]
+                    valid = False
+        return valid
+
+    def answers(self) -> dict[int, str]:
+        return {
+            item.id: item_field.data or ""
+            for item, item_field in self.item_fields()
+            if item.kind is ItemKind.ANSWER
+        }
+
+
+def answer_form_class(open_items) -> type[AnswerInfoForm]:
+    fields: dict[str, Field] = {}
+    for item in open_items:
+        if item.kind is ItemKind.DOCUMENT:
+            fields[f"item_{item.id}"] = FileField(item.label, description=ACCEPTED_DESCRIPTION)
+        else:
+            fields[f"item_{item.id}"] = TextAreaField(
+                item.label, filters=[stripped], validators=[Optional(), Length(max=2000)]
+            )
+    return type("AnswerInfoFormForItems", (AnswerInfoForm,), fields)

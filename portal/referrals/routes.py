@@ -15,10 +15,10 @@ from flask import (
     flash,
     redirect,
     render_template,
-    request,
     url_for,
 )
 from flask_login import current_user, login_required
+from htmx_flask import request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
@@ -39,9 +39,18 @@ from portal.models import (
     ServiceLine,
     Urgency,
 )
+from portal.patients.services import Slot, latest_link, send_next_step_link
 from portal.referrals import forms, services
 from portal.referrals.access import get_referral_or_404, visible_referrals
+from portal.referrals.clarification import (
+    InfoAnswer,
+    answer_information,
+    open_items,
+    open_request,
+    request_information,
+)
 from portal.referrals.consent import current_wording, wording_for
+from portal.referrals.unread import mark_seen, unread_references, unread_referral_count
 from portal.referrals.workflow import EditConflict, TransitionRefused, allowed_actions
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
@@ -79,6 +88,15 @@ def _build_referral_form(service_lines: list[ServiceLine]) -> forms.ReferralForm
     return form
 
 
+@bp.app_context_processor
+def unread_badge() -> dict[str, Any]:
+    """The partner's unread-updates count, for the navigation badge on every page."""
+    user = current_user  # None when rendering a message outside a request
+    if user and user.is_authenticated and user.is_partner_user:
+        return {"unread_updates": unread_referral_count(user)}
+    return {}
+
+
 @bp.get("/")
 @roles_required(Role.PARTNER)
 def index():
@@ -94,11 +112,14 @@ def index():
             .offset((page - 1) * size)
         )
     )
+    has_next = len(referrals) > size
+    referrals = referrals[:size]
     return render_template(
         "referrals/index.html",
-        referrals=referrals[:size],
+        unread=unread_references(current_user, [r.id for r in referrals]),
+        referrals=referrals,
         page=page,
-        has_next=len(referrals) > size,
+        has_next=has_next,
     )
 
 
@@ -181,6 +202,8 @@ def detail(reference: str):
     """One referral: status, timeline and, for staff, the actions open to them."""
     referral = get_referral_or_404(current_user, reference)
     record_audit("referral.viewed", actor=current_user, referral=referral)
+    if current_user.is_partner_user:
+        mark_seen(current_user, referral)
     db.session.commit()
     return _render_detail(referral)
 
@@ -192,18 +215,24 @@ def _render_detail(
     failed_form: Any = None,
     message: str | None = None,
     status: int = 200,
+    answer_form: forms.AnswerInfoForm | None = None,
+    answer_result: list | None = None,
 ) -> tuple[str, int]:
-    actions = allowed_actions(referral, current_user)
+    # Actions with a page of their own (the partner's answer) are not in ACTIONS.
+    actions = [t for t in allowed_actions(referral, current_user) if t.action in ACTIONS]
     action_forms = {}
     for transition in actions:
-        form_class = ACTIONS[transition.action].form_class
         if transition.action == failed_action and failed_form is not None:
             form = failed_form
             form.version.data = referral.version
         else:
-            form = form_class(formdata=None, version=referral.version)
+            form = _new_action_form(
+                ACTIONS[transition.action], referral, formdata=None, version=referral.version
+            )
         action_forms[transition.action] = form
     consents = services.consents_of(referral)
+    if answer_form is None and current_user.is_partner_user:
+        answer_form = _answer_form(referral, formdata=None)
     return (
         render_template(
             "referrals/detail.html",
@@ -213,6 +242,10 @@ def _render_detail(
             action_message=message,
             failed_action=failed_action,
             consents=[(c, wording_for(c.kind, c.wording_version)) for c in consents],
+            info_request=open_request(referral),
+            answer_form=answer_form,
+            answer_result=answer_result,
+            patient_link=latest_link(referral) if current_user.is_staff else None,
             **_timeline_context(referral),
         ),
         status,
@@ -244,6 +277,8 @@ def timeline(reference: str):
         response.headers["ETag"] = etag
         return response
     record_audit("referral.timeline_viewed", actor=current_user, referral=referral)
+    if current_user.is_partner_user:
+        mark_seen(current_user, referral)  # the open page shows the news as it arrives
     db.session.commit()
     html = render_template(
         "referrals/_timeline.html", referral=referral, **_timeline_context(referral)
@@ -285,6 +320,14 @@ class Action:
     form_class: type
     perform: Callable[[Referral, Any, Any], object]
     done: str
+
+
+def _new_action_form(spec: Action, referral: Referral, **kwargs: Any) -> Any:
+    """An action's form; forms whose choices depend on the referral get them here."""
+    form = spec.form_class(**kwargs)
+    if hasattr(form, "prepare"):
+        form.prepare(referral)
+    return form
 
 
 ACTIONS: dict[str, Action] = {
@@ -379,6 +422,39 @@ ACTIONS: dict[str, Action] = {
         ),
         "Referral withdrawn.",
     ),
+    "request_info": Action(
+        forms.RequestInfoForm,
+        lambda r, u, f: request_information(
+            r,
+            u,
+            expected_version=f.version.data,
+            required_item_ids=f.required_items.data or [],
+            other_documents=f.lines(f.other_documents.data),
+            other_questions=f.lines(f.other_questions.data),
+            message=f.message.data or "",
+            note=f.note.data or "",
+        ),
+        "Request sent to the referring office.",
+    ),
+    "send_patient_link": Action(
+        forms.SendLinkForm,
+        lambda r, u, f: send_next_step_link(
+            r,
+            u,
+            expected_version=f.version.data,
+            via=ContactMethod(f.via.data),
+            slots=[Slot(t, AppointmentMode(f.mode.data)) for t in f.offered()],
+            note=f.note.data or "",
+        ),
+        "Link sent to the patient.",
+    ),
+    "share_follow_up": Action(
+        forms.ShareFollowUpForm,
+        lambda r, u, f: services.share_follow_up(
+            r, u, expected_version=f.version.data, message=f.message.data
+        ),
+        "Follow-up note shared with the referring office.",
+    ),
     "add_note": Action(
         forms.NoteForm,
         lambda r, u, f: services.add_staff_note(
@@ -397,7 +473,7 @@ def act(reference: str, action: str):
     spec = ACTIONS.get(action)
     if spec is None:
         abort(404)
-    form = spec.form_class()
+    form = _new_action_form(spec, referral)
     if not form.validate():
         return _render_detail(
             referral,
@@ -425,6 +501,57 @@ def act(reference: str, action: str):
         )
     flash(spec.done, "success")
     return redirect(url_for("referrals.detail", reference=referral.reference))
+
+
+def _answer_form(referral: Referral, **kwargs: Any) -> forms.AnswerInfoForm | None:
+    items = open_items(referral)
+    if not items:
+        return None
+    return forms.answer_form_class(items)(open_items=items, **kwargs)
+
+
+@bp.post("/<reference>/information")
+@roles_required(Role.PARTNER)
+def answer_information_request(reference: str):
+    """The partner answers intake's request in place (an htmx form; works without JS)."""
+    referral = get_referral_or_404(current_user, reference)
+    form = _answer_form(referral)
+    if form is None:
+        flash("Nothing is being asked for on this referral any more.", "info")
+        return redirect(url_for("referrals.detail", reference=reference))
+    still_missing = None
+    if form.validate():
+        try:
+            _event, still_missing = answer_information(
+                referral,
+                current_user,
+                InfoAnswer(form.answers(), form.uploads, form.message.data or ""),
+                expected_version=None,
+            )
+        except TransitionRefused as refused:
+            db.session.rollback()
+            form.message.errors = [str(refused)]
+        else:
+            db.session.commit()
+            if not request.htmx:
+                flash(
+                    "Thank you: everything asked for has been sent."
+                    if not still_missing
+                    else "Thank you. Some items are still missing.",
+                    "success",
+                )
+                return redirect(url_for("referrals.detail", reference=reference))
+            form = _answer_form(referral, formdata=None)
+    status = 422 if form is not None and form.errors else 200
+    if request.htmx:
+        return render_template(
+            "referrals/_needs_info.html",
+            referral=referral,
+            info_request=open_request(referral),
+            answer_form=form,
+            answer_result=still_missing,
+        ), status
+    return _render_detail(referral, answer_form=form, status=status)
 
 
 def _refused(referral: Referral, action: str, form: Any, message: str, status: int):

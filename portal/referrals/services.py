@@ -24,7 +24,6 @@ from portal.models import (
     Consent,
     ConsentKind,
     ContactMethod,
-    Document,
     ItemKind,
     OutreachAttempt,
     OutreachResult,
@@ -37,8 +36,13 @@ from portal.models import (
     Urgency,
     User,
 )
-from portal.notifications.referrals import notify_intake_of_urgent_referral
+from portal.notifications.referrals import (
+    notify_intake_of_urgent_referral,
+    notify_partner_of_update,
+)
+from portal.referrals.clarification import ask_for_missing_items_at_submission
 from portal.referrals.consent import current_wording
+from portal.referrals.document_store import store_document
 from portal.referrals.documents import Upload
 from portal.referrals.references import new_reference
 from portal.referrals.workflow import (
@@ -159,7 +163,7 @@ def _create_referral(submission: ReferralSubmission, submitted_by: User) -> Refe
             )
         )
     for upload in submission.documents:
-        _store_document(referral, upload, submitted_by)
+        store_document(referral, upload, submitted_by)
 
     for required in submission.service_line.required_items:
         item = ReferralItem(
@@ -170,7 +174,7 @@ def _create_referral(submission: ReferralSubmission, submitted_by: User) -> Refe
         if required.kind is ItemKind.ANSWER and answer:
             item.answer, item.provided_at = answer, now
         elif required.kind is ItemKind.DOCUMENT and upload is not None:
-            item.document, item.provided_at = _store_document(referral, upload, submitted_by), now
+            item.document, item.provided_at = store_document(referral, upload, submitted_by), now
         db.session.add(item)
 
     db.session.flush()
@@ -197,6 +201,7 @@ def _route_new_referral(referral: Referral) -> None:
     missing = referral.missing_items
     if missing:
         referral.status = Status.NEEDS_INFO
+        ask_for_missing_items_at_submission(referral)
         record_event(
             referral,
             kind="needs_info",
@@ -206,6 +211,9 @@ def _route_new_referral(referral: Referral) -> None:
             from_status=Status.SUBMITTED,
             to_status=Status.NEEDS_INFO,
         )
+        notify_partner_of_update(referral, "More information needed")
+    else:
+        notify_partner_of_update(referral, "Referral received")
     if referral.urgency is Urgency.URGENT:
         record_event(
             referral,
@@ -222,21 +230,6 @@ def _unused_reference() -> str:
         reference = new_reference()
         if db.session.scalar(select(Referral.id).where(Referral.reference == reference)) is None:
             return reference
-
-
-def _store_document(referral: Referral, upload: Upload, uploaded_by: User) -> Document:
-    document = Document(
-        referral=referral,
-        filename=upload.filename,
-        content_type=upload.content_type,
-        size_bytes=len(upload.content),
-        sha256=upload.sha256,
-        content=upload.content,
-        uploaded_by_id=uploaded_by.id,
-        uploaded_at=utcnow(),
-    )
-    db.session.add(document)
-    return document
 
 
 # --- Actions -----------------------------------------------------------------------
@@ -442,6 +435,29 @@ def withdraw(
     )
     referral.outcome_at = event.at
     return event
+
+
+def share_follow_up(
+    referral: Referral, actor: User, *, expected_version: int | None, message: str
+) -> ReferralEvent:
+    """A note for the referring office: only with the patient's outcome-sharing consent."""
+    consent = db.session.scalar(
+        select(Consent).where(
+            Consent.referral_id == referral.id, Consent.kind == ConsentKind.OUTCOME_SHARING
+        )
+    )
+    if consent is None or not consent.granted:
+        raise TransitionRefused(
+            "The patient did not consent to outcome sharing, so follow-up notes cannot be "
+            "shared with the referring office."
+        )
+    return apply_transition(
+        referral,
+        "share_follow_up",
+        actor,
+        expected_version=expected_version,
+        summary=f"Follow-up note: {message}"[:300],
+    )
 
 
 def add_staff_note(

@@ -38,16 +38,24 @@ class EditConflict(Exception):
 class Transition:
     action: str
     label: str
-    moves: Mapping[Status, Status]  # from status -> to status (the same: no move)
+    # from status -> to status (the same: no move), or the set of statuses the caller
+    # chooses from (an answer that may or may not complete the request).
+    moves: Mapping[Status, Status | frozenset[Status]]
     roles: frozenset[Role]
     partner_visible: bool
     # Headline for the timeline and the partner's message.
     summary: str
     notify_partner: bool = False
+    # Done by the portal itself on someone's behalf (a patient's answer): no user acts.
+    system: bool = False
     sources: frozenset[Status] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", frozenset(self.moves))
+
+    def targets_from(self, status: Status) -> frozenset[Status]:
+        target = self.moves[status]
+        return target if isinstance(target, frozenset) else frozenset({target})
 
 
 def _stay(*statuses: Status) -> dict[Status, Status]:
@@ -153,6 +161,49 @@ TRANSITIONS: dict[str, Transition] = {
             summary="Withdrawn by the referring office",
         ),
         Transition(
+            "request_info",
+            "Request missing information",
+            {S.SUBMITTED: S.NEEDS_INFO, S.IN_REVIEW: S.NEEDS_INFO, S.NEEDS_INFO: S.NEEDS_INFO},
+            frozenset({Role.INTAKE}),
+            partner_visible=True,
+            summary="More information needed",
+            notify_partner=True,
+        ),
+        Transition(
+            "answer_info",
+            "Send the missing information",
+            {S.NEEDS_INFO: frozenset({S.NEEDS_INFO, S.SUBMITTED, S.IN_REVIEW})},
+            frozenset({Role.PARTNER}),
+            partner_visible=True,
+            summary="Information sent by the referring office",
+        ),
+        Transition(
+            "send_patient_link",
+            "Send the patient their next step",
+            _stay(S.ACCEPTED),
+            frozenset({Role.INTAKE}),
+            partner_visible=True,
+            summary="We sent the patient a link to confirm their next step",
+        ),
+        Transition(
+            "patient_answered",
+            "Patient answered",
+            {S.ACCEPTED: frozenset({S.ACCEPTED, S.SCHEDULED, S.WITHDRAWN})},
+            frozenset(),
+            partner_visible=True,
+            summary="Patient confirmed next step",
+            system=True,
+        ),
+        Transition(
+            "share_follow_up",
+            "Share a follow-up note with the referring office",
+            _stay(*Status),
+            frozenset({Role.INTAKE, Role.CLINICAL, Role.PARTNER_SUCCESS}),
+            partner_visible=True,
+            summary="Follow-up note from the care team",
+            notify_partner=True,
+        ),
+        Transition(
             "add_note",
             "Add a staff note",
             _stay(*Status),
@@ -181,13 +232,16 @@ def allowed_actions(referral: Referral, user: User) -> list[Transition]:
 
 
 def check_transition(
-    referral: Referral, action: str, actor: User, expected_version: int | None
+    referral: Referral, action: str, actor: User | None, expected_version: int | None
 ) -> Transition:
     """The transition for `action`, or the reason it cannot happen now."""
     transition = TRANSITIONS.get(action)
     if transition is None:
         raise TransitionRefused("That action does not exist.")
-    if actor.role not in transition.roles:
+    if actor is None:
+        if not transition.system:
+            raise TransitionRefused("Someone must be signed in to do that.")
+    elif actor.role not in transition.roles:
         who = " or ".join(sorted(ROLE_NAMES[role] for role in transition.roles))
         raise TransitionRefused(f"Only {who} can {transition.label.lower()}.")
     if expected_version is not None and expected_version != referral.version:
@@ -232,9 +286,10 @@ def record_event(
 def apply_transition(
     referral: Referral,
     action: str,
-    actor: User,
+    actor: User | None,
     *,
     expected_version: int | None,
+    to_status: Status | None = None,
     summary: str | None = None,
     staff_note: str = "",
     partner_visible: bool | None = None,
@@ -244,11 +299,18 @@ def apply_transition(
     """Check and perform `action`: status, timeline event, audit entry, notification.
 
     `summary` and `partner_visible` override the table's defaults for actions whose
-    headline depends on what happened (a contact attempt that reached the patient).
+    headline depends on what happened (a contact attempt that reached the patient);
+    `to_status` picks the outcome of an action that has several.
     """
     transition = check_transition(referral, action, actor, expected_version)
     from_status = referral.status
-    to_status = transition.moves[from_status]
+    targets = transition.targets_from(from_status)
+    if to_status is None:
+        if len(targets) != 1:
+            raise ValueError(f"{action} from {from_status} needs to_status")
+        (to_status,) = targets
+    elif to_status not in targets:
+        raise ValueError(f"{action} cannot lead from {from_status} to {to_status}")
     referral.status = to_status
     event = record_event(
         referral,

@@ -115,7 +115,8 @@ def test_needs_info_shows_a_banner_in_the_list_and_on_the_page(app, client_for, 
     partner = client_for(desk.partner_a)
     assert "Action needed" in partner.get("/referrals/").get_data(as_text=True)
     page = partner.get(f"/referrals/{reference}").get_data(as_text=True)
-    assert "More information is needed" in page and "Echocardiogram report" in page
+    assert "Intake needs more information" in page and "Echocardiogram report" in page
+    assert f"/referrals/{reference}/information" in page  # answered in place
 
 
 def test_documents_download_for_the_partner_and_clinical_staff_only(app, client_for, desk):

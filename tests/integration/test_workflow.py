@@ -104,9 +104,15 @@ def test_the_whole_loop_from_submission_to_started_care(app, client_for, desk):
         actions = set(db.session.scalars(select(AuditEntry.action)))
         assert {"referral.first_touch", "referral.accept", "referral.record_completed"} <= actions
         headlines = [m.subject for m in db.session.scalars(select(OutboxMessage))]
-    # The partner hears about acceptance, reaching the patient, scheduling and the outcome.
-    assert len(headlines) == 4
-    assert any("Patient reached" in h for h in headlines)
+    # The partner hears about receipt, acceptance, reaching the patient, scheduling and
+    # the outcome.
+    assert [h.split(": ", 1)[1] for h in headlines] == [
+        "Referral received",
+        "Accepted",
+        "Patient reached",
+        "First visit scheduled",
+        "First visit completed: the patient has started care",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -7,15 +7,16 @@ from portal.referrals.workflow import TRANSITIONS
 def test_every_status_is_reached_by_some_action():
     reachable = {Status.SUBMITTED, Status.NEEDS_INFO}  # set at submission
     for transition in TRANSITIONS.values():
-        reachable.update(transition.moves.values())
+        for source in transition.sources:
+            reachable.update(transition.targets_from(source))
     assert reachable == set(Status)
 
 
 def test_nothing_leaves_a_final_status_except_staff_notes():
     for transition in TRANSITIONS.values():
-        for source, target in transition.moves.items():
-            if source in FINAL_STATUSES:
-                assert transition.action == "add_note" and target == source
+        for source in transition.sources & FINAL_STATUSES:
+            assert transition.action in {"add_note", "share_follow_up"}
+            assert transition.targets_from(source) == {source}
 
 
 def test_only_partners_withdraw_and_only_clinical_staff_triage():
@@ -23,3 +24,8 @@ def test_only_partners_withdraw_and_only_clinical_staff_triage():
     for action in ("accept", "decline", "redirect"):
         assert TRANSITIONS[action].roles == {Role.CLINICAL}
     assert all(Role.ADMIN not in t.roles for t in TRANSITIONS.values())
+
+
+def test_only_system_transitions_have_no_roles():
+    for transition in TRANSITIONS.values():
+        assert bool(transition.roles) != transition.system

@@ -1,0 +1,31 @@
+"""Needs-info requests: what intake asked the referring office for, and the answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.clock import utcnow
+from portal.models.base import Base
+from portal.models.user import User
+
+
+class InfoRequest(Base):
+    """One round of "we need more": a checklist of referral items and a message."""
+
+    __tablename__ = "info_request"
+    __table_args__ = (Index("ix_info_request_open", "referral_id", "closed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"))
+    # Null when the portal itself asked (items missing at submission).
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Shown to the partner.
+    message: Mapped[str] = mapped_column(Text, default="")
+    # Set when every item of the request has been provided.
+    closed_at: Mapped[datetime | None]
+
+    requested_by: Mapped[User | None] = relationship(lazy="joined")

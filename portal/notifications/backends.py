@@ -1,0 +1,90 @@
+"""How messages leave the portal: SMTP for email, a provider interface for SMS.
+
+Backends are chosen by settings (MAIL_BACKEND, SMS_BACKEND). "record" backends keep
+what they were given in memory instead of sending it, for development and tests; the
+dev outbox page shows every message either way.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Protocol
+
+from flask import Flask, current_app
+
+from portal.models import MessageChannel, OutboxMessage
+
+
+class DeliveryFailed(Exception):
+    """The backend could not hand the message over; it will be retried."""
+
+
+class Backend(Protocol):
+    def send(self, message: OutboxMessage) -> None: ...
+
+
+class SmtpEmailBackend:
+    """Email over SMTP with STARTTLS or implicit TLS and optional credentials."""
+
+    def __init__(self, app: Flask) -> None:
+        self.config = app.config
+
+    def send(self, message: OutboxMessage) -> None:
+        config = self.config
+        email = EmailMessage()
+        email["From"] = config["MAIL_FROM"]
+        email["To"] = message.recipient
+        email["Subject"] = message.subject
+        email["Date"] = formatdate(localtime=False)
+        # A stable id per outbox row lets a receiving system drop a redelivered copy.
+        domain = config["MAIL_FROM"].rsplit("@", 1)[-1]
+        email["Message-ID"] = make_msgid(idstring=f"outbox-{message.id}", domain=domain)
+        email.set_content(message.body)
+        context = ssl.create_default_context()
+        smtp_class = smtplib.SMTP_SSL if config["MAIL_USE_SSL"] else smtplib.SMTP
+        kwargs = {"context": context} if config["MAIL_USE_SSL"] else {}
+        try:
+            with smtp_class(
+                config["MAIL_HOST"],
+                config["MAIL_PORT"],
+                timeout=config["MAIL_TIMEOUT_SECONDS"],
+                **kwargs,
+            ) as smtp:
+                if config["MAIL_USE_TLS"] and not config["MAIL_USE_SSL"]:
+                    smtp.starttls(context=context)
+                if config["MAIL_USERNAME"]:
+                    smtp.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"] or "")
+                smtp.send_message(email)
+        except (OSError, smtplib.SMTPException) as error:
+            raise DeliveryFailed(f"SMTP: {type(error).__name__}: {error}") from error
+
+
+class RecordingBackend:
+    """Keeps what it was asked to send. The development SMS provider and mail backend."""
+
+    def __init__(self, _app: Flask | None = None) -> None:
+        self.sent: list[tuple[str, str, str]] = []  # (recipient, subject, body)
+
+    def send(self, message: OutboxMessage) -> None:
+        self.sent.append((message.recipient, message.subject, message.body))
+
+
+EMAIL_BACKENDS = {"smtp": SmtpEmailBackend, "record": RecordingBackend}
+# Real SMS providers plug in here: a class with send(message) raising DeliveryFailed.
+SMS_BACKENDS = {"record": RecordingBackend}
+
+
+def backend_for(channel: MessageChannel) -> Backend:
+    """The configured backend for a channel, one instance per app."""
+    key = f"portal.notifications.backend.{channel.value}"
+    app = current_app._get_current_object()
+    if key not in app.extensions:
+        if channel is MessageChannel.EMAIL:
+            backend_class = EMAIL_BACKENDS[app.config["MAIL_BACKEND"]]
+        else:
+            backend_class = SMS_BACKENDS[app.config["SMS_BACKEND"]]
+        app.extensions[key] = backend_class(app)
+    return app.extensions[key]

@@ -1,0 +1,1 @@
+"""Patients confirm their next step through signed links, without an account."""

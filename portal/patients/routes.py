@@ -1,0 +1,171 @@
+"""The patient's pages: verify the date of birth, then choose a next step.
+
+Opening a link changes nothing (mail and SMS scanners open links first); only the
+patient's submitted forms write. Nothing about the referral is shown before the date
+of birth matches.
+"""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    session,
+    url_for,
+)
+
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.localtime import format_local
+from portal.models import ContactMethod, PatientLink, Referral
+from portal.patients.forms import DateOfBirthForm, NextStepForm
+from portal.patients.links import LinkProblem, LinkRefused, resolve
+from portal.patients.services import PatientChoice, date_of_birth_matches, record_patient_answer
+from portal.referrals.workflow import TransitionRefused
+
+bp = Blueprint("patients", __name__, url_prefix="/p")
+
+VERIFIED_KEY = "patient_links_verified"
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def _verified(link: PatientLink) -> bool:
+    verified_at = session.get(VERIFIED_KEY, {}).get(link.public_id)
+    limit = current_app.config["PATIENT_VERIFIED_FOR"].total_seconds()
+    return verified_at is not None and utcnow().timestamp() - verified_at < limit
+
+
+def _remember_verified(link: PatientLink) -> None:
+    verified = dict(session.get(VERIFIED_KEY, {}))
+    verified[link.public_id] = utcnow().timestamp()
+    session[VERIFIED_KEY] = verified
+
+
+def _problem(refused: LinkRefused):
+    status = 404 if refused.problem is LinkProblem.INVALID else 410
+    return render_template(
+        "patients/problem.html",
+        problem=refused.problem,
+        phone=current_app.config["PRACTICE_PHONE"],
+    ), status
+
+
+def _next_step_form(link: PatientLink) -> NextStepForm:
+    form = NextStepForm()
+    form.set_slots(
+        [(slot.id, f"{format_local(slot.starts_at)}, {slot.mode} visit") for slot in link.slots]
+    )
+    return form
+
+
+@bp.get("/<token>")
+def next_step(token: str):
+    """The link itself: ask for the date of birth, or show the choices once verified."""
+    try:
+        link = resolve(token, allow_used=True)
+    except LinkRefused as refused:
+        return _problem(refused)
+    if link.used_at is not None:
+        if _verified(link):
+            return _done_page(link)
+        return _problem(LinkRefused(LinkProblem.USED, link))
+    if not _verified(link):
+        return _verify_page(DateOfBirthForm(formdata=None), link)
+    return _choices_page(_next_step_form(link), link)
+
+
+@bp.post("/<token>/verify")
+def verify(token: str):
+    """Check the date of birth; five wrong tries lock the link."""
+    try:
+        link = resolve(token)
+    except LinkRefused as refused:
+        return _problem(refused)
+    form = DateOfBirthForm()
+    if not form.validate():
+        return _verify_page(form, link, status=422)
+    if not date_of_birth_matches(link, form.date_of_birth):
+        db.session.commit()
+        if link.locked_at is not None:
+            return _problem(LinkRefused(LinkProblem.LOCKED, link))
+        tries_left = current_app.config["PATIENT_LINK_MAX_TRIES"] - link.failed_attempts
+        form.year.errors = [
+            "That date of birth does not match our records. "
+            f"You have {tries_left} {'try' if tries_left == 1 else 'tries'} left."
+        ]
+        return _verify_page(form, link, status=422)
+    _remember_verified(link)
+    return redirect(url_for("patients.next_step", token=token), 303)
+
+
+@bp.post("/<token>/answer")
+def answer(token: str):
+    """Record the patient's choice: this is the only request that uses the link up."""
+    try:
+        link = resolve(token)
+    except LinkRefused as refused:
+        return _problem(refused)
+    if not _verified(link):
+        return redirect(url_for("patients.next_step", token=token), 303)
+    form = _next_step_form(link)
+    if not form.validate():
+        return _choices_page(form, link, status=422)
+    slot = next((s for s in link.slots if s.id == form.slot_id), None)
+    if slot is not None and slot.starts_at <= utcnow():
+        form.choice.errors = ["That time has passed. Choose another, or ask us to call you."]
+        return _choices_page(form, link, status=422)
+    try:
+        record_patient_answer(
+            link,
+            PatientChoice(
+                answer=form.answer,
+                contact=ContactMethod(form.contact.data),
+                slot_id=form.slot_id,
+                reason=form.reason.data or "",
+            ),
+        )
+    except TransitionRefused:
+        db.session.rollback()
+        return render_template(
+            "patients/problem.html", problem="changed", phone=current_app.config["PRACTICE_PHONE"]
+        ), 409
+    db.session.commit()
+    return redirect(url_for("patients.next_step", token=token), 303)
+
+
+def _verify_page(form: DateOfBirthForm, link: PatientLink, status: int = 200):
+    return render_template(
+        "patients/verify.html", form=form, practice=current_app.config["PRACTICE_NAME"]
+    ), status
+
+
+def _choices_page(form: NextStepForm, link: PatientLink, status: int = 200):
+    return render_template(
+        "patients/next_step.html",
+        form=form,
+        link=link,
+        practice=current_app.config["PRACTICE_NAME"],
+    ), status
+
+
+def _done_page(link: PatientLink):
+    referral = db.session.get(Referral, link.referral_id)
+    return render_template(
+        "patients/done.html",
+        link=link,
+        slot=link.chosen_slot,
+        mode=link.chosen_slot.mode.value if link.chosen_slot else None,
+        referral_status=referral.status,
+        practice=current_app.config["PRACTICE_NAME"],
+        phone=current_app.config["PRACTICE_PHONE"],
+    )

@@ -1,0 +1,183 @@
+"""Sending a patient their next step, checking who opened it, and recording the answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from flask import current_app
+from sqlalchemy import select
+
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.localtime import format_local
+from portal.models import (
+    AppointmentMode,
+    ContactMethod,
+    PatientAnswer,
+    PatientLink,
+    Referral,
+    ReferralEvent,
+    SlotOffer,
+    Status,
+    User,
+)
+from portal.notifications.outbox import portal_url
+from portal.notifications.referrals import (
+    notify_intake_of_patient_answer,
+    notify_partner_of_update,
+    send_patient_next_step,
+)
+from portal.patients.links import NEXT_STEP, new_public_id, sign
+from portal.referrals.workflow import TransitionRefused, apply_transition, record_event
+
+
+@dataclass(frozen=True)
+class Slot:
+    starts_at: datetime
+    mode: AppointmentMode
+
+
+def latest_link(referral: Referral) -> PatientLink | None:
+    return db.session.scalar(
+        select(PatientLink)
+        .where(PatientLink.referral_id == referral.id)
+        .order_by(PatientLink.created_at.desc(), PatientLink.id.desc())
+        .limit(1)
+    )
+
+
+def send_next_step_link(
+    referral: Referral,
+    actor: User,
+    *,
+    expected_version: int | None,
+    via: ContactMethod,
+    slots: list[Slot],
+    note: str = "",
+) -> ReferralEvent:
+    """Send (or resend) the patient's link; a new link revokes every earlier one."""
+    recipient = referral.patient_email if via is ContactMethod.EMAIL else referral.patient_phone
+    if not recipient:
+        raise TransitionRefused(f"There is no patient {'email' if via == 'email' else 'phone'}.")
+    if via is ContactMethod.PHONE:
+        raise TransitionRefused("Links go by email or text message; choose one of those.")
+    now = utcnow()
+    if any(slot.starts_at <= now for slot in slots):
+        raise TransitionRefused("Offered times must be in the future.")
+    event = apply_transition(
+        referral,
+        "send_patient_link",
+        actor,
+        expected_version=expected_version,
+        staff_note=note,
+    )
+    for earlier in db.session.scalars(
+        select(PatientLink).where(
+            PatientLink.referral_id == referral.id,
+            PatientLink.revoked_at.is_(None),
+            PatientLink.used_at.is_(None),
+        )
+    ):
+        earlier.revoked_at = now
+    link = PatientLink(
+        public_id=new_public_id(),
+        referral_id=referral.id,
+        purpose=NEXT_STEP,
+        sent_by_id=actor.id,
+        sent_via=via,
+        created_at=now,
+        expires_at=now + current_app.config["PATIENT_LINK_MAX_AGE"],
+    )
+    link.slots = [
+        SlotOffer(starts_at=s.starts_at, mode=s.mode)
+        for s in sorted(slots, key=lambda s: s.starts_at)
+    ]
+    db.session.add(link)
+    db.session.flush()
+    send_patient_next_step(
+        referral, via, recipient, portal_url("patients.next_step", token=sign(link))
+    )
+    return event
+
+
+def date_of_birth_matches(link: PatientLink, given: date) -> bool:
+    """Check the date of birth; five wrong tries lock the link until staff reissue it."""
+    referral = db.session.get(Referral, link.referral_id)
+    if referral.patient_date_of_birth == given:
+        return True
+    link.failed_attempts += 1
+    if link.failed_attempts >= current_app.config["PATIENT_LINK_MAX_TRIES"]:
+        link.locked_at = utcnow()
+        record_event(
+            referral,
+            kind="patient_link_locked",
+            actor=None,
+            summary="Patient link locked after repeated wrong dates of birth; resend it",
+            partner_visible=False,
+        )
+    return False
+
+
+@dataclass(frozen=True)
+class PatientChoice:
+    answer: PatientAnswer
+    contact: ContactMethod
+    slot_id: int | None = None
+    reason: str = ""
+
+
+def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralEvent:
+    """Use the link up and move the referral on: booked, call me, or declined."""
+    referral = db.session.get(Referral, link.referral_id)
+    now = utcnow()
+    link.used_at = now
+    link.answer, link.answer_contact = choice.answer, choice.contact
+    contact_text = {"phone": "a phone call", "sms": "text messages", "email": "email"}[
+        choice.contact.value
+    ]
+    if choice.answer is PatientAnswer.SLOT:
+        slot = next((s for s in link.slots if s.id == choice.slot_id), None)
+        if slot is None:
+            raise TransitionRefused("Choose one of the times offered.")
+        slot.chosen_at = now
+        event = apply_transition(
+            referral,
+            "patient_answered",
+            None,
+            expected_version=None,
+            to_status=Status.SCHEDULED,
+            summary=f"Patient confirmed next step: booked {format_local(slot.starts_at)} "
+            f"({slot.mode}); prefers {contact_text}",
+        )
+        referral.appointment_at, referral.appointment_mode = slot.starts_at, slot.mode
+        referral.scheduled_at = referral.scheduled_at or now
+        referral.patient_reached_at = referral.patient_reached_at or now
+        notify_partner_of_update(referral, "First visit scheduled")
+        headline = "The patient booked a visit"
+    elif choice.answer is PatientAnswer.CALL_ME:
+        event = apply_transition(
+            referral,
+            "patient_answered",
+            None,
+            expected_version=None,
+            to_status=Status.ACCEPTED,
+            summary=f"Patient confirmed next step: asked for a call; prefers {contact_text}",
+        )
+        referral.patient_reached_at = referral.patient_reached_at or now
+        headline = "The patient asked for a call"
+    else:
+        event = apply_transition(
+            referral,
+            "patient_answered",
+            None,
+            expected_version=None,
+            to_status=Status.WITHDRAWN,
+            summary="Patient declined the next step",
+            staff_note=f"Patient's reason: {choice.reason}" if choice.reason else "",
+        )
+        referral.outcome_at = now
+        notify_partner_of_update(referral, "Closed: the patient declined")
+        headline = "The patient declined"
+    notify_intake_of_patient_answer(referral, headline)
+    return event
