@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from portal.config import TestConfig
 from portal.extensions import db
 from portal.models import Base
 from tests.fixtures.desk import Desk, build_desk
+from tests.fixtures.privacy import find_patient_data_in_messages
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,7 +86,11 @@ def app(database_url: str) -> Iterator[Flask]:
     yield app
     with app.app_context():
         db.session.remove()
+        # Whatever the test did, no message it caused may name a patient's details.
+        leaks = find_patient_data_in_messages()
+        db.session.remove()
         db.engine.dispose()
+    assert not leaks, leaks
 
 
 @pytest.fixture
@@ -161,3 +167,37 @@ def count_queries(app: Flask):
             event.remove(self.engine, "before_cursor_execute", self._count)
 
     return Counter
+
+
+class SmtpSink:
+    """Collects every message the portal sends over SMTP (aiosmtpd on a free port)."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        from email import message_from_bytes, policy
+
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append((envelope.rcpt_tos, message))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_sink(app):
+    """A real SMTP server the app sends to, on a free local port."""
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = SmtpSink()
+    sink.port = port
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    app.config.update(
+        MAIL_BACKEND="smtp", MAIL_HOST="127.0.0.1", MAIL_PORT=port, MAIL_USE_TLS=False
+    )
+    app.extensions.pop("portal.notifications.backend.email", None)
+    yield sink
+    controller.stop()
