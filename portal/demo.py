@@ -34,6 +34,7 @@ from portal.models import (
     Urgency,
     User,
 )
+from portal.patients.services import Slot, send_next_step_link
 from portal.referrals import services
 from portal.referrals.documents import Upload
 
@@ -219,6 +220,7 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
             intake=staff[Role.INTAKE],
             clinical=staff[Role.CLINICAL],
         )
+    _send_some_patient_links(staff[Role.INTAKE], now)
     # The demo's history is not news: nothing it queued should be delivered.
     db.session.execute(
         update(OutboxMessage)
@@ -231,6 +233,30 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
         f"{len(partners)} partners, {len(users)} users, {len(lines)} service lines, "
         f"{total} referrals"
     )
+
+
+def _send_some_patient_links(intake: User, now) -> None:
+    """A few accepted referrals wait on their patient, with a link in the dev outbox."""
+    waiting = db.session.scalars(
+        select(Referral)
+        .where(Referral.status == Status.ACCEPTED)
+        .order_by(Referral.submitted_at.desc())
+        .limit(4)
+    ).all()
+    for index, referral in enumerate(waiting):
+        start = (now + timedelta(days=2 + index)).replace(minute=0, second=0, microsecond=0)
+        with frozen_at(now - timedelta(hours=index)):
+            send_next_step_link(
+                referral,
+                intake,
+                expected_version=None,
+                via=ContactMethod.EMAIL if referral.patient_email else ContactMethod.SMS,
+                slots=[
+                    Slot(start + timedelta(hours=offset), AppointmentMode.VIDEO)
+                    for offset in (0, 3, 24)
+                ],
+            )
+    db.session.commit()
 
 
 def _play_referral(rng, *, now, partner, submitter, line, intake, clinical) -> None:
@@ -258,7 +284,8 @@ def _play_referral(rng, *, now, partner, submitter, line, intake, clinical) -> N
         patient_first_name=first,
         patient_last_name=last,
         patient_date_of_birth=date(rng.randint(1940, 2005), rng.randint(1, 12), rng.randint(1, 28)),
-        patient_phone=f"+1202555{rng.randint(100, 199):04d}",
+        # 555-0101..0199 are fictional numbers; 555-0100 is the demo practice's own.
+        patient_phone=f"+1202555{rng.randint(101, 199):04d}",
         patient_email=f"{first}.{last}@example.com".lower() if rng.random() < 0.7 else None,
         preferred_contact=rng.choice([ContactMethod.PHONE, ContactMethod.SMS]),
         reason=rng.choice(REASONS[line.name]),

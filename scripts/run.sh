@@ -14,7 +14,15 @@ export PORTAL_ENV="${PORTAL_ENV:-development}"
 .venv/bin/flask --app wsgi db upgrade
 .venv/bin/flask --app wsgi demo load
 
+# The jobs process (outbox delivery, reminders) runs beside the web server, never
+# inside it: each web worker would otherwise run every job.
+.venv/bin/python -m jobs &
+jobs_pid=$!
+trap 'kill "$jobs_pid" 2>/dev/null || true' EXIT INT TERM
+
 echo
 echo "Serving the referral portal on http://127.0.0.1:8000 (Ctrl-C to stop)"
-exec .venv/bin/gunicorn --bind 127.0.0.1:8000 --workers 2 --threads 4 \
+echo "Every message the portal writes: http://127.0.0.1:8000/dev/outbox"
+# Access logs carry the path only (%(U)s): never query strings.
+.venv/bin/gunicorn --bind 127.0.0.1:8000 --workers 2 --threads 4 \
   --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms' wsgi:app

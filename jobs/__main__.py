@@ -1,0 +1,3 @@
+from jobs.runner import main
+
+main()

@@ -1,0 +1,64 @@
+"""The jobs process: one APScheduler scheduler, outside the web workers.
+
+Run it once per deployment (`python -m jobs`). APScheduler 3 cannot share a job store
+between processes, so every job works out what is due from database state instead of
+from the scheduler's memory: a process that was down catches up when it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+
+from jobs import outbox
+from portal import create_app
+
+log = logging.getLogger("jobs")
+
+# Each job family registers its jobs here.
+JOB_FAMILIES = (outbox,)
+
+
+def in_app_context(app: Flask, job: Callable[[], object]) -> Callable[[], None]:
+    """Run `job` inside an app context, logging (never raising) what goes wrong."""
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                job()
+            except Exception:
+                log.exception("job %s failed", job.__name__)
+
+    run.__name__ = run.__qualname__ = job.__name__
+    return run
+
+
+def build_scheduler(app: Flask) -> BlockingScheduler:
+    scheduler = BlockingScheduler(
+        timezone="UTC",
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+    )
+    for family in JOB_FAMILIES:
+        family.register(scheduler, app, in_app_context)
+    return scheduler
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    # Our own lines (ids and counts, never patient data); APScheduler's only when wrong.
+    for name in ("jobs", "portal"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    app = create_app()
+    scheduler = build_scheduler(app)
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    log.info("jobs process started with %d jobs", len(scheduler.get_jobs()))
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        scheduler.start()
+    log.info("jobs process stopped")

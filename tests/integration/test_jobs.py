@@ -1,0 +1,33 @@
+"""The jobs process: its scheduler, and that its jobs run inside the app."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from jobs.runner import build_scheduler, in_app_context
+from portal.extensions import db
+from portal.models import MessageStatus, OutboxMessage
+from tests.fixtures.desk import make_referral
+
+
+def test_the_scheduler_has_the_delivery_job(app):
+    scheduler = build_scheduler(app)
+    assert {job.id for job in scheduler.get_jobs()} >= {"deliver_outbox"}
+
+
+def test_the_delivery_job_sends_due_messages(app, desk, smtp_sink):
+    with app.app_context():
+        make_referral(desk)
+    job = next(j for j in build_scheduler(app).get_jobs() if j.id == "deliver_outbox")
+    job.func()
+    assert len(smtp_sink.messages) == 1
+    with app.app_context():
+        assert db.session.scalar(select(OutboxMessage.status)) is MessageStatus.SENT
+
+
+def test_a_failing_job_is_logged_not_raised(app, caplog):
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    in_app_context(app, broken)()
+    assert "job broken failed" in caplog.text
