@@ -95,12 +95,49 @@ class Config:
     OUTBOX_MAX_ATTEMPTS = 8
     OUTBOX_RETRY_BASE_SECONDS = 60
     # A claimed message that was neither sent nor failed becomes due again after this.
-    OUTBOX_CLAIM_SECONDS = 300
+    OUTBOX_CLAIM_SECONDS = int(os.environ.get("OUTBOX_CLAIM_SECONDS", "300"))
 
     # How often an open referral page asks whether its timeline changed.
     TIMELINE_POLL_SECONDS = int(os.environ.get("TIMELINE_POLL_SECONDS", "5"))
 
     QUEUE_PAGE_SIZE = 50
+
+    # --- Schedules: every timing rule, with its default, in one place. -------------
+    # Business time runs on this week unless an admin has set another (and holidays).
+    BUSINESS_HOURS = {day: ("09:00", "17:00") for day in range(5)} | {5: None, 6: None}
+    # SLA targets in business minutes, by stage and urgency (PRODUCT.md's defaults:
+    # urgent 1 h / 4 h / 1 business day / 1 business day; routine 1 / 2 / 3 / 2 days).
+    # A business day is 8 business hours. Admins override these per stage and urgency.
+    SLA_TARGET_MINUTES = {
+        ("first_touch", "urgent"): 60,
+        ("triage", "urgent"): 240,
+        ("next_step", "urgent"): 480,
+        ("partner_feedback", "urgent"): 480,
+        ("first_touch", "routine"): 480,
+        ("triage", "routine"): 960,
+        ("next_step", "routine"): 1440,
+        ("partner_feedback", "routine"): 960,
+    }
+    # The visit stage is due this long after the appointment (record its outcome).
+    SLA_VISIT_OUTCOME_MINUTES = 480
+    SLA_AT_RISK_FRACTION = 0.75
+    SLA_SWEEP_SECONDS = int(os.environ.get("SLA_SWEEP_SECONDS", "60"))
+    # Needs-info follow-ups: partner reminders this many business minutes after the
+    # request (4 business hours, 1 and 3 business days), then escalation.
+    NEEDS_INFO_REMINDER_MINUTES = (240, 480, 1440)
+    NEEDS_INFO_ESCALATE_MINUTES = 1920
+    # Patient next-step reminders after the link was sent, then a flag to phone them.
+    PATIENT_REMINDER_MINUTES = (480, 960)
+    PATIENT_PHONE_FLAG_MINUTES = 1440
+    # Appointment reminders go this long before the visit (wall-clock hours).
+    APPOINTMENT_REMINDER_HOURS = 24
+    FOLLOW_UP_SECONDS = int(os.environ.get("FOLLOW_UP_SECONDS", "60"))
+    # Where owners and admins hear about breaches and escalations.
+    CLINICAL_TEAM_EMAIL = os.environ.get("CLINICAL_TEAM_EMAIL", "clinical@example.org")
+    PARTNER_SUCCESS_EMAIL = os.environ.get("PARTNER_SUCCESS_EMAIL", "partner-success@example.org")
+    ADMIN_EMAIL = os.environ.get("ADMIN_EMAIL", "portal-admin@example.org")
+    # On SQLite only one jobs process may run; the others wait on this lock file.
+    JOBS_LOCK_FILE = os.environ.get("JOBS_LOCK_FILE")
 
     @classmethod
     def check(cls, config: dict) -> None:

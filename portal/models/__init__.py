@@ -5,6 +5,7 @@ from portal.models.base import Base
 from portal.models.clarification import InfoRequest
 from portal.models.consent import Consent, ConsentKind
 from portal.models.event import ReferralEvent
+from portal.models.job_state import JobState
 from portal.models.outbox import MessageChannel, MessageStatus, OutboxMessage
 from portal.models.partner import Partner
 from portal.models.patient_link import PatientAnswer, PatientLink, SlotOffer
@@ -25,6 +26,14 @@ from portal.models.referral import (
 )
 from portal.models.referral_view import ReferralView
 from portal.models.service_line import ItemKind, RequiredItem, ServiceLine
+from portal.models.sla import (
+    STAGE_OWNERS,
+    BusinessHours,
+    Holiday,
+    SlaClock,
+    SlaStage,
+    SlaTarget,
+)
 from portal.models.user import STAFF_ROLES, Invitation, Role, SignInAttempt, User
 
 __all__ = [
@@ -33,15 +42,18 @@ __all__ = [
     "STAFF_ROLES",
     "AppointmentMode",
     "AuditEntry",
+    "BusinessHours",
     "Base",
     "Channel",
     "Consent",
     "ConsentKind",
     "ContactMethod",
     "Document",
+    "Holiday",
     "InfoRequest",
     "Invitation",
     "ItemKind",
+    "JobState",
     "MessageChannel",
     "MessageStatus",
     "OutboxMessage",
@@ -58,7 +70,11 @@ __all__ = [
     "RequiredItem",
     "Role",
     "ServiceLine",
+    "STAGE_OWNERS",
     "SignInAttempt",
+    "SlaClock",
+    "SlaStage",
+    "SlaTarget",
     "SlotOffer",
     "Status",
     "Urgency",

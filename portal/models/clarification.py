@@ -27,5 +27,9 @@ class InfoRequest(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     # Set when every item of the request has been provided.
     closed_at: Mapped[datetime | None]
+    # The follow-up job's state: the next reminder to the partner, then escalation.
+    reminders_sent: Mapped[int] = mapped_column(default=0)
+    next_reminder_at: Mapped[datetime | None] = mapped_column(index=True)
+    escalated_at: Mapped[datetime | None]
 
     requested_by: Mapped[User | None] = relationship(lazy="joined")

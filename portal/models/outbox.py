@@ -35,6 +35,9 @@ class OutboxMessage(Base):
     # Bodies say that something changed and link to the portal; no patient data.
     body: Mapped[str] = mapped_column(Text)
     referral_id: Mapped[int | None] = mapped_column(ForeignKey("referral.id"), index=True)
+    # What the message is for, where delivery itself matters (the partner's outcome
+    # notice stops the partner-feedback clock when it is sent).
+    purpose: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[MessageStatus] = mapped_column(
         enum_column(MessageStatus, "message_status"), default=MessageStatus.PENDING
     )

@@ -38,6 +38,10 @@ class PatientLink(Base):
     revoked_at: Mapped[datetime | None]
     failed_attempts: Mapped[int] = mapped_column(default=0)
     locked_at: Mapped[datetime | None]
+    # The reminder job's state: reminders while unanswered, then a flag to phone.
+    reminders_sent: Mapped[int] = mapped_column(default=0)
+    next_reminder_at: Mapped[datetime | None] = mapped_column(index=True)
+    phone_outreach_flagged_at: Mapped[datetime | None]
 
     answer: Mapped[PatientAnswer | None] = mapped_column(enum_column(PatientAnswer, "answer"))
     answer_contact: Mapped[ContactMethod | None] = mapped_column(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     Date,
@@ -21,6 +22,9 @@ from portal.models.base import Base, enum_column
 from portal.models.partner import Partner
 from portal.models.service_line import ItemKind, RequiredItem, ServiceLine
 from portal.models.user import User
+
+if TYPE_CHECKING:
+    from portal.models.sla import SlaClock
 
 
 class Status(enum.StrEnum):
@@ -135,6 +139,7 @@ class Referral(Base):
         UniqueConstraint("partner_id", "submission_token"),
         Index("ix_referral_queue", "status", "urgency", "submitted_at"),
         Index("ix_referral_partner_submitted", "partner_id", "submitted_at"),
+        Index("ix_referral_appointment", "status", "appointment_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -181,6 +186,8 @@ class Referral(Base):
     appointment_mode: Mapped[AppointmentMode | None] = mapped_column(
         enum_column(AppointmentMode, "appointment_mode")
     )
+    # The day-before reminder; cleared when the visit is moved.
+    appointment_reminder_sent_at: Mapped[datetime | None]
 
     # Optimistic locking: a stale write raises instead of overwriting someone else's.
     version: Mapped[int] = mapped_column(default=1)
@@ -197,6 +204,12 @@ class Referral(Base):
     )
     outreach_attempts: Mapped[list[OutreachAttempt]] = relationship(
         back_populates="referral", order_by="OutreachAttempt.at", cascade="all, delete-orphan"
+    )
+    # The stage clock now running or paused (none once the referral is settled).
+    active_clock: Mapped[SlaClock | None] = relationship(
+        primaryjoin="and_(Referral.id == SlaClock.referral_id, SlaClock.stopped_at.is_(None))",
+        viewonly=True,
+        uselist=False,
     )
 
     @property

@@ -15,10 +15,12 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
+from portal.claiming import skip_locked
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import MessageStatus, OutboxMessage
 from portal.notifications.backends import DeliveryFailed, backend_for
+from portal.sla.clocks import stop_partner_feedback
 
 log = logging.getLogger(__name__)
 
@@ -36,47 +38,48 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(0, attempts - 1), 6 * 3600))
 
 
-def due_message_ids(limit: int) -> list[int]:
-    return list(
-        db.session.scalars(
-            select(OutboxMessage.id)
-            .where(
-                OutboxMessage.status == MessageStatus.PENDING,
-                OutboxMessage.next_attempt_at <= utcnow(),
-            )
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(limit)
-        )
-    )
+def claim_due_messages(limit: int) -> list[int]:
+    """Take up to `limit` due messages for this runner (commits).
 
-
-def claim(message_id: int) -> OutboxMessage | None:
-    """Take the message for this runner, or None if another runner has it (commits)."""
+    The rows are selected with SKIP LOCKED (PostgreSQL) and leased by one conditional
+    UPDATE: pushing their next attempt past the lease is the claim, so a runner that
+    dies mid-send leaves its messages to be retried once the lease runs out.
+    """
     now = utcnow()
     lease = timedelta(seconds=current_app.config["OUTBOX_CLAIM_SECONDS"])
-    result = db.session.execute(
-        update(OutboxMessage)
+    due = skip_locked(
+        select(OutboxMessage.id)
         .where(
-            OutboxMessage.id == message_id,
             OutboxMessage.status == MessageStatus.PENDING,
             OutboxMessage.next_attempt_at <= now,
         )
-        .values(next_attempt_at=now + lease, attempts=OutboxMessage.attempts + 1)
-        .execution_options(synchronize_session=False)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
     )
+    ids = list(db.session.scalars(due))
+    claimed = []
+    for message_id in ids:
+        result = db.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.status == MessageStatus.PENDING,
+                OutboxMessage.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=now + lease, attempts=OutboxMessage.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            claimed.append(message_id)
     db.session.commit()
-    if result.rowcount != 1:
-        return None
-    return db.session.get(OutboxMessage, message_id, populate_existing=True)
+    return claimed
 
 
 def deliver_due_messages(limit: int = 100) -> DeliveryReport:
     """Send what is due now. Safe to run again at any time and from several places."""
     report = DeliveryReport()
-    for message_id in due_message_ids(limit):
-        message = claim(message_id)
-        if message is None:
-            continue
+    for message_id in claim_due_messages(limit):
+        message = db.session.get(OutboxMessage, message_id, populate_existing=True)
         try:
             backend_for(message.channel).send(message)
         except DeliveryFailed as failure:
@@ -93,6 +96,8 @@ def deliver_due_messages(limit: int = 100) -> DeliveryReport:
             message.status = MessageStatus.SENT
             message.sent_at = utcnow()
             message.last_error = None
+            if message.purpose == "partner_outcome" and message.referral_id:
+                stop_partner_feedback(message.referral_id)
             report.sent += 1
             log.info("outbox message %s sent by %s", message.id, message.channel)
         db.session.commit()

@@ -24,7 +24,12 @@ def portal_url(endpoint: str, **values: object) -> str:
 
 
 def queue_email(
-    *, recipient: str, template: str, referral: Referral | None = None, **context: object
+    *,
+    recipient: str,
+    template: str,
+    referral: Referral | None = None,
+    purpose: str | None = None,
+    **context: object,
 ) -> OutboxMessage:
     """Render `emails/<template>.subject.txt` and `.txt` into a pending message.
 
@@ -38,6 +43,7 @@ def queue_email(
         subject=subject,
         body=body,
         referral_id=referral.id if referral is not None else None,
+        purpose=purpose,
     )
     db.session.add(message)
     return message

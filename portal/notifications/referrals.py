@@ -8,9 +8,14 @@ from portal.models import ContactMethod, Referral, User
 from portal.notifications.outbox import portal_url, queue_email, queue_sms
 
 
-def notify_partner_of_update(referral: Referral, headline: str) -> None:
-    """Tell the partner's designated referral contact that the referral changed."""
+def notify_partner_of_update(referral: Referral, headline: str, *, outcome: bool = False) -> None:
+    """Tell the partner's designated referral contact that the referral changed.
+
+    An `outcome` notice is the partner-feedback stage's deliverable: its delivery stops
+    that stage's SLA clock.
+    """
     queue_email(
+        purpose="partner_outcome" if outcome else None,
         recipient=referral.partner.referral_contact_email,
         template="partner_update",
         referral=referral,

@@ -29,6 +29,7 @@ from portal.notifications.referrals import (
     send_patient_next_step,
 )
 from portal.patients.links import NEXT_STEP, new_public_id, sign
+from portal.patients.tasks import schedule_patient_reminders
 from portal.referrals.workflow import TransitionRefused, apply_transition, record_event
 
 
@@ -79,7 +80,7 @@ def send_next_step_link(
             PatientLink.used_at.is_(None),
         )
     ):
-        earlier.revoked_at = now
+        earlier.revoked_at, earlier.next_reminder_at = now, None
     link = PatientLink(
         public_id=new_public_id(),
         referral_id=referral.id,
@@ -95,6 +96,7 @@ def send_next_step_link(
     ]
     db.session.add(link)
     db.session.flush()
+    schedule_patient_reminders(link)
     send_patient_next_step(
         referral, via, recipient, portal_url("patients.next_step", token=sign(link))
     )
@@ -131,7 +133,7 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
     """Use the link up and move the referral on: booked, call me, or declined."""
     referral = db.session.get(Referral, link.referral_id)
     now = utcnow()
-    link.used_at = now
+    link.used_at, link.next_reminder_at = now, None
     link.answer, link.answer_contact = choice.answer, choice.contact
     contact_text = {"phone": "a phone call", "sms": "text messages", "email": "email"}[
         choice.contact.value
@@ -141,6 +143,8 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
         if slot is None:
             raise TransitionRefused("Choose one of the times offered.")
         slot.chosen_at = now
+        referral.appointment_at, referral.appointment_mode = slot.starts_at, slot.mode
+        referral.appointment_reminder_sent_at = None
         event = apply_transition(
             referral,
             "patient_answered",
@@ -150,7 +154,6 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
             summary=f"Patient confirmed next step: booked {format_local(slot.starts_at)} "
             f"({slot.mode}); prefers {contact_text}",
         )
-        referral.appointment_at, referral.appointment_mode = slot.starts_at, slot.mode
         referral.scheduled_at = referral.scheduled_at or now
         referral.patient_reached_at = referral.patient_reached_at or now
         notify_partner_of_update(referral, "First visit scheduled")

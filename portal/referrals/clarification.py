@@ -27,6 +27,7 @@ from portal.models import (
 from portal.notifications.referrals import notify_intake_of_answer
 from portal.referrals.document_store import store_document
 from portal.referrals.documents import Upload
+from portal.referrals.tasks import schedule_follow_ups
 from portal.referrals.workflow import TransitionRefused, apply_transition, record_event
 
 
@@ -75,6 +76,7 @@ def ask_for_missing_items_at_submission(referral: Referral) -> InfoRequest:
     db.session.flush()
     for item in referral.missing_items:
         item.info_request_id = request.id
+    schedule_follow_ups(request)
     return request
 
 
@@ -99,11 +101,12 @@ def request_information(
     )
     db.session.add(request)
     db.session.flush()
+    schedule_follow_ups(request)
     if earlier is not None:
         for item in requested_items(earlier):
             if not item.is_provided:
                 item.info_request_id = request.id
-        earlier.closed_at = now
+        earlier.closed_at, earlier.next_reminder_at = now, None
 
     wanted = {
         item.id: item
@@ -187,7 +190,7 @@ def answer_information(
             + "; ".join(item.label for item in still_missing)
         )
     else:
-        request.closed_at = now
+        request.closed_at, request.next_reminder_at = now, None
         to_status = Status.IN_REVIEW if referral.first_touch_at else Status.SUBMITTED
         summary = "All requested information received; back with intake"
     event = apply_transition(

@@ -50,6 +50,7 @@ from portal.referrals.workflow import (
     apply_transition,
     record_event,
 )
+from portal.sla.clocks import sync_clock
 
 OUTREACH_ATTEMPTS_BEFORE_UNREACHABLE = 3
 
@@ -214,6 +215,7 @@ def _route_new_referral(referral: Referral) -> None:
         notify_partner_of_update(referral, "More information needed")
     else:
         notify_partner_of_update(referral, "Referral received")
+    sync_clock(referral)
     if referral.urgency is Urgency.URGENT:
         record_event(
             referral,
@@ -240,22 +242,21 @@ def record_first_touch(
 ) -> ReferralEvent:
     if referral.first_touch_at is not None:
         raise TransitionRefused("First touch was already recorded for this referral.")
-    event = apply_transition(
+    # Set first: which SLA clock runs next depends on it.
+    referral.first_touch_at = utcnow()
+    return apply_transition(
         referral, "first_touch", actor, expected_version=expected_version, staff_note=note
     )
-    referral.first_touch_at = event.at
-    return event
 
 
 def resume_review(
     referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
 ) -> ReferralEvent:
-    event = apply_transition(
+    if referral.first_touch_at is None:
+        referral.first_touch_at = utcnow()
+    return apply_transition(
         referral, "resume_review", actor, expected_version=expected_version, staff_note=note
     )
-    if referral.first_touch_at is None:
-        referral.first_touch_at = event.at
-    return event
 
 
 def accept(
@@ -369,6 +370,11 @@ def schedule(
         raise TransitionRefused("The appointment must be in the future.")
     rescheduling = referral.status is Status.SCHEDULED
     when = format_local(appointment_at)
+    # Set first: the visit's SLA clock is due after the appointment.
+    previous = referral.appointment_at
+    referral.appointment_at, referral.appointment_mode = appointment_at, mode
+    if previous != appointment_at:
+        referral.appointment_reminder_sent_at = None
     event = apply_transition(
         referral,
         "schedule",
@@ -377,7 +383,6 @@ def schedule(
         summary=f"First visit {'rescheduled' if rescheduling else 'scheduled'}: {when}, {mode}",
         staff_note=note,
     )
-    referral.appointment_at, referral.appointment_mode = appointment_at, mode
     if referral.scheduled_at is None:
         referral.scheduled_at = event.at
     if referral.patient_reached_at is None:

@@ -24,6 +24,7 @@ from portal.models import (
     User,
 )
 from portal.notifications.referrals import notify_partner_of_update
+from portal.sla.clocks import sync_clock
 
 
 class TransitionRefused(Exception):
@@ -329,7 +330,10 @@ def apply_transition(
         from_status=from_status.value,
         to_status=to_status.value,
     )
-    if transition.notify_partner if notify_partner is None else notify_partner:
+    notified = transition.notify_partner if notify_partner is None else notify_partner
+    outcome = to_status.is_final and notified
+    if notified:
         # The message carries the generic headline only, never the event's details.
-        notify_partner_of_update(referral, message_headline or transition.summary)
+        notify_partner_of_update(referral, message_headline or transition.summary, outcome=outcome)
+    sync_clock(referral, outcome_notified=outcome)
     return event

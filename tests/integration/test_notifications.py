@@ -92,14 +92,16 @@ def test_a_message_that_keeps_failing_is_dead_lettered(app, desk):
 
 
 def test_a_message_claimed_by_another_runner_is_not_sent_twice(app, desk):
-    from portal.notifications.delivery import claim
+    from portal.notifications.delivery import claim_due_messages
 
     with app.app_context():
         make_referral(desk)
         (message_id,) = [m.id for m in messages(app)]
-        assert claim(message_id) is not None
-        assert claim(message_id) is None  # the second runner gets nothing
+        assert claim_due_messages(10) == [message_id]
+        assert claim_due_messages(10) == []  # the second runner gets nothing
         assert deliver_due_messages().sent == 0  # leased until the claim expires
+        with frozen_at(utcnow() + timedelta(seconds=app.config["OUTBOX_CLAIM_SECONDS"] + 1)):
+            assert deliver_due_messages().sent == 1  # the runner died: retried once
 
 
 def test_sms_goes_through_the_recording_provider(app, desk):

@@ -1,0 +1,150 @@
+"""Periodic work for patients: next-step reminders, the phone flag, visit reminders."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from portal.claiming import skip_locked
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.models import ContactMethod, PatientLink, Referral, Status
+from portal.notifications.outbox import portal_url, queue_email, queue_sms
+from portal.patients.links import sign
+from portal.referrals.workflow import record_event
+from portal.sla.calendar import BusinessCalendar
+from portal.sla.clocks import load_calendar
+
+log = logging.getLogger(__name__)
+
+
+def _points(link: PatientLink, calendar: BusinessCalendar) -> tuple[list[datetime], datetime]:
+    config = current_app.config
+    reminders = [
+        calendar.add_business_minutes(link.created_at, m)
+        for m in config["PATIENT_REMINDER_MINUTES"]
+    ]
+    flag = calendar.add_business_minutes(link.created_at, config["PATIENT_PHONE_FLAG_MINUTES"])
+    return reminders, flag
+
+
+def schedule_patient_reminders(link: PatientLink) -> None:
+    reminders, _flag = _points(link, load_calendar())
+    link.next_reminder_at = reminders[0]
+
+
+def _message_patient(referral: Referral, link: PatientLink | None, template: str, **context):
+    """By the channel the link went by (or the patient's preference), never with details."""
+    config = current_app.config
+    context |= {"practice": config["PRACTICE_NAME"], "phone": config["PRACTICE_PHONE"]}
+    via = link.sent_via if link else referral.preferred_contact
+    if via is ContactMethod.EMAIL and referral.patient_email:
+        queue_email(
+            recipient=referral.patient_email, template=template, referral=referral, **context
+        )
+    elif referral.patient_phone:
+        queue_sms(recipient=referral.patient_phone, template=template, referral=referral, **context)
+    elif referral.patient_email:
+        queue_email(
+            recipient=referral.patient_email, template=template, referral=referral, **context
+        )
+
+
+def remind_patients(limit: int = 200) -> int:
+    """Remind patients who have not answered their link; then flag them for a call."""
+    now = utcnow()
+    calendar = load_calendar()
+    due = db.session.scalars(
+        skip_locked(
+            select(PatientLink)
+            .where(PatientLink.next_reminder_at <= now)
+            .order_by(PatientLink.next_reminder_at)
+            .limit(limit)
+        )
+    ).all()
+    for link in due:
+        referral = db.session.get(Referral, link.referral_id)
+        finished = link.used_at or link.revoked_at or link.locked_at or link.expires_at <= now
+        if finished or referral.status is not Status.ACCEPTED:
+            link.next_reminder_at = None
+            continue
+        reminders, flag_at = _points(link, calendar)
+        if now >= flag_at:
+            link.phone_outreach_flagged_at, link.next_reminder_at = now, None
+            record_event(
+                referral,
+                kind="patient_phone_flag",
+                actor=None,
+                summary="The patient has not answered their link: call them",
+                partner_visible=False,
+            )
+            queue_email(
+                recipient=current_app.config["INTAKE_TEAM_EMAIL"],
+                template="intake_update",
+                referral=referral,
+                reference=referral.reference,
+                headline="The patient has not answered their link: please call them",
+                link=portal_url("referrals.detail", reference=referral.reference),
+            )
+            continue
+        link.reminders_sent += 1
+        _message_patient(
+            referral,
+            link,
+            "patient_reminder",
+            link=portal_url("patients.next_step", token=sign(link)),
+        )
+        record_event(
+            referral,
+            kind="patient_reminder",
+            actor=None,
+            summary="Reminder sent to the patient",
+            partner_visible=False,
+        )
+        later = [t for t in reminders if t > now]
+        link.next_reminder_at = later[0] if later else flag_at
+    db.session.commit()
+    if due:
+        log.info("patient reminders: %d links handled", len(due))
+    return len(due)
+
+
+def remind_appointments(limit: int = 200) -> int:
+    """The day before a visit: a reminder with the pre-visit instructions."""
+    now = utcnow()
+    window = timedelta(hours=current_app.config["APPOINTMENT_REMINDER_HOURS"])
+    due = db.session.scalars(
+        skip_locked(
+            select(Referral)
+            .where(
+                Referral.status == Status.SCHEDULED,
+                Referral.appointment_at > now,
+                Referral.appointment_at <= now + window,
+                Referral.appointment_reminder_sent_at.is_(None),
+            )
+            .order_by(Referral.appointment_at)
+            .limit(limit)
+        )
+    ).all()
+    for referral in due:
+        referral.appointment_reminder_sent_at = now
+        _message_patient(
+            referral,
+            None,
+            "appointment_reminder",
+            mode=referral.appointment_mode.value if referral.appointment_mode else "video",
+        )
+        record_event(
+            referral,
+            kind="appointment_reminder",
+            actor=None,
+            summary="Visit reminder sent to the patient",
+            partner_visible=False,
+        )
+    db.session.commit()
+    if due:
+        log.info("appointment reminders: %d sent", len(due))
+    return len(due)

@@ -1,0 +1,104 @@
+"""Periodic work on referrals: chasing partners for missing information."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select
+
+from portal.claiming import skip_locked
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.models import InfoRequest, Referral, Status
+from portal.notifications.outbox import portal_url, queue_email
+from portal.referrals.workflow import record_event
+from portal.sla.calendar import BusinessCalendar
+from portal.sla.clocks import load_calendar
+
+log = logging.getLogger(__name__)
+
+
+def reminder_times(request: InfoRequest, calendar: BusinessCalendar) -> list[datetime]:
+    return [
+        calendar.add_business_minutes(request.requested_at, minutes)
+        for minutes in current_app.config["NEEDS_INFO_REMINDER_MINUTES"]
+    ]
+
+
+def escalation_time(request: InfoRequest, calendar: BusinessCalendar) -> datetime:
+    minutes = current_app.config["NEEDS_INFO_ESCALATE_MINUTES"]
+    return calendar.add_business_minutes(request.requested_at, minutes)
+
+
+def schedule_follow_ups(request: InfoRequest) -> None:
+    """A new request: the first reminder is due after the first interval."""
+    request.reminders_sent = 0
+    request.next_reminder_at = reminder_times(request, load_calendar())[0]
+
+
+def chase_incomplete_referrals(limit: int = 200) -> int:
+    """Remind partners of open requests as each reminder falls due; then escalate.
+
+    After downtime one reminder goes out, not one per missed point: the next one is the
+    first scheduled point still ahead. Returns how many requests were handled.
+    """
+    now = utcnow()
+    calendar = load_calendar()
+    due = db.session.scalars(
+        skip_locked(
+            select(InfoRequest)
+            .where(InfoRequest.closed_at.is_(None), InfoRequest.next_reminder_at <= now)
+            .order_by(InfoRequest.next_reminder_at)
+            .limit(limit)
+        )
+    ).all()
+    for request in due:
+        referral = db.session.get(Referral, request.referral_id)
+        if referral.status is not Status.NEEDS_INFO:
+            request.next_reminder_at = None
+            continue
+        escalate_at = escalation_time(request, calendar)
+        link = portal_url("referrals.detail", reference=referral.reference)
+        if now >= escalate_at:
+            request.escalated_at, request.next_reminder_at = now, None
+            queue_email(
+                recipient=current_app.config["PARTNER_SUCCESS_EMAIL"],
+                template="needs_info_escalation",
+                referral=referral,
+                reference=referral.reference,
+                partner=referral.partner.name,
+                reminders=request.reminders_sent,
+                link=link,
+            )
+            record_event(
+                referral,
+                kind="needs_info_escalated",
+                actor=None,
+                summary=f"No answer after {request.reminders_sent} reminders: "
+                "escalated to partner success",
+                partner_visible=False,
+            )
+            continue
+        request.reminders_sent += 1
+        queue_email(
+            recipient=referral.partner.referral_contact_email,
+            template="needs_info_reminder",
+            referral=referral,
+            reference=referral.reference,
+            link=link,
+        )
+        record_event(
+            referral,
+            kind="needs_info_reminder",
+            actor=None,
+            summary="Reminder sent: information still needed",
+            partner_visible=True,
+        )
+        later = [t for t in reminder_times(request, calendar) if t > now]
+        request.next_reminder_at = later[0] if later else escalate_at
+    db.session.commit()
+    if due:
+        log.info("needs-info follow-ups: %d requests handled", len(due))
+    return len(due)

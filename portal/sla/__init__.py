@@ -1,0 +1,1 @@
+"""SLA clocks in business time: targets, pauses, at-risk and breach tagging."""

@@ -1,0 +1,214 @@
+"""The SLA sweep: tag clocks at risk and breached, and check that no referral is dark."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import and_, case, exists, select
+
+from portal.claiming import skip_locked
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.localtime import format_local
+from portal.models import (
+    FINAL_STATUSES,
+    InfoRequest,
+    JobState,
+    Referral,
+    Role,
+    SlaClock,
+    SlaStage,
+    Status,
+)
+from portal.notifications.outbox import portal_url, queue_email
+from portal.referrals.workflow import record_event
+
+log = logging.getLogger(__name__)
+
+OWNER_MAILBOXES = {
+    Role.INTAKE: "INTAKE_TEAM_EMAIL",
+    Role.CLINICAL: "CLINICAL_TEAM_EMAIL",
+    Role.PARTNER_SUCCESS: "PARTNER_SUCCESS_EMAIL",
+}
+OPEN = [status for status in Status if status not in FINAL_STATUSES]
+
+
+@dataclass
+class Violation:
+    reference: str
+    problem: str
+
+
+@dataclass
+class SweepReport:
+    at_risk: int = 0
+    breached: int = 0
+    violations: list[Violation] = field(default_factory=list)
+
+
+def _running():
+    return and_(SlaClock.stopped_at.is_(None), SlaClock.resumed_at.is_not(None))
+
+
+def sweep(limit: int = 500) -> SweepReport:
+    """Tag what has become at risk or breached since the last run, then check coverage.
+
+    Works from the clocks' stored due times (indexed), so a sweep after downtime
+    catches up, and a second sweep finds nothing left to tag.
+    """
+    now = utcnow()
+    report = SweepReport()
+    at_risk = db.session.scalars(
+        skip_locked(
+            select(SlaClock)
+            .where(
+                _running(),
+                SlaClock.at_risk_at <= now,
+                SlaClock.at_risk_tagged_at.is_(None),
+                SlaClock.due_at > now,
+            )
+            .order_by(SlaClock.at_risk_at)
+            .limit(limit)
+        )
+    ).all()
+    for clock in at_risk:
+        clock.at_risk_tagged_at = now
+        referral = db.session.get(Referral, clock.referral_id)
+        record_event(
+            referral,
+            kind="sla_at_risk",
+            actor=None,
+            summary=f"SLA at risk: {clock.stage.label} due {format_local(clock.due_at)}",
+            partner_visible=False,
+        )
+        report.at_risk += 1
+    db.session.commit()
+
+    breached = db.session.scalars(
+        skip_locked(
+            select(SlaClock)
+            .where(_running(), SlaClock.due_at <= now, SlaClock.breached_at.is_(None))
+            .order_by(SlaClock.due_at)
+            .limit(limit)
+        )
+    ).all()
+    for clock in breached:
+        clock.breached_at = clock.due_at
+        clock.at_risk_tagged_at = clock.at_risk_tagged_at or now
+        referral = db.session.get(Referral, clock.referral_id)
+        record_event(
+            referral,
+            kind="sla_breached",
+            actor=None,
+            summary=f"SLA breached: {clock.stage.label} (owner: {clock.owner_role.label})",
+            partner_visible=False,
+        )
+        queue_email(
+            recipient=current_app.config[OWNER_MAILBOXES[clock.owner_role]],
+            template="sla_breach",
+            referral=referral,
+            reference=referral.reference,
+            stage=clock.stage.label,
+            owner=clock.owner_role.label,
+            link=portal_url("referrals.detail", reference=referral.reference),
+        )
+        report.breached += 1
+    db.session.commit()
+
+    report.violations = find_dark_referrals()
+    _alert_admins(report.violations)
+    if report.at_risk or report.breached or report.violations:
+        log.info(
+            "SLA sweep: %d at risk, %d breached, %d coverage problems",
+            report.at_risk,
+            report.breached,
+            len(report.violations),
+        )
+    return report
+
+
+def _desired_stage_sql():
+    return case(
+        (Referral.status == Status.SUBMITTED, SlaStage.FIRST_TOUCH.value),
+        (
+            and_(Referral.status == Status.NEEDS_INFO, Referral.first_touch_at.is_(None)),
+            SlaStage.FIRST_TOUCH.value,
+        ),
+        (Referral.status.in_([Status.NEEDS_INFO, Status.IN_REVIEW]), SlaStage.TRIAGE.value),
+        (Referral.status.in_([Status.ACCEPTED, Status.NO_SHOW]), SlaStage.NEXT_STEP.value),
+        (Referral.status == Status.SCHEDULED, SlaStage.VISIT.value),
+        else_=None,
+    )
+
+
+def find_dark_referrals(limit: int = 100) -> list[Violation]:
+    """Open referrals nobody is on the clock for. The whole database, in four queries.
+
+    Every open referral must have exactly the clock its status calls for, owned by a
+    role and either running with a due time or (needs_info only) paused while the
+    partner follow-ups have a next reminder or escalation.
+    """
+    active = and_(SlaClock.referral_id == Referral.id, SlaClock.stopped_at.is_(None))
+    problems: list[Violation] = []
+
+    def collect(statement, problem: str) -> None:
+        for reference in db.session.scalars(statement.limit(limit)):
+            problems.append(Violation(reference, problem))
+
+    collect(
+        select(Referral.reference).where(Referral.status.in_(OPEN), ~exists().where(active)),
+        "open referral with no clock",
+    )
+    collect(
+        select(Referral.reference)
+        .join(SlaClock, active)
+        .where(
+            Referral.status.in_(OPEN),
+            SlaClock.stage != _desired_stage_sql(),
+        ),
+        "clock for the wrong stage",
+    )
+    collect(
+        select(Referral.reference)
+        .join(SlaClock, active)
+        .where(
+            Referral.status.in_(OPEN),
+            case(
+                (Referral.status == Status.NEEDS_INFO, SlaClock.resumed_at.is_not(None)),
+                else_=SlaClock.due_at.is_(None),
+            ),
+        ),
+        "clock neither running with a due time nor paused for needs_info",
+    )
+    followed_up = exists().where(
+        InfoRequest.referral_id == Referral.id,
+        InfoRequest.closed_at.is_(None),
+        (InfoRequest.next_reminder_at.is_not(None)) | (InfoRequest.escalated_at.is_not(None)),
+    )
+    collect(
+        select(Referral.reference).where(Referral.status == Status.NEEDS_INFO, ~followed_up),
+        "needs_info with no partner follow-up scheduled",
+    )
+    return problems
+
+
+def _alert_admins(violations: list[Violation]) -> None:
+    """Email the admins when the set of problems changes (not on every sweep)."""
+    current = sorted(f"{v.reference}: {v.problem}" for v in violations)
+    state = db.session.get(JobState, "sla_coverage")
+    if state is None:
+        state = JobState(name="sla_coverage", value={"problems": []}, updated_at=utcnow())
+        db.session.add(state)
+    if current and current != state.value.get("problems"):
+        queue_email(
+            recipient=current_app.config["ADMIN_EMAIL"],
+            template="sla_coverage",
+            problems=current,
+            link=portal_url("intake.queue", sla="breached"),
+        )
+        log.error("SLA coverage: %d referrals with no clock owner or due time", len(current))
+    state.value = {"problems": current}
+    state.updated_at = utcnow()
+    db.session.commit()
