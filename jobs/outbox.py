@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Flask
 
 from portal.notifications.delivery import deliver_due_messages
@@ -15,5 +13,5 @@ def register(scheduler, app: Flask, wrap) -> None:
         "interval",
         seconds=app.config["OUTBOX_DELIVERY_SECONDS"],
         id="deliver_outbox",
-        next_run_time=datetime.now(UTC),
+        next_run_time=app.config["JOBS_START_AT"](),
     )

@@ -15,13 +15,14 @@ from collections.abc import Callable
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from jobs import outbox
+from jobs import followups, outbox, sla
+from jobs.locking import needs_single_runner, wait_for_single_runner_lock
 from portal import create_app
 
 log = logging.getLogger("jobs")
 
 # Each job family registers its jobs here.
-JOB_FAMILIES = (outbox,)
+JOB_FAMILIES = (outbox, sla, followups)
 
 
 def in_app_context(app: Flask, job: Callable[[], object]) -> Callable[[], None]:
@@ -56,9 +57,12 @@ def main() -> None:
     for name in ("jobs", "portal"):
         logging.getLogger(name).setLevel(logging.INFO)
     app = create_app()
+    lock = wait_for_single_runner_lock(app) if needs_single_runner(app) else None
     scheduler = build_scheduler(app)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     log.info("jobs process started with %d jobs", len(scheduler.get_jobs()))
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
     log.info("jobs process stopped")
+    if lock is not None:
+        lock.close()

@@ -7,7 +7,7 @@ is what the README's run command uses; `TestConfig` is what the test suite uses.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 
 class ConfigurationError(RuntimeError):
@@ -136,8 +136,11 @@ class Config:
     CLINICAL_TEAM_EMAIL = os.environ.get("CLINICAL_TEAM_EMAIL", "clinical@example.org")
     PARTNER_SUCCESS_EMAIL = os.environ.get("PARTNER_SUCCESS_EMAIL", "partner-success@example.org")
     ADMIN_EMAIL = os.environ.get("ADMIN_EMAIL", "portal-admin@example.org")
-    # On SQLite only one jobs process may run; the others wait on this lock file.
+    # On SQLite only one jobs process may run; the others wait on this lock file
+    # (default: jobs.lock beside the database file).
     JOBS_LOCK_FILE = os.environ.get("JOBS_LOCK_FILE")
+    # When the jobs first run after the process starts: at once, to catch up.
+    JOBS_START_AT = staticmethod(lambda: datetime.now(UTC))
 
     @classmethod
     def check(cls, config: dict) -> None:

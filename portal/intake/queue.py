@@ -4,21 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, case, select
+from sqlalchemy import Select, and_, case, exists, select
 from sqlalchemy.orm import selectinload
 
+from portal.clock import utcnow
 from portal.extensions import db
-from portal.models import OPEN_STATUSES, Referral, Status, Urgency
+from portal.models import OPEN_STATUSES, Referral, SlaClock, Status, Urgency
 from portal.referrals.references import normalise_reference
 
 OPEN = "open"
 ALL = "all"
+
+SLA_FILTERS = {
+    "at_risk": lambda now: and_(SlaClock.at_risk_at <= now, SlaClock.due_at > now),
+    "breached": lambda now: SlaClock.due_at <= now,
+    "paused": lambda now: SlaClock.resumed_at.is_(None),
+}
 
 
 @dataclass(frozen=True)
 class QueueFilters:
     status: str = OPEN  # "open", "all" or a Status value
     urgency: str = ""
+    sla: str = ""  # "", "at_risk", "breached", "paused"
     service_line_id: int | None = None
     partner_id: int | None = None
     search: str = ""
@@ -31,9 +39,13 @@ class QueueFilters:
         urgency = args.get("urgency", "")
         if urgency not in {u.value for u in Urgency}:
             urgency = ""
+        sla = args.get("sla", "")
+        if sla not in SLA_FILTERS:
+            sla = ""
         return cls(
             status=status,
             urgency=urgency,
+            sla=sla,
             service_line_id=args.get("service_line", type=int),
             partner_id=args.get("partner", type=int),
             search=args.get("q", "").strip()[:40],
@@ -44,7 +56,11 @@ def queue_statement(filters: QueueFilters) -> Select[tuple[Referral]]:
     urgent_first = case((Referral.urgency == Urgency.URGENT, 0), else_=1)
     statement = (
         select(Referral)
-        .options(selectinload(Referral.partner), selectinload(Referral.service_line))
+        .options(
+            selectinload(Referral.partner),
+            selectinload(Referral.service_line),
+            selectinload(Referral.active_clock),
+        )
         .order_by(urgent_first, Referral.submitted_at, Referral.id)
     )
     if filters.search:
@@ -60,6 +76,14 @@ def queue_statement(filters: QueueFilters) -> Select[tuple[Referral]]:
         statement = statement.where(Referral.service_line_id == filters.service_line_id)
     if filters.partner_id:
         statement = statement.where(Referral.partner_id == filters.partner_id)
+    if filters.sla:
+        statement = statement.where(
+            exists().where(
+                SlaClock.referral_id == Referral.id,
+                SlaClock.stopped_at.is_(None),
+                SLA_FILTERS[filters.sla](utcnow()),
+            )
+        )
     return statement
 
 

@@ -10,6 +10,7 @@ from portal.accounts.sessions import roles_required
 from portal.extensions import db
 from portal.intake.queue import QueueFilters, queue_page
 from portal.models import STAFF_ROLES, Partner, ServiceLine, Status, Urgency
+from portal.sla.views import clock_views
 
 bp = Blueprint("intake", __name__)
 
@@ -22,6 +23,7 @@ def queue():
     page = max(1, request.args.get("page", 1, type=int))
     referrals, has_next = queue_page(filters, page, current_app.config["QUEUE_PAGE_SIZE"])
     context = {
+        "clocks": clock_views(referrals),
         "referrals": referrals,
         "filters": filters,
         "page": page,

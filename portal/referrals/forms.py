@@ -54,6 +54,7 @@ from portal.referrals.documents import (
     read_upload,
 )
 from portal.referrals.npi import is_valid_npi
+from portal.sla.clocks import BREACH_REASONS
 
 OLDEST_PLAUSIBLE_AGE_YEARS = 120
 PHONE_REGION = "US"
@@ -512,6 +513,27 @@ class SendLinkForm(ActionForm):
                 clock.errors = [*clock.errors, "Give both a date and a time, or neither."]
                 valid = False
         return valid
+
+
+class BreachReasonForm(FlaskForm):
+    reason = SelectField(
+        "Why was the target missed?",
+        choices=[("", "Choose a reason")]
+        + [(reason, reason) for reason in BREACH_REASONS]
+        + [("other", "Other")],
+        validators=[DataRequired("Choose a reason.")],
+    )
+    other_reason = StringField(
+        "Other reason", filters=[stripped], validators=[Optional(), Length(max=200)]
+    )
+
+    def validate_other_reason(self, field: Field) -> None:
+        if self.reason.data == "other" and not field.data:
+            raise ValidationError("Describe the other reason.")
+
+    @property
+    def reason_text(self) -> str:
+        return self.other_reason.data if self.reason.data == "other" else self.reason.data
 
 
 class AnswerInfoForm(FlaskForm):

@@ -27,6 +27,7 @@ from portal.accounts.sessions import passive, roles_required
 from portal.auditing import record_audit
 from portal.extensions import db
 from portal.models import (
+    STAFF_ROLES,
     AppointmentMode,
     Channel,
     ConsentKind,
@@ -37,6 +38,7 @@ from portal.models import (
     Referral,
     Role,
     ServiceLine,
+    SlaClock,
     Urgency,
 )
 from portal.patients.services import Slot, latest_link, send_next_step_link
@@ -52,6 +54,9 @@ from portal.referrals.clarification import (
 from portal.referrals.consent import current_wording, wording_for
 from portal.referrals.unread import mark_seen, unread_references, unread_referral_count
 from portal.referrals.workflow import EditConflict, TransitionRefused, allowed_actions
+from portal.sla.clocks import active_clock, breaches_of, record_breach_reason
+from portal.sla.display import PARTNER_PROMISES
+from portal.sla.views import clock_views
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
 
@@ -246,6 +251,8 @@ def _render_detail(
             answer_form=answer_form,
             answer_result=answer_result,
             patient_link=latest_link(referral) if current_user.is_staff else None,
+            breaches=breaches_of(referral) if current_user.is_staff else [],
+            breach_form=forms.BreachReasonForm(formdata=None),
             **_timeline_context(referral),
         ),
         status,
@@ -258,10 +265,14 @@ def _timeline_etag(referral: Referral) -> str:
 
 
 def _timeline_context(referral: Referral) -> dict[str, Any]:
+    clock = active_clock(referral)
     return {
         "events": services.timeline(referral, current_user),
         "timeline_etag": _timeline_etag(referral),
         "poll_seconds": current_app.config["TIMELINE_POLL_SECONDS"],
+        "clock": clock_views([referral]).get(referral.id) if clock else None,
+        "promise": PARTNER_PROMISES.get(clock.stage) if clock and clock.due_at else None,
+        "promise_due": clock.due_at if clock else None,
     }
 
 
@@ -501,6 +512,26 @@ def act(reference: str, action: str):
         )
     flash(spec.done, "success")
     return redirect(url_for("referrals.detail", reference=referral.reference))
+
+
+@bp.post("/<reference>/breaches/<int:clock_id>")
+@roles_required(*STAFF_ROLES)
+def record_breach(reference: str, clock_id: int):
+    """Record why a stage missed its target (a list plus other)."""
+    referral = get_referral_or_404(current_user, reference)
+    clock = db.session.get(SlaClock, clock_id)
+    if clock is None or clock.referral_id != referral.id or clock.breached_at is None:
+        abort(404)
+    form = forms.BreachReasonForm()
+    if not form.validate():
+        return _render_detail(referral, message="Choose a breach reason.", status=422)
+    record_breach_reason(clock, form.reason_text, current_user)
+    record_audit(
+        "referral.breach_reason", actor=current_user, referral=referral, stage=clock.stage.value
+    )
+    db.session.commit()
+    flash("Breach reason recorded.", "success")
+    return redirect(url_for("referrals.detail", reference=reference))
 
 
 def _answer_form(referral: Referral, **kwargs: Any) -> forms.AnswerInfoForm | None:

@@ -205,6 +205,16 @@ def _retarget_visit(clock: SlaClock, referral: Referral, calendar: BusinessCalen
         clock.at_risk_tagged_at = clock.breached_at = None
 
 
+def breaches_of(referral: Referral) -> list[SlaClock]:
+    return list(
+        db.session.scalars(
+            select(SlaClock)
+            .where(SlaClock.referral_id == referral.id, SlaClock.breached_at.is_not(None))
+            .order_by(SlaClock.breached_at)
+        )
+    )
+
+
 def record_breach_reason(clock: SlaClock, reason: str, user) -> None:
     clock.breach_reason = reason[:200]
     clock.breach_reason_by_id = user.id

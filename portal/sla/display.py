@@ -1,0 +1,50 @@
+"""How a clock reads on a page: "2 h 10 min left", "Overdue 35 min", "Paused"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from portal.models import SlaClock, SlaStage
+from portal.sla.calendar import BusinessCalendar
+
+
+@dataclass(frozen=True)
+class ClockView:
+    stage: str
+    owner: str
+    text: str
+    tone: str  # "ok", "at-risk", "breached", "paused"
+    due_at: datetime | None
+
+
+def _duration(minutes: float, per_day: float) -> str:
+    minutes = int(round(minutes))
+    if per_day and minutes >= per_day:
+        days, rest = divmod(minutes, int(per_day))
+        return f"{days} business day{'s' if days > 1 else ''}" + (
+            f" {rest // 60} h" if rest >= 60 else ""
+        )
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if hours else f"{rest} min"
+
+
+def describe_clock(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> ClockView:
+    base = {"stage": clock.stage.label, "owner": clock.owner_role.label, "due_at": clock.due_at}
+    if clock.due_at is None:
+        return ClockView(text="Paused: waiting on the referring office", tone="paused", **base)
+    per_day = calendar.minutes_per_business_day
+    if clock.due_at <= now:
+        overdue = calendar.business_minutes_between(clock.due_at, now)
+        return ClockView(text=f"Overdue {_duration(overdue, per_day)}", tone="breached", **base)
+    left = calendar.business_minutes_between(now, clock.due_at)
+    tone = "at-risk" if clock.at_risk_at and clock.at_risk_at <= now else "ok"
+    return ClockView(text=f"{_duration(left, per_day)} left", tone=tone, **base)
+
+
+# What the referring office is told to expect, by the stage now running.
+PARTNER_PROMISES = {
+    SlaStage.FIRST_TOUCH: "We aim to pick up your referral by",
+    SlaStage.TRIAGE: "We aim to complete the clinical review by",
+    SlaStage.NEXT_STEP: "We aim to contact your patient with a next step by",
+}
