@@ -12,5 +12,10 @@ from sqlalchemy import Select
 
 
 def skip_locked(statement: Select) -> Select:
-    """`statement` locking the rows it returns, skipping rows another runner holds."""
-    return statement.with_for_update(skip_locked=True)
+    """`statement` locking the rows it returns, skipping rows another runner holds.
+
+    Only the selected entity's table is locked (FOR UPDATE OF ...): eager-loaded
+    relationships are outer joins, which PostgreSQL will not lock.
+    """
+    entity = statement.column_descriptions[0]["entity"]
+    return statement.with_for_update(skip_locked=True, of=entity)

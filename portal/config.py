@@ -92,6 +92,7 @@ class Config:
     # The outbox page that shows every message (development only).
     DEV_OUTBOX_PAGE = False
     OUTBOX_DELIVERY_SECONDS = int(os.environ.get("OUTBOX_DELIVERY_SECONDS", "10"))
+    OUTBOX_BATCH_SIZE = int(os.environ.get("OUTBOX_BATCH_SIZE", "100"))
     OUTBOX_MAX_ATTEMPTS = 8
     OUTBOX_RETRY_BASE_SECONDS = 60
     # A claimed message that was neither sent nor failed becomes due again after this.

@@ -7,10 +7,12 @@ copy (SQLite) or emptied tables (PostgreSQL), so no test sees another's rows.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -170,17 +172,38 @@ def count_queries(app: Flask):
 
 
 class SmtpSink:
-    """Collects every message the portal sends over SMTP (aiosmtpd on a free port)."""
+    """Collects every message the portal sends over SMTP (aiosmtpd on a free port).
+
+    `hold_at = n` keeps the n-th delivery hanging (so a test can kill the sender in
+    the middle of it) until `release` is set, then refuses it with a temporary error;
+    `delay` slows every delivery down.
+    """
 
     def __init__(self) -> None:
         self.messages: list = []
+        self.attempts = 0
+        self.hold_at: int | None = None
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self.delay = 0.0
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
         from email import message_from_bytes, policy
 
+        self.attempts += 1
+        if self.attempts == self.hold_at:
+            self.holding.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.02)
+            return "451 4.3.0 Try again later"
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.content, policy=policy.default)
         self.messages.append((envelope.rcpt_tos, message))
         return "250 Message accepted for delivery"
+
+    def message_ids(self) -> list[str]:
+        return [message["Message-ID"] for _recipients, message in self.messages]
 
 
 @pytest.fixture

@@ -1,8 +1,20 @@
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, SelectField, StringField, TelField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    EmailField,
+    SelectField,
+    StringField,
+    TelField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
 from portal.models import Role
 from portal.referrals.forms import phone_number, stripped
@@ -91,3 +103,73 @@ def item_labels(text: str | None) -> list[str]:
 def _check_item_labels(field) -> None:
     if any(len(label) > 120 for label in item_labels(field.data)):
         raise ValidationError("Keep each item under 120 characters.")
+
+
+class BusinessHoursForm(FlaskForm):
+    """The practice week; the fields per weekday are added by `business_hours_form_class`."""
+
+    time_zone = StringField(
+        "Time zone",
+        description="An IANA name such as America/New_York.",
+        filters=[stripped],
+        validators=[DataRequired(), Length(max=64)],
+    )
+
+    def validate_time_zone(self, field) -> None:
+        try:
+            ZoneInfo(field.data)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError("Not a known time zone, e.g. America/Chicago.") from None
+
+    def weekly(self) -> dict[int, tuple]:
+        result = {}
+        for day in range(7):
+            closed = self[f"closed_{day}"].data
+            opens, closes = self[f"opens_{day}"].data, self[f"closes_{day}"].data
+            result[day] = None if closed or not (opens and closes) else (opens, closes)
+        return result
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        for day in range(7):
+            if self[f"closed_{day}"].data:
+                continue
+            opens, closes = self[f"opens_{day}"], self[f"closes_{day}"]
+            if not (opens.data and closes.data) or closes.data <= opens.data:
+                closes.errors = [*closes.errors, "Give an opening time before the closing time."]
+                valid = False
+        if all(self[f"closed_{day}"].data for day in range(7)):
+            self.time_zone.errors = [*self.time_zone.errors, "Open on at least one day."]
+            valid = False
+        return valid
+
+
+def business_hours_form_class(weekdays: list[str]) -> type[BusinessHoursForm]:
+    fields = {}
+    for day, name in enumerate(weekdays):
+        fields[f"opens_{day}"] = TimeField(f"{name} opens", validators=[Optional()])
+        fields[f"closes_{day}"] = TimeField(f"{name} closes", validators=[Optional()])
+        fields[f"closed_{day}"] = BooleanField(f"Closed on {name}")
+    return type("BusinessHoursWeekForm", (BusinessHoursForm,), fields)
+
+
+class HolidayForm(FlaskForm):
+    day = DateField("Date", validators=[DataRequired()])
+    name = StringField("Name", filters=[stripped], validators=[DataRequired(), Length(max=120)])
+
+
+class TargetsForm(FlaskForm):
+    """SLA targets in business hours; fields `<stage>__<urgency>` added per stage."""
+
+
+def targets_form_class(stages, urgencies) -> type[TargetsForm]:
+    fields = {
+        f"{stage.value}__{urgency.value}": DecimalField(
+            f"{stage.label}, {urgency.value}",
+            places=2,
+            validators=[DataRequired(), NumberRange(min=0.25, max=24 * 30)],
+        )
+        for stage in stages
+        for urgency in urgencies
+    }
+    return type("SlaTargetsForm", (TargetsForm,), fields)

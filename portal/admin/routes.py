@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -10,13 +12,44 @@ from sqlalchemy.orm import selectinload
 
 from portal.accounts.services import InvitationInvalid, invite_user
 from portal.accounts.sessions import roles_required
-from portal.admin.forms import InviteForm, PartnerForm, ServiceLineForm, item_labels
+from portal.admin.forms import (
+    HolidayForm,
+    InviteForm,
+    PartnerForm,
+    ServiceLineForm,
+    business_hours_form_class,
+    item_labels,
+    targets_form_class,
+)
 from portal.admin.service_lines import save_service_line
+from portal.admin.sla_settings import (
+    TARGET_STAGES,
+    WEEKDAYS,
+    add_holiday,
+    remove_holiday,
+    save_business_hours,
+    save_targets,
+    upcoming_holidays,
+)
 from portal.auditing import record_audit
 from portal.extensions import db
-from portal.models import AuditEntry, ItemKind, Partner, Referral, Role, ServiceLine, User
+from portal.models import (
+    AuditEntry,
+    Holiday,
+    ItemKind,
+    MessageStatus,
+    OutboxMessage,
+    Partner,
+    Referral,
+    Role,
+    ServiceLine,
+    Urgency,
+    User,
+)
+from portal.notifications.delivery import retry_dead_message
 from portal.notifications.outbox import portal_url
 from portal.notifications.referrals import send_invitation
+from portal.sla.clocks import load_calendar, target_minutes
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -214,3 +247,101 @@ def audit():
         page=page,
         has_next=len(entries) > AUDIT_PAGE_SIZE,
     )
+
+
+@bp.route("/sla", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def sla_settings():
+    """Business hours, holidays and SLA targets (in business hours)."""
+    calendar = load_calendar()
+    hours_form = business_hours_form_class(WEEKDAYS)(prefix="hours")
+    targets_form = targets_form_class(TARGET_STAGES, list(Urgency))(prefix="targets")
+    holiday_form = HolidayForm(prefix="holiday")
+    submitted = request.form.get("section")
+    if request.method == "GET" or submitted != "hours":
+        hours_form.time_zone.data = calendar.zone.key
+        for day in range(7):
+            hours = calendar.hours.get(day)
+            hours_form[f"closed_{day}"].data = hours is None
+            if hours:
+                hours_form[f"opens_{day}"].data, hours_form[f"closes_{day}"].data = hours
+    if request.method == "GET" or submitted != "targets":
+        for stage in TARGET_STAGES:
+            for urgency in Urgency:
+                field = targets_form[f"{stage.value}__{urgency.value}"]
+                field.data = Decimal(str(round(target_minutes(stage, urgency) / 60, 2)))
+    if submitted == "hours" and hours_form.validate():
+        save_business_hours(hours_form.time_zone.data, hours_form.weekly(), current_user)
+        db.session.commit()
+        flash("Business hours saved. New due times use them.", "success")
+        return redirect(url_for("admin.sla_settings"))
+    if submitted == "targets" and targets_form.validate():
+        save_targets(
+            {
+                (stage, urgency): float(targets_form[f"{stage.value}__{urgency.value}"].data) * 60
+                for stage in TARGET_STAGES
+                for urgency in Urgency
+            },
+            current_user,
+        )
+        db.session.commit()
+        flash("SLA targets saved. They apply to clocks started from now on.", "success")
+        return redirect(url_for("admin.sla_settings"))
+    if submitted == "holiday" and holiday_form.validate():
+        add_holiday(holiday_form.day.data, holiday_form.name.data, current_user)
+        db.session.commit()
+        flash("Holiday added.", "success")
+        return redirect(url_for("admin.sla_settings"))
+    return render_template(
+        "admin/sla.html",
+        hours_form=hours_form,
+        targets_form=targets_form,
+        holiday_form=holiday_form,
+        holidays=upcoming_holidays(),
+        weekdays=WEEKDAYS,
+        stages=TARGET_STAGES,
+        urgencies=list(Urgency),
+    ), (422 if request.method == "POST" else 200)
+
+
+@bp.post("/sla/holidays/<int:holiday_id>/delete")
+@roles_required(Role.ADMIN)
+def delete_holiday(holiday_id: int):
+    """Remove a holiday."""
+    holiday = db.session.get(Holiday, holiday_id)
+    if holiday is None:
+        abort(404)
+    remove_holiday(holiday, current_user)
+    db.session.commit()
+    flash("Holiday removed.", "success")
+    return redirect(url_for("admin.sla_settings"))
+
+
+@bp.get("/outbox")
+@roles_required(Role.ADMIN)
+def dead_letters():
+    """Messages that could not be delivered after every retry."""
+    messages = db.session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.status == MessageStatus.DEAD)
+        .order_by(OutboxMessage.id.desc())
+        .limit(200)
+    ).all()
+    pending = db.session.scalar(
+        select(func.count(OutboxMessage.id)).where(OutboxMessage.status == MessageStatus.PENDING)
+    )
+    return render_template("admin/dead_letters.html", messages=messages, pending=pending)
+
+
+@bp.post("/outbox/<int:message_id>/retry")
+@roles_required(Role.ADMIN)
+def retry_message(message_id: int):
+    """Put a dead-lettered message back in the queue."""
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None or message.status is not MessageStatus.DEAD:
+        abort(404)
+    retry_dead_message(message)
+    record_audit("outbox.retried", actor=current_user, target_type="outbox", target_id=message.id)
+    db.session.commit()
+    flash("The message will be sent again on the next delivery run.", "success")
+    return redirect(url_for("admin.dead_letters"))

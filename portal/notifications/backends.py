@@ -10,7 +10,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from typing import Protocol
 
 from flask import Flask, current_app
@@ -41,7 +41,9 @@ class SmtpEmailBackend:
         email["Date"] = formatdate(localtime=False)
         # A stable id per outbox row lets a receiving system drop a redelivered copy.
         domain = config["MAIL_FROM"].rsplit("@", 1)[-1]
-        email["Message-ID"] = make_msgid(idstring=f"outbox-{message.id}", domain=domain)
+        email["Message-ID"] = (
+            f"<outbox-{message.id}.{int(message.created_at.timestamp())}@{domain}>"
+        )
         email.set_content(message.body)
         context = ssl.create_default_context()
         smtp_class = smtplib.SMTP_SSL if config["MAIL_USE_SSL"] else smtplib.SMTP

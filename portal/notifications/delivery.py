@@ -75,10 +75,10 @@ def claim_due_messages(limit: int) -> list[int]:
     return claimed
 
 
-def deliver_due_messages(limit: int = 100) -> DeliveryReport:
+def deliver_due_messages(limit: int | None = None) -> DeliveryReport:
     """Send what is due now. Safe to run again at any time and from several places."""
     report = DeliveryReport()
-    for message_id in claim_due_messages(limit):
+    for message_id in claim_due_messages(limit or current_app.config["OUTBOX_BATCH_SIZE"]):
         message = db.session.get(OutboxMessage, message_id, populate_existing=True)
         try:
             backend_for(message.channel).send(message)

@@ -36,11 +36,13 @@ def schedule_patient_reminders(link: PatientLink) -> None:
     link.next_reminder_at = reminders[0]
 
 
-def _message_patient(referral: Referral, link: PatientLink | None, template: str, **context):
+def _message_patient(
+    referral: Referral, sent_link: PatientLink | None, template: str, **context
+) -> None:
     """By the channel the link went by (or the patient's preference), never with details."""
     config = current_app.config
     context |= {"practice": config["PRACTICE_NAME"], "phone": config["PRACTICE_PHONE"]}
-    via = link.sent_via if link else referral.preferred_contact
+    via = sent_link.sent_via if sent_link else referral.preferred_contact
     if via is ContactMethod.EMAIL and referral.patient_email:
         queue_email(
             recipient=referral.patient_email, template=template, referral=referral, **context

@@ -44,7 +44,9 @@ def test_holidays_are_skipped():
     assert thanksgiving.add_business_minutes(local(2026, 11, 25, 16), 120) == local(
         2026, 11, 27, 10
     )
-    assert thanksgiving.business_minutes_between(local(2026, 11, 25, 9), local(2026, 11, 27, 9)) == 480
+    assert (
+        thanksgiving.business_minutes_between(local(2026, 11, 25, 9), local(2026, 11, 27, 9)) == 480
+    )
 
 
 def test_daylight_saving_change_keeps_wall_clock_hours():
@@ -58,7 +60,9 @@ def test_daylight_saving_change_keeps_wall_clock_hours():
 
 
 def test_minutes_between_counts_only_open_time():
-    assert calendar.business_minutes_between(local(2026, 11, 27, 16), local(2026, 11, 30, 10)) == 120
+    assert (
+        calendar.business_minutes_between(local(2026, 11, 27, 16), local(2026, 11, 30, 10)) == 120
+    )
     assert calendar.business_minutes_between(local(2026, 11, 30, 10), local(2026, 11, 27, 16)) == 0
 
 
@@ -74,9 +78,9 @@ def test_is_open():
     assert not calendar.is_open(local(2026, 11, 28, 12))
 
 
-moments = st.datetimes(
-    min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 31)
-).map(lambda naive: naive.replace(tzinfo=UTC))
+moments = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 31)).map(
+    lambda naive: naive.replace(tzinfo=UTC)
+)
 
 
 @given(start=moments, minutes=st.integers(min_value=0, max_value=20 * 480))

@@ -1,0 +1,62 @@
+"""Saving the business calendar and SLA targets an admin edits."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+from sqlalchemy import select
+
+from portal.auditing import record_audit
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.models import BusinessHours, Holiday, SlaStage, SlaTarget, Urgency, User
+
+# The stages with a target per urgency (the visit stage follows the appointment).
+TARGET_STAGES = [
+    SlaStage.FIRST_TOUCH,
+    SlaStage.TRIAGE,
+    SlaStage.NEXT_STEP,
+    SlaStage.PARTNER_FEEDBACK,
+]
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def save_business_hours(
+    time_zone: str, weekly: dict[int, tuple[time, time] | None], actor: User
+) -> None:
+    row = db.session.get(BusinessHours, 1) or BusinessHours(id=1)
+    row.time_zone = time_zone
+    row.weekly = {
+        str(day): [hours[0].strftime("%H:%M"), hours[1].strftime("%H:%M")] if hours else None
+        for day, hours in weekly.items()
+    }
+    db.session.add(row)
+    record_audit("settings.business_hours", actor=actor, time_zone=time_zone)
+
+
+def save_targets(minutes: dict[tuple[SlaStage, Urgency], float], actor: User) -> None:
+    existing = {(t.stage, t.urgency): t for t in db.session.scalars(select(SlaTarget))}
+    for key, value in minutes.items():
+        row = existing.get(key) or SlaTarget(stage=key[0], urgency=key[1])
+        row.business_minutes = value
+        db.session.add(row)
+    record_audit("settings.sla_targets", actor=actor)
+
+
+def add_holiday(day: date, name: str, actor: User) -> None:
+    if db.session.scalar(select(Holiday).where(Holiday.day == day)) is None:
+        db.session.add(Holiday(day=day, name=name))
+        record_audit("settings.holiday_added", actor=actor, day=day.isoformat())
+
+
+def remove_holiday(holiday: Holiday, actor: User) -> None:
+    record_audit("settings.holiday_removed", actor=actor, day=holiday.day.isoformat())
+    db.session.delete(holiday)
+
+
+def upcoming_holidays() -> list[Holiday]:
+    return list(
+        db.session.scalars(
+            select(Holiday).where(Holiday.day >= utcnow().date()).order_by(Holiday.day)
+        )
+    )

@@ -1,0 +1,191 @@
+"""Reminder series followed end to end with a controlled clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from portal.clock import frozen_at
+from portal.extensions import db
+from portal.models import (
+    AppointmentMode,
+    ContactMethod,
+    InfoRequest,
+    OutboxMessage,
+    PatientLink,
+    Referral,
+    ReferralEvent,
+    Status,
+)
+from portal.patients.services import Slot, send_next_step_link
+from portal.patients.tasks import remind_appointments, remind_patients
+from portal.referrals import services
+from portal.referrals.tasks import chase_incomplete_referrals
+from tests.fixtures.desk import make_referral, user
+
+NY = ZoneInfo("America/New_York")
+MONDAY_10 = datetime(2026, 11, 23, 10, tzinfo=NY)
+
+
+def at(days=0, hours=0, minutes=0) -> datetime:
+    return MONDAY_10 + timedelta(days=days, hours=hours, minutes=minutes)
+
+
+def subjects_to(recipient: str) -> list[str]:
+    return list(
+        db.session.scalars(
+            select(OutboxMessage.subject)
+            .where(OutboxMessage.recipient == recipient)
+            .order_by(OutboxMessage.id)
+        )
+    )
+
+
+def test_partner_reminders_then_escalation_for_an_incomplete_referral(app, desk):
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.NEEDS_INFO)
+        partner_inbox = "contact@alpha.example"
+        runs = [
+            (at(hours=3, minutes=59), 0),  # before 4 business hours
+            (at(hours=4, minutes=1), 1),  # 1st reminder: Monday 14:00
+            (at(hours=4, minutes=2), 0),  # running again sends nothing twice
+            (at(days=1, minutes=1), 1),  # 2nd: one business day, Tuesday 10:00
+            (at(days=2), 0),
+            (at(days=3, minutes=1), 1),  # 3rd: three business days, Thursday 10:00
+            (at(days=4, minutes=1), 1),  # escalation: four business days, Friday 10:00
+            (at(days=9), 0),  # and nothing after that
+        ]
+        for moment, handled in runs:
+            with frozen_at(moment):
+                assert chase_incomplete_referrals() == handled, moment
+        reminders = [s for s in subjects_to(partner_inbox) if s.startswith("Reminder")]
+        assert reminders == [f"Reminder: referral {reference} needs information"] * 3
+        assert subjects_to(app.config["PARTNER_SUCCESS_EMAIL"]) == [
+            f"Needs-info escalation: referral {reference} (Alpha Primary Care)"
+        ]
+        request = db.session.scalar(select(InfoRequest))
+        assert request.reminders_sent == 3 and request.escalated_at is not None
+        kinds = db.session.scalars(select(ReferralEvent.kind)).all()
+        assert kinds.count("needs_info_reminder") == 3 and "needs_info_escalated" in kinds
+
+
+def test_a_process_that_was_down_sends_one_reminder_not_all_the_missed_ones(app, desk):
+    with app.app_context():
+        with frozen_at(at()):
+            make_referral(desk, Status.NEEDS_INFO)
+        with frozen_at(at(days=2, hours=2)):  # Wednesday noon: two points were missed
+            assert chase_incomplete_referrals() == 1
+            assert chase_incomplete_referrals() == 0
+        request = db.session.scalar(select(InfoRequest))
+        assert request.reminders_sent == 1
+        assert request.next_reminder_at == at(days=3)  # the next one still ahead
+
+
+def test_an_answered_request_stops_the_reminders(app, desk, client_for):
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.NEEDS_INFO)
+            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+            services.resume_review(referral, user(desk.intake), expected_version=None)
+            db.session.commit()
+        with frozen_at(at(days=5)):
+            assert chase_incomplete_referrals() == 1  # found, closed quietly
+        assert not [s for s in subjects_to("contact@alpha.example") if s.startswith("Reminder")]
+
+
+def test_patient_reminders_then_a_flag_to_phone(app, desk):
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.ACCEPTED)
+            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+            send_next_step_link(
+                referral,
+                user(desk.intake),
+                expected_version=None,
+                via=ContactMethod.SMS,
+                slots=[Slot(at(days=7), AppointmentMode.VIDEO)],
+            )
+            db.session.commit()
+        for moment, handled in [
+            (at(hours=7), 0),
+            (at(days=1, minutes=1), 1),  # after one business day
+            (at(days=1, minutes=2), 0),
+            (at(days=2, minutes=1), 1),  # after two
+            (at(days=3, minutes=1), 1),  # after three: flag for a phone call
+            (at(days=4), 0),
+        ]:
+            with frozen_at(moment):
+                assert remind_patients() == handled, moment
+        texts = db.session.scalars(
+            select(OutboxMessage.body).where(OutboxMessage.recipient == "+12025550143")
+        ).all()
+        assert len(texts) == 3  # the link and two reminders
+        assert all("/p/" in text for text in texts)
+        link = db.session.scalar(select(PatientLink))
+        assert link.reminders_sent == 2 and link.phone_outreach_flagged_at is not None
+        assert subjects_to(app.config["INTAKE_TEAM_EMAIL"]) == [
+            f"Referral {reference}: The patient has not answered their link: please call them"
+        ]
+
+
+def test_the_day_before_a_visit_the_patient_gets_the_instructions(app, desk):
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.ACCEPTED)
+            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+            services.schedule(
+                referral,
+                user(desk.intake),
+                expected_version=None,
+                appointment_at=at(days=3),
+                mode=AppointmentMode.PHONE,
+            )
+            db.session.commit()
+        with frozen_at(at(days=1, hours=23)):
+            assert remind_appointments() == 0
+        with frozen_at(at(days=2, minutes=1)):
+            assert remind_appointments() == 1
+            assert remind_appointments() == 0
+        # The patient prefers phone calls, so the reminder is a text to that phone.
+        (message,) = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.body.like("%phone visit tomorrow%"))
+        ).all()
+        assert message.channel.value == "sms" and message.recipient == "+12025550143"
+        assert "medicine list" in message.body
+        # Moving the visit re-arms the reminder.
+        with frozen_at(at(days=2, hours=1)):
+            services.schedule(
+                referral,
+                user(desk.intake),
+                expected_version=None,
+                appointment_at=at(days=5),
+                mode=AppointmentMode.PHONE,
+            )
+            db.session.commit()
+        with frozen_at(at(days=4, minutes=1)):
+            assert remind_appointments() == 1
+
+
+def test_email_patients_get_the_full_instructions_by_email(app, desk):
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.ACCEPTED, preferred_contact=ContactMethod.EMAIL)
+            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+            services.schedule(
+                referral,
+                user(desk.intake),
+                expected_version=None,
+                appointment_at=at(days=3),
+                mode=AppointmentMode.VIDEO,
+            )
+            db.session.commit()
+        with frozen_at(at(days=2, minutes=1)):
+            assert remind_appointments() == 1
+        (message,) = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.subject.like("Your video visit%"))
+        ).all()
+        assert message.recipient == "zephyrine.q@example.com"
+        assert "15 minutes before" in message.body and "medicines" in message.body
