@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Callable
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
@@ -40,7 +41,10 @@ def in_app_context(app: Flask, job: Callable[[], object]) -> Callable[[], None]:
 
 
 def build_scheduler(app: Flask) -> BlockingScheduler:
+    # One worker thread: jobs run one after another, so they never race each other
+    # (each still handles its rows one transaction at a time).
     scheduler = BlockingScheduler(
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
         timezone="UTC",
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
     )

@@ -1,14 +1,26 @@
 """Claiming due rows so that concurrent job runners never take the same one.
 
-On PostgreSQL a runner locks the rows it takes with FOR UPDATE SKIP LOCKED and the
-others skip them. SQLite has no row locks (SQLAlchemy silently drops the clause), so
-there the jobs process holds a single-runner lock instead (`jobs/locking.py`); the
-conditional updates each job makes keep a stray second runner harmless anyway.
+On PostgreSQL a runner locks the row it works on with FOR UPDATE SKIP LOCKED and the
+others skip it. SQLite has no row locks (SQLAlchemy silently drops the clause), so
+there the jobs process holds a single-runner lock instead (`jobs/locking.py`). Either
+way each row is handled in its own transaction and its due condition is checked again
+under the lock, so a row handled by someone else meanwhile is simply skipped, and a
+conflict with a web request costs one row one retry, not the whole batch.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Select
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm.exc import StaleDataError
+
+from portal.extensions import db
+
+log = logging.getLogger(__name__)
+Row = TypeVar("Row")
 
 
 def skip_locked(statement: Select) -> Select:
@@ -19,3 +31,31 @@ def skip_locked(statement: Select) -> Select:
     """
     entity = statement.column_descriptions[0]["entity"]
     return statement.with_for_update(skip_locked=True, of=entity)
+
+
+def process_due(
+    model: type[Row],
+    due: ColumnElement[bool],
+    order_by: ColumnElement,
+    handle: Callable[[Row], object],
+    limit: int = 200,
+) -> int:
+    """Run `handle` on each row that is due, one transaction per row. Returns how many."""
+    ids = list(db.session.scalars(select(model.id).where(due).order_by(order_by).limit(limit)))
+    db.session.commit()
+    handled = 0
+    for row_id in ids:
+        row = db.session.scalar(skip_locked(select(model).where(model.id == row_id, due)))
+        if row is None:  # another runner has it, or it is no longer due
+            db.session.commit()
+            continue
+        try:
+            handle(row)
+            db.session.commit()
+            handled += 1
+        except StaleDataError:
+            db.session.rollback()
+            log.warning(
+                "%s %s changed while being handled; retried next run", model.__name__, row_id
+            )
+    return handled

@@ -12,7 +12,7 @@ import random
 import secrets
 from datetime import date, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from portal.accounts.passwords import hash_password
 from portal.clock import frozen_at, utcnow
@@ -37,6 +37,7 @@ from portal.models import (
 from portal.patients.services import Slot, send_next_step_link
 from portal.referrals import services
 from portal.referrals.documents import Upload
+from portal.sla.clocks import stop_partner_feedback
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo on purpose
 STALL_CHANCE = 0.06
@@ -221,18 +222,26 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
             clinical=staff[Role.CLINICAL],
         )
     _send_some_patient_links(staff[Role.INTAKE], now)
-    # The demo's history is not news: nothing it queued should be delivered.
-    db.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.status == MessageStatus.PENDING)
-        .values(status=MessageStatus.SENT, sent_at=now)
-    )
+    # The demo's history is not news: what it queued counts as delivered a minute
+    # after it was written (which also closes the partner-feedback clocks it started).
+    _deliver_history()
     db.session.commit()
     total = db.session.scalar(select(func.count(Referral.id)))
     return (
         f"{len(partners)} partners, {len(users)} users, {len(lines)} service lines, "
         f"{total} referrals"
     )
+
+
+def _deliver_history() -> None:
+    for message in db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.status == MessageStatus.PENDING)
+    ):
+        message.status = MessageStatus.SENT
+        message.sent_at = message.created_at + timedelta(minutes=1)
+        if message.purpose == "partner_outcome" and message.referral_id:
+            with frozen_at(message.sent_at):
+                stop_partner_feedback(message.referral_id)
 
 
 def _send_some_patient_links(intake: User, now) -> None:

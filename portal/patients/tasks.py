@@ -6,9 +6,9 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import and_
 
-from portal.claiming import skip_locked
+from portal.claiming import process_due
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import ContactMethod, PatientLink, Referral, Status
@@ -59,94 +59,94 @@ def remind_patients(limit: int = 200) -> int:
     """Remind patients who have not answered their link; then flag them for a call."""
     now = utcnow()
     calendar = load_calendar()
-    due = db.session.scalars(
-        skip_locked(
-            select(PatientLink)
-            .where(PatientLink.next_reminder_at <= now)
-            .order_by(PatientLink.next_reminder_at)
-            .limit(limit)
-        )
-    ).all()
-    for link in due:
-        referral = db.session.get(Referral, link.referral_id)
-        finished = link.used_at or link.revoked_at or link.locked_at or link.expires_at <= now
-        if finished or referral.status is not Status.ACCEPTED:
-            link.next_reminder_at = None
-            continue
-        reminders, flag_at = _points(link, calendar)
-        if now >= flag_at:
-            link.phone_outreach_flagged_at, link.next_reminder_at = now, None
-            record_event(
-                referral,
-                kind="patient_phone_flag",
-                actor=None,
-                summary="The patient has not answered their link: call them",
-                partner_visible=False,
-            )
-            queue_email(
-                recipient=current_app.config["INTAKE_TEAM_EMAIL"],
-                template="intake_update",
-                referral=referral,
-                reference=referral.reference,
-                headline="The patient has not answered their link: please call them",
-                link=portal_url("referrals.detail", reference=referral.reference),
-            )
-            continue
-        link.reminders_sent += 1
-        _message_patient(
-            referral,
-            link,
-            "patient_reminder",
-            link=portal_url("patients.next_step", token=sign(link)),
-        )
+    handled = process_due(
+        PatientLink,
+        PatientLink.next_reminder_at <= now,
+        PatientLink.next_reminder_at,
+        lambda link: _remind(link, now, calendar),
+        limit,
+    )
+    if handled:
+        log.info("patient reminders: %d links handled", handled)
+    return handled
+
+
+def _remind(link: PatientLink, now: datetime, calendar: BusinessCalendar) -> None:
+    referral = db.session.get(Referral, link.referral_id)
+    finished = link.used_at or link.revoked_at or link.locked_at or link.expires_at <= now
+    if finished or referral.status is not Status.ACCEPTED:
+        link.next_reminder_at = None
+        return
+    reminders, flag_at = _points(link, calendar)
+    if now >= flag_at:
+        link.phone_outreach_flagged_at, link.next_reminder_at = now, None
         record_event(
             referral,
-            kind="patient_reminder",
+            kind="patient_phone_flag",
             actor=None,
-            summary="Reminder sent to the patient",
+            summary="The patient has not answered their link: call them",
             partner_visible=False,
         )
-        later = [t for t in reminders if t > now]
-        link.next_reminder_at = later[0] if later else flag_at
-    db.session.commit()
-    if due:
-        log.info("patient reminders: %d links handled", len(due))
-    return len(due)
+        queue_email(
+            recipient=current_app.config["INTAKE_TEAM_EMAIL"],
+            template="intake_update",
+            referral=referral,
+            reference=referral.reference,
+            headline="The patient has not answered their link: please call them",
+            link=portal_url("referrals.detail", reference=referral.reference),
+        )
+        return
+    link.reminders_sent += 1
+    _message_patient(
+        referral,
+        link,
+        "patient_reminder",
+        link=portal_url("patients.next_step", token=sign(link)),
+    )
+    record_event(
+        referral,
+        kind="patient_reminder",
+        actor=None,
+        summary="Reminder sent to the patient",
+        partner_visible=False,
+    )
+    later = [t for t in reminders if t > now]
+    link.next_reminder_at = later[0] if later else flag_at
 
 
 def remind_appointments(limit: int = 200) -> int:
     """The day before a visit: a reminder with the pre-visit instructions."""
     now = utcnow()
     window = timedelta(hours=current_app.config["APPOINTMENT_REMINDER_HOURS"])
-    due = db.session.scalars(
-        skip_locked(
-            select(Referral)
-            .where(
-                Referral.status == Status.SCHEDULED,
-                Referral.appointment_at > now,
-                Referral.appointment_at <= now + window,
-                Referral.appointment_reminder_sent_at.is_(None),
-            )
-            .order_by(Referral.appointment_at)
-            .limit(limit)
-        )
-    ).all()
-    for referral in due:
-        referral.appointment_reminder_sent_at = now
-        _message_patient(
-            referral,
-            None,
-            "appointment_reminder",
-            mode=referral.appointment_mode.value if referral.appointment_mode else "video",
-        )
-        record_event(
-            referral,
-            kind="appointment_reminder",
-            actor=None,
-            summary="Visit reminder sent to the patient",
-            partner_visible=False,
-        )
-    db.session.commit()
-    if due:
-        log.info("appointment reminders: %d sent", len(due))
-    return len(due)
+    handled = process_due(
+        Referral,
+        and_(
+            Referral.status == Status.SCHEDULED,
+            Referral.appointment_at > now,
+            Referral.appointment_at <= now + window,
+            Referral.appointment_reminder_sent_at.is_(None),
+        ),
+        Referral.appointment_at,
+        lambda referral: _remind_appointment(referral, now),
+        limit,
+    )
+    if handled:
+        log.info("appointment reminders: %d sent", handled)
+    return handled
+
+
+def _remind_appointment(referral: Referral, now: datetime) -> None:
+    referral.appointment_reminder_sent_at = now
+    _message_patient(
+        referral,
+        None,
+        "appointment_reminder",
+        mode=referral.appointment_mode.value if referral.appointment_mode else "video",
+    )
+    record_event(
+        referral,
+        kind="appointment_reminder",
+        actor=None,
+        summary="Visit reminder sent to the patient",
+        partner_visible=False,
+    )

@@ -260,8 +260,10 @@ def _render_detail(
 
 
 def _timeline_etag(referral: Referral) -> str:
+    """Changes when anything this audience sees changes: the referral row or its events."""
     audience = "partner" if current_user.is_partner_user else "staff"
-    return f'"{referral.reference}-{referral.version}-{audience}"'
+    last_event = services.last_event_id(referral, current_user)
+    return f'"{referral.reference}-{referral.version}-{last_event}-{audience}"'
 
 
 def _timeline_context(referral: Referral) -> dict[str, Any]:

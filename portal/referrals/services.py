@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.auditing import record_audit
@@ -486,6 +486,14 @@ def timeline(referral: Referral, user: User) -> list[ReferralEvent]:
     if user.is_partner_user:
         statement = statement.where(ReferralEvent.partner_visible.is_(True))
     return list(db.session.scalars(statement))
+
+
+def last_event_id(referral: Referral, user: User) -> int:
+    """The newest timeline event `user` can see (one indexed query)."""
+    statement = select(func.max(ReferralEvent.id)).where(ReferralEvent.referral_id == referral.id)
+    if user.is_partner_user:
+        statement = statement.where(ReferralEvent.partner_visible.is_(True))
+    return db.session.scalar(statement) or 0
 
 
 def consents_of(referral: Referral) -> list[Consent]:

@@ -6,9 +6,9 @@ import logging
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import and_
 
-from portal.claiming import skip_locked
+from portal.claiming import process_due
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import InfoRequest, Referral, Status
@@ -46,59 +46,59 @@ def chase_incomplete_referrals(limit: int = 200) -> int:
     """
     now = utcnow()
     calendar = load_calendar()
-    due = db.session.scalars(
-        skip_locked(
-            select(InfoRequest)
-            .where(InfoRequest.closed_at.is_(None), InfoRequest.next_reminder_at <= now)
-            .order_by(InfoRequest.next_reminder_at)
-            .limit(limit)
-        )
-    ).all()
-    for request in due:
-        referral = db.session.get(Referral, request.referral_id)
-        if referral.status is not Status.NEEDS_INFO:
-            request.next_reminder_at = None
-            continue
-        escalate_at = escalation_time(request, calendar)
-        link = portal_url("referrals.detail", reference=referral.reference)
-        if now >= escalate_at:
-            request.escalated_at, request.next_reminder_at = now, None
-            queue_email(
-                recipient=current_app.config["PARTNER_SUCCESS_EMAIL"],
-                template="needs_info_escalation",
-                referral=referral,
-                reference=referral.reference,
-                partner=referral.partner.name,
-                reminders=request.reminders_sent,
-                link=link,
-            )
-            record_event(
-                referral,
-                kind="needs_info_escalated",
-                actor=None,
-                summary=f"No answer after {request.reminders_sent} reminders: "
-                "escalated to partner success",
-                partner_visible=False,
-            )
-            continue
-        request.reminders_sent += 1
+    handled = process_due(
+        InfoRequest,
+        and_(InfoRequest.closed_at.is_(None), InfoRequest.next_reminder_at <= now),
+        InfoRequest.next_reminder_at,
+        lambda request: _follow_up(request, now, calendar),
+        limit,
+    )
+    if handled:
+        log.info("needs-info follow-ups: %d requests handled", handled)
+    return handled
+
+
+def _follow_up(request: InfoRequest, now: datetime, calendar: BusinessCalendar) -> None:
+    referral = db.session.get(Referral, request.referral_id)
+    if referral.status is not Status.NEEDS_INFO:
+        request.next_reminder_at = None
+        return
+    escalate_at = escalation_time(request, calendar)
+    link = portal_url("referrals.detail", reference=referral.reference)
+    if now >= escalate_at:
+        request.escalated_at, request.next_reminder_at = now, None
         queue_email(
-            recipient=referral.partner.referral_contact_email,
-            template="needs_info_reminder",
+            recipient=current_app.config["PARTNER_SUCCESS_EMAIL"],
+            template="needs_info_escalation",
             referral=referral,
             reference=referral.reference,
+            partner=referral.partner.name,
+            reminders=request.reminders_sent,
             link=link,
         )
         record_event(
             referral,
-            kind="needs_info_reminder",
+            kind="needs_info_escalated",
             actor=None,
-            summary="Reminder sent: information still needed",
-            partner_visible=True,
+            summary=f"No answer after {request.reminders_sent} reminders: "
+            "escalated to partner success",
+            partner_visible=False,
         )
-        later = [t for t in reminder_times(request, calendar) if t > now]
-        request.next_reminder_at = later[0] if later else escalate_at
-    db.session.commit()
-    if due:
-        log.info("needs-info follow-ups: %d requests handled", len(due))
-    return len(due)
+        return
+    request.reminders_sent += 1
+    queue_email(
+        recipient=referral.partner.referral_contact_email,
+        template="needs_info_reminder",
+        referral=referral,
+        reference=referral.reference,
+        link=link,
+    )
+    record_event(
+        referral,
+        kind="needs_info_reminder",
+        actor=None,
+        summary="Reminder sent: information still needed",
+        partner_visible=True,
+    )
+    later = [t for t in reminder_times(request, calendar) if t > now]
+    request.next_reminder_at = later[0] if later else escalate_at

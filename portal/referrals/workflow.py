@@ -266,7 +266,9 @@ def record_event(
     from_status: Status | None = None,
     to_status: Status | None = None,
 ) -> ReferralEvent:
-    """Add a timeline event and mark the referral changed (its version moves on)."""
+    """Add a timeline event. One the partner sees also marks the referral updated (its
+    "last update" and version move on); staff-only bookkeeping such as SLA tags does not,
+    so it never shows the partner a change they cannot see."""
     now = utcnow()
     event = ReferralEvent(
         referral_id=referral.id,
@@ -280,7 +282,8 @@ def record_event(
         staff_note=staff_note,
     )
     db.session.add(event)
-    referral.updated_at = now
+    if partner_visible:
+        referral.updated_at = now
     return event
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 from sqlalchemy import and_, case, exists, select
 
-from portal.claiming import skip_locked
+from portal.claiming import process_due
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.localtime import format_local
@@ -60,63 +60,25 @@ def sweep(limit: int = 500) -> SweepReport:
     """
     now = utcnow()
     report = SweepReport()
-    at_risk = db.session.scalars(
-        skip_locked(
-            select(SlaClock)
-            .where(
-                _running(),
-                SlaClock.at_risk_at <= now,
-                SlaClock.at_risk_tagged_at.is_(None),
-                SlaClock.due_at > now,
-            )
-            .order_by(SlaClock.at_risk_at)
-            .limit(limit)
-        )
-    ).all()
-    for clock in at_risk:
-        clock.at_risk_tagged_at = now
-        referral = db.session.get(Referral, clock.referral_id)
-        record_event(
-            referral,
-            kind="sla_at_risk",
-            actor=None,
-            summary=f"SLA at risk: {clock.stage.label} due {format_local(clock.due_at)}",
-            partner_visible=False,
-        )
-        report.at_risk += 1
-    db.session.commit()
-
-    breached = db.session.scalars(
-        skip_locked(
-            select(SlaClock)
-            .where(_running(), SlaClock.due_at <= now, SlaClock.breached_at.is_(None))
-            .order_by(SlaClock.due_at)
-            .limit(limit)
-        )
-    ).all()
-    for clock in breached:
-        clock.breached_at = clock.due_at
-        clock.at_risk_tagged_at = clock.at_risk_tagged_at or now
-        referral = db.session.get(Referral, clock.referral_id)
-        record_event(
-            referral,
-            kind="sla_breached",
-            actor=None,
-            summary=f"SLA breached: {clock.stage.label} (owner: {clock.owner_role.label})",
-            partner_visible=False,
-        )
-        queue_email(
-            recipient=current_app.config[OWNER_MAILBOXES[clock.owner_role]],
-            template="sla_breach",
-            referral=referral,
-            reference=referral.reference,
-            stage=clock.stage.label,
-            owner=clock.owner_role.label,
-            link=portal_url("referrals.detail", reference=referral.reference),
-        )
-        report.breached += 1
-    db.session.commit()
-
+    report.at_risk = process_due(
+        SlaClock,
+        and_(
+            _running(),
+            SlaClock.at_risk_at <= now,
+            SlaClock.at_risk_tagged_at.is_(None),
+            SlaClock.due_at > now,
+        ),
+        SlaClock.at_risk_at,
+        lambda clock: _tag_at_risk(clock, now),
+        limit,
+    )
+    report.breached = process_due(
+        SlaClock,
+        and_(_running(), SlaClock.due_at <= now, SlaClock.breached_at.is_(None)),
+        SlaClock.due_at,
+        lambda clock: _tag_breach(clock, now),
+        limit,
+    )
     report.violations = find_dark_referrals()
     _alert_admins(report.violations)
     if report.at_risk or report.breached or report.violations:
@@ -127,6 +89,39 @@ def sweep(limit: int = 500) -> SweepReport:
             len(report.violations),
         )
     return report
+
+
+def _tag_at_risk(clock: SlaClock, now) -> None:
+    clock.at_risk_tagged_at = now
+    record_event(
+        db.session.get(Referral, clock.referral_id),
+        kind="sla_at_risk",
+        actor=None,
+        summary=f"SLA at risk: {clock.stage.label} due {format_local(clock.due_at)}",
+        partner_visible=False,
+    )
+
+
+def _tag_breach(clock: SlaClock, now) -> None:
+    clock.breached_at = clock.due_at
+    clock.at_risk_tagged_at = clock.at_risk_tagged_at or now
+    referral = db.session.get(Referral, clock.referral_id)
+    record_event(
+        referral,
+        kind="sla_breached",
+        actor=None,
+        summary=f"SLA breached: {clock.stage.label} (owner: {clock.owner_role.label})",
+        partner_visible=False,
+    )
+    queue_email(
+        recipient=current_app.config[OWNER_MAILBOXES[clock.owner_role]],
+        template="sla_breach",
+        referral=referral,
+        reference=referral.reference,
+        stage=clock.stage.label,
+        owner=clock.owner_role.label,
+        link=portal_url("referrals.detail", reference=referral.reference),
+    )
 
 
 def _desired_stage_sql():

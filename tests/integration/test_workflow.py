@@ -177,7 +177,12 @@ def test_a_stale_form_gets_a_conflict_and_keeps_what_was_typed(app, client_for, 
         reference = make_referral(desk, Status.IN_REVIEW)
     stale_version = load(app, reference).version
     first, second = client_for(desk.clinical), client_for(desk.clinical)
-    assert act(first, app, reference, "add_note", note="Reviewed imaging").status_code == 302
+    # A change the partner sees moves the version on (a staff-only note does not: it
+    # cannot overwrite anything).
+    assert (
+        act(first, app, reference, "share_follow_up", message="Imaging reviewed").status_code
+        == 302
+    )
 
     response = act(
         second,
