@@ -47,7 +47,9 @@ class PartnerForm(FlaskForm):
     )
 
 
-class InviteForm(FlaskForm):
+class PartnerInviteForm(FlaskForm):
+    """A user for a referring office (always the partner role)."""
+
     full_name = StringField(
         "Full name", filters=[stripped], validators=[DataRequired(), Length(max=120)]
     )
@@ -56,6 +58,11 @@ class InviteForm(FlaskForm):
         filters=[stripped],
         validators=[DataRequired(), Length(max=254), Email(check_deliverability=False)],
     )
+
+
+class InviteForm(PartnerInviteForm):
+    """A member of staff, with their role."""
+
     role = SelectField("Role", choices=[(r.value, r.label) for r in Role if r is not Role.PARTNER])
 
 

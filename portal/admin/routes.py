@@ -16,6 +16,7 @@ from portal.admin.forms import (
     HolidayForm,
     InviteForm,
     PartnerForm,
+    PartnerInviteForm,
     ServiceLineForm,
     business_hours_form_class,
     item_labels,
@@ -104,27 +105,12 @@ def partner(partner_id: int):
     record = db.session.get(Partner, partner_id)
     if record is None:
         abort(404)
-    form = InviteForm()
-    del form.role  # partner users are always partner users
+    form = PartnerInviteForm()
     invitation_link = None
     if form.validate_on_submit():
-        try:
-            link = invite_user(
-                email=form.email.data,
-                full_name=form.full_name.data,
-                role=Role.PARTNER,
-                partner=record,
-                invited_by=current_user,
-            )
-        except InvitationInvalid as invalid:
-            form.email.errors.append(str(invalid))
-        else:
-            send_invitation(link.invitation.user, link.token)
-            db.session.commit()
-            invitation_link = portal_url("accounts.accept", token=link.token)
-            flash(f"Invitation sent to {link.invitation.user.email}.", "success")
-            form = InviteForm(formdata=None)
-            del form.role
+        invitation_link = _invite(form, Role.PARTNER, record)
+        if invitation_link:
+            form = PartnerInviteForm(formdata=None)
     users = db.session.scalars(
         select(User).where(User.partner_id == record.id).order_by(User.full_name)
     ).all()
@@ -137,6 +123,25 @@ def partner(partner_id: int):
     )
 
 
+def _invite(form: PartnerInviteForm, role: Role, partner: Partner | None) -> str | None:
+    """Invite from a valid form: the one-time link, or None with the form's error set."""
+    try:
+        link = invite_user(
+            email=form.email.data,
+            full_name=form.full_name.data,
+            role=role,
+            partner=partner,
+            invited_by=current_user,
+        )
+    except InvitationInvalid as invalid:
+        form.email.errors.append(str(invalid))
+        return None
+    send_invitation(link.invitation.user, link.token)
+    db.session.commit()
+    flash(f"Invitation sent to {link.invitation.user.email}.", "success")
+    return portal_url("accounts.accept", token=link.token)
+
+
 @bp.route("/users", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
 def users():
@@ -144,21 +149,8 @@ def users():
     form = InviteForm()
     invitation_link = None
     if form.validate_on_submit():
-        try:
-            link = invite_user(
-                email=form.email.data,
-                full_name=form.full_name.data,
-                role=Role(form.role.data),
-                partner=None,
-                invited_by=current_user,
-            )
-        except InvitationInvalid as invalid:
-            form.email.errors.append(str(invalid))
-        else:
-            send_invitation(link.invitation.user, link.token)
-            db.session.commit()
-            invitation_link = portal_url("accounts.accept", token=link.token)
-            flash(f"Invitation sent to {link.invitation.user.email}.", "success")
+        invitation_link = _invite(form, Role(form.role.data), None)
+        if invitation_link:
             form = InviteForm(formdata=None)
     staff = db.session.scalars(
         select(User).where(User.partner_id.is_(None)).order_by(User.role, User.full_name)

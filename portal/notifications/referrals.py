@@ -38,19 +38,8 @@ def notify_intake_of_urgent_referral(referral: Referral) -> None:
     )
 
 
-def notify_intake_of_answer(referral: Referral) -> None:
-    """The referring office sent everything intake asked for."""
-    queue_email(
-        recipient=current_app.config["INTAKE_TEAM_EMAIL"],
-        template="intake_update",
-        referral=referral,
-        reference=referral.reference,
-        headline="The referring office sent the missing information",
-        link=portal_url("referrals.detail", reference=referral.reference),
-    )
-
-
-def notify_intake_of_patient_answer(referral: Referral, headline: str) -> None:
+def notify_intake(referral: Referral, headline: str) -> None:
+    """Tell the intake team that something on the referral needs their attention."""
     queue_email(
         recipient=current_app.config["INTAKE_TEAM_EMAIL"],
         template="intake_update",

@@ -24,7 +24,7 @@ from portal.models import (
 )
 from portal.notifications.outbox import portal_url
 from portal.notifications.referrals import (
-    notify_intake_of_patient_answer,
+    notify_intake,
     notify_partner_of_update,
     send_patient_next_step,
 )
@@ -182,5 +182,5 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
         referral.outcome_at = now
         notify_partner_of_update(referral, "Closed: the patient declined")
         headline = "The patient declined"
-    notify_intake_of_patient_answer(referral, headline)
+    notify_intake(referral, headline)
     return event

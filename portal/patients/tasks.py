@@ -13,6 +13,7 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import ContactMethod, PatientLink, Referral, Status
 from portal.notifications.outbox import portal_url, queue_email, queue_sms
+from portal.notifications.referrals import notify_intake
 from portal.patients.links import sign
 from portal.referrals.workflow import record_event
 from portal.sla.calendar import BusinessCalendar
@@ -87,14 +88,7 @@ def _remind(link: PatientLink, now: datetime, calendar: BusinessCalendar) -> Non
             summary="The patient has not answered their link: call them",
             partner_visible=False,
         )
-        queue_email(
-            recipient=current_app.config["INTAKE_TEAM_EMAIL"],
-            template="intake_update",
-            referral=referral,
-            reference=referral.reference,
-            headline="The patient has not answered their link: please call them",
-            link=portal_url("referrals.detail", reference=referral.reference),
-        )
+        notify_intake(referral, "The patient has not answered their link: please call them")
         return
     link.reminders_sent += 1
     _message_patient(

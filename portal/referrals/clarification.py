@@ -24,7 +24,7 @@ from portal.models import (
     Status,
     User,
 )
-from portal.notifications.referrals import notify_intake_of_answer
+from portal.notifications.referrals import notify_intake
 from portal.referrals.document_store import store_document
 from portal.referrals.documents import Upload
 from portal.referrals.tasks import schedule_follow_ups
@@ -210,5 +210,5 @@ def answer_information(
             partner_visible=True,
         )
     if not still_missing:
-        notify_intake_of_answer(referral)
+        notify_intake(referral, "The referring office sent the missing information")
     return event, still_missing

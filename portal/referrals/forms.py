@@ -338,7 +338,23 @@ DECLINE_REASONS = [
 ]
 
 
-class DeclineForm(ActionForm):
+class OtherReasonMixin:
+    """A list of reasons plus "other": `reason` and `other_reason` fields."""
+
+    def validate_other_reason(self, field: Field) -> None:
+        if self.reason.data == "other" and not field.data:
+            raise ValidationError("Describe the other reason.")
+
+    @property
+    def reason_text(self) -> str:
+        return self.other_reason.data if self.reason.data == "other" else self.reason.data
+
+
+def reason_choices(reasons: list[str], prompt: str) -> list[tuple[str, str]]:
+    return [("", prompt)] + [(r, r) for r in reasons] + [("other", "Other")]
+
+
+class DeclineForm(OtherReasonMixin, ActionForm):
     reason = SelectField(
         "Reason",
         choices=[("", "Choose a reason")]
@@ -515,25 +531,15 @@ class SendLinkForm(ActionForm):
         return valid
 
 
-class BreachReasonForm(FlaskForm):
+class BreachReasonForm(OtherReasonMixin, FlaskForm):
     reason = SelectField(
         "Why was the target missed?",
-        choices=[("", "Choose a reason")]
-        + [(reason, reason) for reason in BREACH_REASONS]
-        + [("other", "Other")],
+        choices=reason_choices(BREACH_REASONS, "Choose a reason"),
         validators=[DataRequired("Choose a reason.")],
     )
     other_reason = StringField(
         "Other reason", filters=[stripped], validators=[Optional(), Length(max=200)]
     )
-
-    def validate_other_reason(self, field: Field) -> None:
-        if self.reason.data == "other" and not field.data:
-            raise ValidationError("Describe the other reason.")
-
-    @property
-    def reason_text(self) -> str:
-        return self.other_reason.data if self.reason.data == "other" else self.reason.data
 
 
 class AnswerInfoForm(FlaskForm):
