@@ -98,7 +98,42 @@ def stripped(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
 
-class ReferralForm(FlaskForm):
+def read_document(storage) -> Upload:
+    """An uploaded file as a document, or a ValidationError saying why not."""
+    try:
+        return read_upload(storage, current_app.config["DOCUMENT_MAX_BYTES"])
+    except DocumentRefused as refused:
+        raise ValidationError(str(refused)) from None
+
+
+class ItemFieldsMixin:
+    """A form with one field per referral item: a file for a document, text for an answer.
+
+    The class provides `item_fields()`; uploads are read into `item_uploads`.
+    """
+
+    item_uploads: dict[int, Upload]
+
+    def read_item_documents(self) -> bool:
+        valid = True
+        for item, item_field in self.item_fields():
+            if item.kind is ItemKind.DOCUMENT and has_file(item_field.data):
+                try:
+                    self.item_uploads[item.id] = read_document(item_field.data)
+                except ValidationError as refused:
+                    item_field.errors = [*item_field.errors, str(refused)]
+                    valid = False
+        return valid
+
+    def item_answers(self) -> dict[int, str]:
+        return {
+            item.id: item_field.data or ""
+            for item, item_field in self.item_fields()
+            if item.kind is ItemKind.ANSWER
+        }
+
+
+class ReferralForm(ItemFieldsMixin, FlaskForm):
     """The one-page referral form. Use `referral_form_class` to get one with the
     selected service line's required items."""
 
@@ -239,7 +274,7 @@ class ReferralForm(FlaskForm):
         limit = current_app.config["DOCUMENT_MAX_COUNT"]
         if len(files) > limit:
             raise ValidationError(f"Attach at most {limit} documents.")
-        self.uploads = [self._read(storage) for storage in files]
+        self.uploads = [read_document(storage) for storage in files]
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
@@ -250,28 +285,7 @@ class ReferralForm(FlaskForm):
                 "Give a phone number or an email address for the patient.",
             ]
             valid = False
-        for item, item_field in self.item_fields():
-            if item.kind is ItemKind.DOCUMENT and has_file(item_field.data):
-                try:
-                    self.item_uploads[item.id] = self._read(item_field.data)
-                except ValidationError as refused:
-                    item_field.errors = [*item_field.errors, str(refused)]
-                    valid = False
-        return valid
-
-    def item_answers(self) -> dict[int, str]:
-        return {
-            item.id: item_field.data or ""
-            for item, item_field in self.item_fields()
-            if item.kind is ItemKind.ANSWER
-        }
-
-    @staticmethod
-    def _read(storage) -> Upload:
-        try:
-            return read_upload(storage, current_app.config["DOCUMENT_MAX_BYTES"])
-        except DocumentRefused as refused:
-            raise ValidationError(str(refused)) from None
+        return self.read_item_documents() and valid
 
 
 class StaffReferralForm(ReferralForm):
@@ -542,7 +556,7 @@ class BreachReasonForm(OtherReasonMixin, FlaskForm):
     )
 
 
-class AnswerInfoForm(FlaskForm):
+class AnswerInfoForm(ItemFieldsMixin, FlaskForm):
     """The partner's answer; `answer_form_class` adds one field per open item."""
 
     message = TextAreaField(
@@ -554,28 +568,14 @@ class AnswerInfoForm(FlaskForm):
     def __init__(self, *args, open_items=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.open_items = list(open_items)
-        self.uploads: dict[int, Upload] = {}
+        self.item_uploads: dict[int, Upload] = {}
 
     def item_fields(self):
         return [(item, self[f"item_{item.id}"]) for item in self.open_items]
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
-        for item, item_field in self.item_fields():
-            if item.kind is ItemKind.DOCUMENT and has_file(item_field.data):
-                try:
-                    self.uploads[item.id] = ReferralForm._read(item_field.data)
-                except ValidationError as refused:
-                    item_field.errors = [*item_field.errors, str(refused)]
-                    valid = False
-        return valid
-
-    def answers(self) -> dict[int, str]:
-        return {
-            item.id: item_field.data or ""
-            for item, item_field in self.item_fields()
-            if item.kind is ItemKind.ANSWER
-        }
+        return self.read_item_documents() and valid
 
 
 def answer_form_class(open_items) -> type[AnswerInfoForm]:

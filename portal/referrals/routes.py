@@ -558,7 +558,7 @@ def answer_information_request(reference: str):
             _event, still_missing = answer_information(
                 referral,
                 current_user,
-                InfoAnswer(form.answers(), form.uploads, form.message.data or ""),
+                InfoAnswer(form.item_answers(), form.item_uploads, form.message.data or ""),
                 expected_version=None,
             )
         except TransitionRefused as refused:
