@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 
+from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.localtime import format_local
@@ -94,7 +95,15 @@ def verify(token: str):
     form = DateOfBirthForm()
     if not form.validate():
         return _verify_page(form, link, status=422)
+    referral = db.session.get(Referral, link.referral_id)
     if not date_of_birth_matches(link, form.date_of_birth):
+        record_audit(
+            "patient_link.verify_failed",
+            actor=None,
+            referral=referral,
+            attempts=link.failed_attempts,
+            locked=link.locked_at is not None,
+        )
         db.session.commit()
         if link.locked_at is not None:
             return _problem(LinkRefused(LinkProblem.LOCKED, link))
@@ -105,6 +114,8 @@ def verify(token: str):
         ]
         return _verify_page(form, link, status=422)
     _remember_verified(link)
+    record_audit("patient_link.verified", actor=None, referral=referral)
+    db.session.commit()
     return redirect(url_for("patients.next_step", token=token), 303)
 
 

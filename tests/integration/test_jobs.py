@@ -31,3 +31,25 @@ def test_a_failing_job_is_logged_not_raised(app, caplog):
 
     in_app_context(app, broken)()
     assert "job broken failed" in caplog.text
+
+
+def test_a_row_changed_by_someone_else_meanwhile_is_left_for_the_next_run(app, desk):
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from portal.claiming import process_due
+    from portal.models import Referral
+
+    with app.app_context():
+        first, second = make_referral(desk), make_referral(desk)
+        seen = []
+
+        def handle(referral):
+            seen.append(referral.reference)
+            if referral.reference == first:
+                raise StaleDataError("a web request changed it first")
+            referral.source_code = "HANDLED"
+
+        handled = process_due(Referral, Referral.source_code.is_(None), Referral.id, handle)
+        assert handled == 1 and seen == [first, second]
+        codes = dict(db.session.execute(select(Referral.reference, Referral.source_code)).all())
+        assert codes == {first: None, second: "HANDLED"}  # the first is still due

@@ -270,3 +270,15 @@ def test_the_patient_answer_lands_on_the_timeline_as_the_system(app, client, lin
     with app.app_context():
         event = db.session.scalars(select(ReferralEvent).order_by(ReferralEvent.id.desc())).first()
         assert event.kind == "patient_answered" and event.actor_id is None and event.partner_visible
+
+
+def test_date_of_birth_checks_are_audited(app, client, link_path, accepted):
+    from portal.models import AuditEntry
+
+    client.post(f"{link_path}/verify", data=WRONG_DOB)
+    client.post(f"{link_path}/verify", data=DOB)
+    with app.app_context():
+        actions = db.session.scalars(
+            select(AuditEntry.action).where(AuditEntry.target_id == accepted)
+        ).all()
+    assert actions[-2:] == ["patient_link.verify_failed", "patient_link.verified"]

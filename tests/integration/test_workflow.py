@@ -180,8 +180,7 @@ def test_a_stale_form_gets_a_conflict_and_keeps_what_was_typed(app, client_for, 
     # A change the partner sees moves the version on (a staff-only note does not: it
     # cannot overwrite anything).
     assert (
-        act(first, app, reference, "share_follow_up", message="Imaging reviewed").status_code
-        == 302
+        act(first, app, reference, "share_follow_up", message="Imaging reviewed").status_code == 302
     )
 
     response = act(
