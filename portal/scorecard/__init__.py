@@ -1,0 +1,1 @@
+"""Where referrals leak: the weekly scorecard and partner dashboards."""

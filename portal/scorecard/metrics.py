@@ -1,0 +1,414 @@
+"""Every scorecard figure, defined once, computed by aggregation in the database.
+
+Each function answers one of PRODUCT.md's definitions for a `Scope` (a half-open UTC
+period [start, end) and optionally one partner). Pages, CSV exports, the partner
+dashboard and the weekly email all call these; none computes a figure itself.
+
+Percentiles use the nearest-rank definition on both databases: the p-th percentile of
+n values is the ceil(p * n)-th smallest (so the median of 4 values is the 2nd).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy.orm import aliased
+
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.models import (
+    OutreachAttempt,
+    Partner,
+    PatientLink,
+    Referral,
+    ReferralEvent,
+    SlaClock,
+    Status,
+)
+from portal.scorecard.sql import elapsed_seconds, utc_month
+
+RE_REFERRAL_WINDOW = timedelta(days=30)
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Scope:
+    start: datetime
+    end: datetime
+    partner_id: int | None = None
+
+    def submitted(self) -> ColumnElement[bool]:
+        """Referrals submitted in the period (the cohort most figures are about)."""
+        return and_(
+            Referral.submitted_at >= self.start,
+            Referral.submitted_at < self.end,
+            *self._partner(),
+        )
+
+    def _partner(self) -> list[ColumnElement[bool]]:
+        return [Referral.partner_id == self.partner_id] if self.partner_id else []
+
+
+def nearest_rank(values: Select, p: float) -> float | None:
+    """The p-th percentile (0 < p <= 1) of a one-column select, in the database."""
+    subquery = values.subquery()
+    column = subquery.c[0]
+    n = db.session.scalar(select(func.count()).select_from(subquery).where(column.is_not(None)))
+    if not n:
+        return None
+    rank = max(1, math.ceil(p * n))
+    return db.session.scalar(
+        select(column).where(column.is_not(None)).order_by(column).offset(rank - 1).limit(1)
+    )
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / HOUR, 2)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return None if whole == 0 else part / whole
+
+
+# --- The weekly scorecard's figures ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FirstTouch:
+    median_hours: float | None
+    p90_hours: float | None
+    touched: int
+
+
+def first_touch_time(scope: Scope) -> FirstTouch:
+    """First touch minus submission, for referrals submitted in the period (touched ones)."""
+    durations = select(elapsed_seconds(Referral.first_touch_at, Referral.submitted_at)).where(
+        scope.submitted(), Referral.first_touch_at.is_not(None)
+    )
+    touched = db.session.scalar(
+        select(func.count(Referral.id)).where(
+            scope.submitted(), Referral.first_touch_at.is_not(None)
+        )
+    )
+    return FirstTouch(
+        _hours(nearest_rank(durations, 0.5)), _hours(nearest_rank(durations, 0.9)), touched
+    )
+
+
+@dataclass(frozen=True)
+class Conversion:
+    completed: int
+    submitted: int
+
+    @property
+    def rate(self) -> float | None:
+        return _rate(self.completed, self.submitted)
+
+
+def started_care_conversion(scope: Scope) -> Conversion:
+    """Completed / submitted, for the cohort submitted in the period."""
+    submitted, completed = db.session.execute(
+        select(
+            func.count(Referral.id),
+            func.coalesce(func.sum(case((Referral.status == Status.COMPLETED, 1), else_=0)), 0),
+        ).where(scope.submitted())
+    ).one()
+    return Conversion(completed, submitted)
+
+
+def median_cycle_time_hours(scope: Scope) -> float | None:
+    """Submission to outcome, for referrals that reached an outcome in the period."""
+    durations = select(elapsed_seconds(Referral.outcome_at, Referral.submitted_at)).where(
+        Referral.outcome_at >= scope.start, Referral.outcome_at < scope.end, *scope._partner()
+    )
+    return _hours(nearest_rank(durations, 0.5))
+
+
+def _entered_needs_info() -> ColumnElement[bool]:
+    return exists().where(
+        ReferralEvent.referral_id == Referral.id, ReferralEvent.to_status == Status.NEEDS_INFO
+    )
+
+
+@dataclass(frozen=True)
+class Share:
+    part: int
+    whole: int
+
+    @property
+    def rate(self) -> float | None:
+        return _rate(self.part, self.whole)
+
+
+def incomplete_rate(scope: Scope) -> Share:
+    """Share of referrals submitted in the period that entered needs_info at least once."""
+    whole, part = db.session.execute(
+        select(
+            func.count(Referral.id),
+            func.coalesce(func.sum(case((_entered_needs_info(), 1), else_=0)), 0),
+        ).where(scope.submitted())
+    ).one()
+    return Share(part, whole)
+
+
+def re_referral_rate(scope: Scope, now: datetime | None = None) -> Share:
+    """Of the period's referrals whose 30 days have fully elapsed, the share followed by
+    another referral from the same partner within those 30 days."""
+    now = now or utcnow()
+    later = aliased(Referral)
+    followed = exists().where(
+        later.partner_id == Referral.partner_id,
+        later.id != Referral.id,
+        later.submitted_at > Referral.submitted_at,
+        elapsed_seconds(later.submitted_at, Referral.submitted_at)
+        <= RE_REFERRAL_WINDOW.total_seconds(),
+    )
+    whole, part = db.session.execute(
+        select(
+            func.count(Referral.id), func.coalesce(func.sum(case((followed, 1), else_=0)), 0)
+        ).where(scope.submitted(), Referral.submitted_at <= now - RE_REFERRAL_WINDOW)
+    ).one()
+    return Share(part, whole)
+
+
+NOT_RECORDED = "Not recorded yet"
+
+
+def top_breach_reasons(scope: Scope, limit: int = 10) -> list[tuple[str, str, int]]:
+    """(stage, reason, breaches) for clocks that breached in the period, most first."""
+    reason = func.coalesce(SlaClock.breach_reason, NOT_RECORDED)
+    statement = (
+        select(SlaClock.stage, reason, func.count(SlaClock.id))
+        .join(Referral, Referral.id == SlaClock.referral_id)
+        .where(
+            SlaClock.breached_at >= scope.start,
+            SlaClock.breached_at < scope.end,
+            *scope._partner(),
+        )
+        .group_by(SlaClock.stage, reason)
+        .order_by(func.count(SlaClock.id).desc(), SlaClock.stage, reason)
+        .limit(limit)
+    )
+    return [(stage.label, text, count) for stage, text, count in db.session.execute(statement)]
+
+
+FUNNEL_STEPS = ("Received", "Contact attempted", "Patient reached", "Scheduled", "Completed")
+
+
+def _contact_attempted() -> ColumnElement[bool]:
+    return or_(
+        Referral.patient_reached_at.is_not(None),
+        exists().where(OutreachAttempt.referral_id == Referral.id),
+        exists().where(PatientLink.referral_id == Referral.id),
+    )
+
+
+def funnel(scope: Scope) -> list[tuple[str, int]]:
+    """How far the period's referrals got: one row per step, each a subset of the last."""
+
+    def count_if(condition):
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = db.session.execute(
+        select(
+            func.count(Referral.id),
+            count_if(_contact_attempted()),
+            count_if(Referral.patient_reached_at.is_not(None)),
+            count_if(Referral.scheduled_at.is_not(None)),
+            count_if(Referral.status == Status.COMPLETED),
+        ).where(scope.submitted())
+    ).one()
+    return list(zip(FUNNEL_STEPS, row, strict=True))
+
+
+# Why referrals of the period did not start care, in the seed article's words.
+NOT_CONVERTED = {
+    "Eligibility mismatch": Referral.status == Status.DECLINED,
+    "Missing records": and_(
+        Referral.status == Status.WITHDRAWN,
+        exists().where(
+            ReferralEvent.referral_id == Referral.id,
+            ReferralEvent.to_status == Status.WITHDRAWN,
+            ReferralEvent.from_status == Status.NEEDS_INFO,
+        ),
+    ),
+    "Patient choice": and_(
+        Referral.status == Status.WITHDRAWN,
+        ~exists().where(
+            ReferralEvent.referral_id == Referral.id,
+            ReferralEvent.to_status == Status.WITHDRAWN,
+            ReferralEvent.from_status == Status.NEEDS_INFO,
+        ),
+    ),
+    "Unreachable": Referral.status == Status.UNREACHABLE,
+    "Redirected": Referral.status == Status.REDIRECTED,
+}
+
+
+def not_converted_reasons(scope: Scope) -> list[tuple[str, int]]:
+    """Counts per reason for the period's referrals that reached a non-care outcome."""
+    columns = [
+        func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+        for condition in NOT_CONVERTED.values()
+    ]
+    row = db.session.execute(select(*columns).where(scope.submitted())).one()
+    return list(zip(NOT_CONVERTED, row, strict=True))
+
+
+def outcome_mix(scope: Scope) -> list[tuple[str, int]]:
+    """The period's referrals by the outcome class partners see."""
+    rows = db.session.execute(
+        select(Referral.status, func.count(Referral.id))
+        .where(scope.submitted())
+        .group_by(Referral.status)
+    ).all()
+    mix: dict[str, int] = {}
+    for status, count in rows:
+        label = Referral(status=status).outcome_class.label
+        mix[label] = mix.get(label, 0) + count
+    order = ["Started care", "Pending", "Redirected", "Not eligible", "Closed"]
+    return [(label, mix.get(label, 0)) for label in order]
+
+
+# --- Per partner --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartnerRow:
+    partner_id: int
+    partner: str
+    referrals: int
+    first_touch_median_hours: float | None
+    conversion: float | None
+    incomplete: float | None
+    re_referral: float | None
+
+
+def league_table(scope: Scope, now: datetime | None = None) -> list[PartnerRow]:
+    """Every partner's figures for the period, lowest conversion first (who needs help)."""
+    partners = db.session.execute(select(Partner.id, Partner.name).order_by(Partner.name)).all()
+    rows = []
+    for partner_id, name in partners:
+        own = Scope(scope.start, scope.end, partner_id)
+        conversion = started_care_conversion(own)
+        rows.append(
+            PartnerRow(
+                partner_id,
+                name,
+                conversion.submitted,
+                first_touch_time(own).median_hours,
+                conversion.rate,
+                incomplete_rate(own).rate,
+                re_referral_rate(own, now).rate,
+            )
+        )
+    return sorted(rows, key=lambda r: (r.referrals == 0, r.conversion is None, r.conversion or 0))
+
+
+@dataclass(frozen=True)
+class MonthRow:
+    month: str
+    partner: str
+    referrals: int
+    median_hours_to_first_contact: float | None
+    scheduling_completion: float | None
+    no_shows: int
+    reschedules: int
+
+
+def partner_months(scope: Scope) -> list[MonthRow]:
+    """Per partner and month of submission (UTC): volume, speed to first contact with
+    the patient, share of accepted referrals that got scheduled, no-shows, reschedules."""
+    month = utc_month(Referral.submitted_at).label("month")
+    first_contact = (
+        select(func.min(OutreachAttempt.at))
+        .where(OutreachAttempt.referral_id == Referral.id)
+        .scalar_subquery()
+    )
+    first_link = (
+        select(func.min(PatientLink.created_at))
+        .where(PatientLink.referral_id == Referral.id)
+        .scalar_subquery()
+    )
+    contact_at = func.coalesce(first_contact, first_link)
+
+    def events(condition):
+        return (
+            select(func.count(ReferralEvent.id))
+            .where(ReferralEvent.referral_id == Referral.id, condition)
+            .scalar_subquery()
+        )
+
+    accepted = Referral.triaged_at.is_not(None) & Referral.status.not_in(
+        [Status.DECLINED, Status.REDIRECTED]
+    )
+    base = (
+        select(
+            Referral.partner_id.label("partner_id"),
+            month,
+            elapsed_seconds(contact_at, Referral.submitted_at).label("to_contact"),
+            case((accepted, 1), else_=0).label("accepted"),
+            case((accepted & Referral.scheduled_at.is_not(None), 1), else_=0).label("scheduled"),
+            events(ReferralEvent.to_status == Status.NO_SHOW).label("no_shows"),
+            events(
+                and_(
+                    ReferralEvent.from_status == Status.SCHEDULED,
+                    ReferralEvent.to_status == Status.SCHEDULED,
+                )
+            ).label("reschedules"),
+        ).where(scope.submitted())
+    ).subquery()
+    # Nearest-rank median per group with window functions (both databases have them).
+    ranked = (
+        select(
+            base.c.partner_id,
+            base.c.month,
+            base.c.to_contact,
+            func.row_number()
+            .over(partition_by=[base.c.partner_id, base.c.month], order_by=base.c.to_contact)
+            .label("rank"),
+            func.count(base.c.to_contact)
+            .over(partition_by=[base.c.partner_id, base.c.month])
+            .label("n"),
+        )
+        .where(base.c.to_contact.is_not(None))
+        .subquery()
+    )
+    medians = dict(
+        ((partner_id, month_key), seconds)
+        for partner_id, month_key, seconds in db.session.execute(
+            select(ranked.c.partner_id, ranked.c.month, ranked.c.to_contact).where(
+                ranked.c.rank * 2 >= ranked.c.n,
+                (ranked.c.rank - 1) * 2 < ranked.c.n,
+            )
+        )
+    )
+    totals = db.session.execute(
+        select(
+            base.c.partner_id,
+            base.c.month,
+            func.count(),
+            func.sum(base.c.accepted),
+            func.sum(base.c.scheduled),
+            func.sum(base.c.no_shows),
+            func.sum(base.c.reschedules),
+        )
+        .group_by(base.c.partner_id, base.c.month)
+        .order_by(base.c.month, base.c.partner_id)
+    ).all()
+    names = dict(db.session.execute(select(Partner.id, Partner.name)).all())
+    return [
+        MonthRow(
+            month=month_key,
+            partner=names[partner_id],
+            referrals=count,
+            median_hours_to_first_contact=_hours(medians.get((partner_id, month_key))),
+            scheduling_completion=_rate(scheduled or 0, accepted_count or 0),
+            no_shows=no_shows or 0,
+            reschedules=reschedules or 0,
+        )
+        for partner_id, month_key, count, accepted_count, scheduled, no_shows, reschedules in totals
+    ]
