@@ -16,14 +16,14 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from jobs import followups, outbox, sla
+from jobs import followups, outbox, scorecard, sla
 from jobs.locking import needs_single_runner, wait_for_single_runner_lock
 from portal import create_app
 
 log = logging.getLogger("jobs")
 
 # Each job family registers its jobs here.
-JOB_FAMILIES = (outbox, sla, followups)
+JOB_FAMILIES = (outbox, sla, followups, scorecard)
 
 
 def in_app_context(app: Flask, job: Callable[[], object]) -> Callable[[], None]:

@@ -55,6 +55,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.notifications.routes import bp as notifications_bp
     from portal.patients.routes import bp as patients_bp
     from portal.referrals.routes import bp as referrals_bp
+    from portal.scorecard.routes import bp as scorecard_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(referrals_bp)
@@ -62,6 +63,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(patients_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(scorecard_bp)
 
 
 def register_template_helpers(app: Flask) -> None:

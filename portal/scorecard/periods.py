@@ -1,0 +1,81 @@
+"""The periods a scorecard covers: a week or a month of the practice's calendar, or a
+custom range of days. Boundaries are local midnights, turned into UTC instants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from portal.clock import utcnow
+from portal.localtime import practice_zone
+from portal.scorecard.metrics import Scope
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str  # "week", "month" or "custom"
+    first_day: date
+    last_day: date  # inclusive
+
+    @property
+    def label(self) -> str:
+        if self.kind == "week":
+            return f"Week of {self.first_day.strftime('%d %b %Y')}"
+        if self.kind == "month":
+            return self.first_day.strftime("%B %Y")
+        return f"{self.first_day.strftime('%d %b %Y')} to {self.last_day.strftime('%d %b %Y')}"
+
+    def scope(self, partner_id: int | None = None) -> Scope:
+        return Scope(
+            _midnight(self.first_day), _midnight(self.last_day + timedelta(days=1)), partner_id
+        )
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=practice_zone()).astimezone(UTC)
+
+
+def today() -> date:
+    return utcnow().astimezone(practice_zone()).date()
+
+
+def week_of(day: date) -> Period:
+    monday = day - timedelta(days=day.weekday())
+    return Period("week", monday, monday + timedelta(days=6))
+
+
+def month_of(day: date) -> Period:
+    first = day.replace(day=1)
+    next_month = (first + timedelta(days=32)).replace(day=1)
+    return Period("month", first, next_month - timedelta(days=1))
+
+
+def last_complete_week() -> Period:
+    return week_of(today() - timedelta(days=7))
+
+
+def weeks_ending(period: Period, count: int = 12) -> list[Period]:
+    """The `count` weeks up to and including the one `period` ends in, oldest first."""
+    last = week_of(period.last_day)
+    return [week_of(last.first_day - timedelta(weeks=n)) for n in range(count - 1, -1, -1)]
+
+
+def parse_period(args, default: Period | None = None) -> Period:
+    """The period a request asks for (?period=week|month|custom&on=...&start=&end=)."""
+    kind = args.get("period", "")
+
+    def day(name: str) -> date | None:
+        try:
+            return date.fromisoformat(args.get(name, ""))
+        except ValueError:
+            return None
+
+    if kind == "week":
+        return week_of(day("on") or today() - timedelta(days=7))
+    if kind == "month":
+        return month_of(day("on") or today().replace(day=1) - timedelta(days=1))
+    if kind == "custom":
+        start, end = day("start"), day("end")
+        if start and end and start <= end and (end - start).days <= 3 * 366:
+            return Period("custom", start, end)
+    return default or last_complete_week()

@@ -1,0 +1,193 @@
+"""A whole scorecard for one period: the figures, the tables and the 12-week trends.
+
+The page, the CSV downloads and the weekly email all read this one structure, so a
+CSV always matches its page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from portal.scorecard import metrics
+from portal.scorecard.periods import Period, weeks_ending
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f} %"
+
+
+def hours(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} h"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    title: str
+    header: list[str]
+    rows: list[list]
+
+
+def summary_rows(scope: metrics.Scope) -> list[list]:
+    touch = metrics.first_touch_time(scope)
+    conversion = metrics.started_care_conversion(scope)
+    incomplete = metrics.incomplete_rate(scope)
+    re_referral = metrics.re_referral_rate(scope)
+    return [
+        ["Referral to first touch, median", hours(touch.median_hours), f"{touch.touched} touched"],
+        ["Referral to first touch, 90th percentile", hours(touch.p90_hours), ""],
+        [
+            "Referral to started care",
+            percent(conversion.rate),
+            f"{conversion.completed} of {conversion.submitted}",
+        ],
+        ["Median referral cycle time", hours(metrics.median_cycle_time_hours(scope)), ""],
+        [
+            "Incomplete referral rate",
+            percent(incomplete.rate),
+            f"{incomplete.part} of {incomplete.whole}",
+        ],
+        [
+            "Partner re-referral within 30 days",
+            percent(re_referral.rate),
+            f"{re_referral.part} of {re_referral.whole} whose 30 days have passed",
+        ],
+    ]
+
+
+def scorecard_tables(period: Period, partner_id: int | None, *, staff: bool) -> list[Table]:
+    scope = period.scope(partner_id)
+    tables = [
+        Table("summary", "This period", ["Figure", "Value", "Out of"], summary_rows(scope)),
+        Table("funnel", "Funnel", ["Step", "Referrals"], [list(r) for r in metrics.funnel(scope)]),
+        Table(
+            "outcomes",
+            "Outcome mix",
+            ["Outcome", "Referrals"],
+            [list(r) for r in metrics.outcome_mix(scope)],
+        ),
+        Table(
+            "not_converted",
+            "Why referrals did not start care",
+            ["Reason", "Referrals"],
+            [list(r) for r in metrics.not_converted_reasons(scope)],
+        ),
+    ]
+    if not staff:
+        return tables
+    tables += [
+        Table(
+            "breaches",
+            "Top breach reasons by stage",
+            ["Stage", "Reason", "Breaches"],
+            [list(r) for r in metrics.top_breach_reasons(scope)],
+        ),
+        Table(
+            "months",
+            "Per partner and month",
+            [
+                "Month",
+                "Partner",
+                "Referrals",
+                "Median hours to first contact",
+                "Scheduling completion",
+                "No-shows",
+                "Reschedules",
+            ],
+            [
+                [
+                    r.month,
+                    r.partner,
+                    r.referrals,
+                    hours(r.median_hours_to_first_contact),
+                    percent(r.scheduling_completion),
+                    r.no_shows,
+                    r.reschedules,
+                ]
+                for r in metrics.partner_months(scope)
+            ],
+        ),
+    ]
+    if partner_id is None:
+        tables.insert(
+            1,
+            Table(
+                "league",
+                "Partner league table (lowest conversion first)",
+                [
+                    "Partner",
+                    "Referrals",
+                    "First touch, median",
+                    "Started care",
+                    "Incomplete",
+                    "Re-referral",
+                ],
+                [
+                    [
+                        r.partner,
+                        r.referrals,
+                        hours(r.first_touch_median_hours),
+                        percent(r.conversion),
+                        percent(r.incomplete),
+                        percent(r.re_referral),
+                    ]
+                    for r in metrics.league_table(scope)
+                ],
+            ),
+        )
+    return tables
+
+
+@dataclass(frozen=True)
+class Trend:
+    title: str
+    labels: list[str]
+    values: list[float | None]
+    unit: str  # "h" or "%"
+
+
+def trends(period: Period, partner_id: int | None) -> list[Trend]:
+    """The last 12 weeks of the four headline figures."""
+    weeks = weeks_ending(period)
+    scopes = [week.scope(partner_id) for week in weeks]
+    labels = [week.first_day.strftime("%d %b") for week in weeks]
+    return [
+        Trend(
+            "First touch, median (hours)",
+            labels,
+            [metrics.first_touch_time(s).median_hours for s in scopes],
+            "h",
+        ),
+        Trend(
+            "Started care (%)",
+            labels,
+            [_pct(metrics.started_care_conversion(s).rate) for s in scopes],
+            "%",
+        ),
+        Trend(
+            "Incomplete referrals (%)",
+            labels,
+            [_pct(metrics.incomplete_rate(s).rate) for s in scopes],
+            "%",
+        ),
+        Trend(
+            "Re-referral within 30 days (%)",
+            labels,
+            [_pct(metrics.re_referral_rate(s).rate) for s in scopes],
+            "%",
+        ),
+    ]
+
+
+def trend_table(trend_list: list[Trend]) -> Table:
+    labels = trend_list[0].labels if trend_list else []
+    return Table(
+        "trends",
+        "Last 12 weeks",
+        ["Week of", *[t.title for t in trend_list]],
+        [[label, *[t.values[i] for t in trend_list]] for i, label in enumerate(labels)],
+    )
+
+
+def _pct(rate: float | None) -> float | None:
+    return None if rate is None else round(rate * 100, 1)

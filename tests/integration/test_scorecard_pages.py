@@ -1,0 +1,128 @@
+"""The scorecard as people use it: pages, CSVs that match them, and the weekly email."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from portal.clock import frozen_at
+from portal.extensions import db
+from portal.models import AuditEntry, OutboxMessage, Status
+from portal.scorecard.tasks import send_weekly_summary
+from tests.fixtures.desk import make_referral
+
+MONDAY = datetime(2026, 11, 23, 15, tzinfo=UTC)
+
+
+@pytest.fixture
+def history(app, desk):
+    with app.app_context(), frozen_at(MONDAY - timedelta(days=5)):
+        make_referral(desk, Status.ACCEPTED)
+        make_referral(desk, Status.DECLINED)
+        make_referral(desk, Status.NEEDS_INFO, partner_email=desk.partner_b)
+    return "period=week&on=2026-11-16"
+
+
+def rows_of(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+
+
+def test_staff_scorecard_shows_every_table_and_charts(client_for, desk, history):
+    html = client_for(desk.success).get(f"/scorecard?{history}").get_data(as_text=True)
+    assert "Week of 16 Nov 2026" in html
+    for title in (
+        "Partner league table",
+        "Funnel",
+        "Top breach reasons by stage",
+        "Per partner and month",
+        "Why referrals did not start care",
+        "Last 12 weeks",
+    ):
+        assert title in html
+    assert html.count("<svg") == 4 and "<script" not in html.split("</head>")[1]
+
+
+def test_every_csv_matches_its_table_on_the_page(client_for, desk, history):
+    client = client_for(desk.success)
+    page = client.get(f"/scorecard?{history}").get_data(as_text=True)
+    for name in (
+        "summary",
+        "league",
+        "funnel",
+        "outcomes",
+        "not_converted",
+        "breaches",
+        "months",
+        "trends",
+    ):
+        response = client.get(f"/scorecard/{name}.csv?{history}")
+        assert response.status_code == 200 and response.mimetype == "text/csv"
+        assert "attachment" in response.headers["Content-Disposition"]
+        for row in rows_of(response)[1:]:
+            for cell in row:
+                if cell:
+                    assert cell.replace("'", "&#39;") in page, (name, cell)
+    funnel = rows_of(client.get(f"/scorecard/funnel.csv?{history}"))
+    assert funnel[1] == ["Received", "3"]
+
+
+def test_exports_are_audited(app, client_for, desk, history):
+    client_for(desk.admin).get(f"/scorecard/league.csv?{history}")
+    with app.app_context():
+        entry = db.session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "scorecard.exported")
+        )
+        assert entry.target_id == "league"
+
+
+def test_one_partner_filter_narrows_every_figure(client_for, desk, history):
+    funnel = rows_of(
+        client_for(desk.success).get(f"/scorecard/funnel.csv?{history}&partner={desk.partner_b_id}")
+    )
+    assert funnel[1] == ["Received", "1"]
+
+
+def test_partner_dashboard_shows_only_their_own_referrals(client_for, desk, history):
+    alpha = client_for(desk.partner_a)
+    page = alpha.get(f"/dashboard?{history}").get_data(as_text=True)
+    assert "Alpha Primary Care" in page and "Beta Cardiology" not in page
+    assert "league" not in page.lower() and "breach" not in page.lower()
+    funnel = rows_of(alpha.get(f"/dashboard/funnel.csv?{history}"))
+    assert funnel[1] == ["Received", "2"]  # beta's referral is not counted
+    beta = rows_of(client_for(desk.partner_b).get(f"/dashboard/funnel.csv?{history}"))
+    assert beta[1] == ["Received", "1"]
+    assert alpha.get(f"/dashboard/league.csv?{history}").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/scorecard", "/scorecard/league.csv"])
+def test_partners_cannot_open_the_staff_scorecard(client_for, desk, path):
+    assert client_for(desk.partner_a).get(path).status_code == 404
+
+
+def test_the_weekly_summary_goes_to_partner_success_once(app, desk, history):
+    with app.app_context(), frozen_at(MONDAY):
+        assert send_weekly_summary() is True
+        assert send_weekly_summary() is False
+        (message,) = db.session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.recipient == app.config["PARTNER_SUCCESS_EMAIL"]
+            )
+        ).all()
+        assert message.subject == "Referral scorecard: Week of 16 Nov 2026"
+        assert "Referral to started care" in message.body and "/scorecard?" in message.body
+    with app.app_context(), frozen_at(MONDAY + timedelta(days=7)):
+        assert send_weekly_summary() is True  # the next week's
+
+
+def test_a_custom_range_and_a_bad_one(client_for, desk, history):
+    client = client_for(desk.success)
+    html = client.get("/scorecard?period=custom&start=2026-11-01&end=2026-11-20").get_data(
+        as_text=True
+    )
+    assert "01 Nov 2026 to 20 Nov 2026" in html
+    backwards = client.get("/scorecard?period=custom&start=2026-11-20&end=2026-11-01")
+    assert backwards.status_code == 200 and "Week of" in backwards.get_data(as_text=True)
