@@ -183,6 +183,7 @@ class SmtpSink:
         self.messages: list = []
         self.attempts = 0
         self.hold_at: int | None = None
+        self.hold_suffix = ""  # count only deliveries to recipients ending so
         self.holding = threading.Event()
         self.release = threading.Event()
         self.delay = 0.0
@@ -190,8 +191,9 @@ class SmtpSink:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
         from email import message_from_bytes, policy
 
-        self.attempts += 1
-        if self.attempts == self.hold_at:
+        counted = all(r.endswith(self.hold_suffix) for r in envelope.rcpt_tos)
+        self.attempts += counted
+        if counted and self.attempts == self.hold_at:
             self.holding.set()
             while not self.release.is_set():
                 await asyncio.sleep(0.02)
@@ -202,8 +204,13 @@ class SmtpSink:
         self.messages.append((envelope.rcpt_tos, message))
         return "250 Message accepted for delivery"
 
-    def message_ids(self) -> list[str]:
-        return [message["Message-ID"] for _recipients, message in self.messages]
+    def message_ids(self, recipient_suffix: str = "") -> list[str]:
+        """Message-IDs received, optionally only those to recipients ending so."""
+        return [
+            message["Message-ID"]
+            for recipients, message in self.messages
+            if all(r.endswith(recipient_suffix) for r in recipients)
+        ]
 
 
 @pytest.fixture

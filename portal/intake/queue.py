@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, case, exists, select
+from sqlalchemy import Select, and_, case, select
 from sqlalchemy.orm import selectinload
 
 from portal.clock import utcnow
@@ -77,13 +77,11 @@ def queue_statement(filters: QueueFilters) -> Select[tuple[Referral]]:
     if filters.partner_id:
         statement = statement.where(Referral.partner_id == filters.partner_id)
     if filters.sla:
-        statement = statement.where(
-            exists().where(
-                SlaClock.referral_id == Referral.id,
-                SlaClock.stopped_at.is_(None),
-                SLA_FILTERS[filters.sla](utcnow()),
-            )
-        )
+        # A join, not EXISTS: the planner can start from the clocks' due-time index.
+        statement = statement.join(
+            SlaClock,
+            and_(SlaClock.referral_id == Referral.id, SlaClock.stopped_at.is_(None)),
+        ).where(SLA_FILTERS[filters.sla](utcnow()))
     return statement
 
 

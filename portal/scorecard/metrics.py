@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, String, and_, case, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from portal.clock import utcnow
@@ -63,6 +63,32 @@ def nearest_rank(values: Select, p: float) -> float | None:
     return db.session.scalar(
         select(column).where(column.is_not(None)).order_by(column).offset(rank - 1).limit(1)
     )
+
+
+def nearest_rank_by_group(values: Select, p: float) -> dict:
+    """The p-th percentile per group, for a select of (group, value), in one query.
+
+    Window functions (both databases have them) rank each group's values; the row whose
+    rank is ceil(p * n) is the answer.
+    """
+    subquery = values.subquery()
+    group, value = subquery.c[0], subquery.c[1]
+    ranked = (
+        select(
+            group.label("group_key"),
+            value.label("value"),
+            func.row_number().over(partition_by=group, order_by=value).label("rank"),
+            func.count(value).over(partition_by=group).label("n"),
+        )
+        .where(value.is_not(None))
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(ranked.c.group_key, ranked.c.value).where(
+            ranked.c.rank >= p * ranked.c.n, ranked.c.rank - 1 < p * ranked.c.n
+        )
+    )
+    return dict(rows.all())
 
 
 def _hours(seconds: float | None) -> float | None:
@@ -288,21 +314,68 @@ class PartnerRow:
 
 
 def league_table(scope: Scope, now: datetime | None = None) -> list[PartnerRow]:
-    """Every partner's figures for the period, lowest conversion first (who needs help)."""
-    partners = db.session.execute(select(Partner.id, Partner.name).order_by(Partner.name)).all()
+    """Every partner's figures for the period, lowest conversion first (who needs help).
+
+    The same definitions as the single figures above, grouped by partner: a handful of
+    queries whatever the number of partners.
+    """
+    now = now or utcnow()
+    period = Scope(scope.start, scope.end)  # all partners, grouped below
+    counts = {
+        partner_id: (total, completed, incomplete)
+        for partner_id, total, completed, incomplete in db.session.execute(
+            select(
+                Referral.partner_id,
+                func.count(Referral.id),
+                func.sum(case((Referral.status == Status.COMPLETED, 1), else_=0)),
+                func.sum(case((_entered_needs_info(), 1), else_=0)),
+            )
+            .where(period.submitted())
+            .group_by(Referral.partner_id)
+        )
+    }
+    later = aliased(Referral)
+    followed = exists().where(
+        later.partner_id == Referral.partner_id,
+        later.id != Referral.id,
+        later.submitted_at > Referral.submitted_at,
+        elapsed_seconds(later.submitted_at, Referral.submitted_at)
+        <= RE_REFERRAL_WINDOW.total_seconds(),
+    )
+    re_referrals = {
+        partner_id: (whole, part)
+        for partner_id, whole, part in db.session.execute(
+            select(
+                Referral.partner_id,
+                func.count(Referral.id),
+                func.sum(case((followed, 1), else_=0)),
+            )
+            .where(period.submitted(), Referral.submitted_at <= now - RE_REFERRAL_WINDOW)
+            .group_by(Referral.partner_id)
+        )
+    }
+    touch_medians = nearest_rank_by_group(
+        select(
+            Referral.partner_id, elapsed_seconds(Referral.first_touch_at, Referral.submitted_at)
+        ).where(period.submitted(), Referral.first_touch_at.is_not(None)),
+        0.5,
+    )
     rows = []
+    partners = db.session.execute(select(Partner.id, Partner.name).order_by(Partner.name))
     for partner_id, name in partners:
-        own = Scope(scope.start, scope.end, partner_id)
-        conversion = started_care_conversion(own)
+        if scope.partner_id and partner_id != scope.partner_id:
+            continue
+        total, completed, incomplete = counts.get(partner_id, (0, 0, 0))
+        whole, part = re_referrals.get(partner_id, (0, 0))
         rows.append(
             PartnerRow(
                 partner_id,
                 name,
-                conversion.submitted,
-                first_touch_time(own).median_hours,
-                conversion.rate,
-                incomplete_rate(own).rate,
-                re_referral_rate(own, now).rate,
+                total,
+                _hours(touch_medians.get(partner_id)),
+                _rate(completed or 0, total),
+                _rate(incomplete or 0, total),
+                _rate(part or 0, whole),
             )
         )
     return sorted(rows, key=lambda r: (r.referrals == 0, r.conversion is None, r.conversion or 0))
@@ -361,30 +434,12 @@ def partner_months(scope: Scope) -> list[MonthRow]:
             ).label("reschedules"),
         ).where(scope.submitted())
     ).subquery()
-    # Nearest-rank median per group with window functions (both databases have them).
-    ranked = (
+    medians = nearest_rank_by_group(
         select(
-            base.c.partner_id,
-            base.c.month,
+            (base.c.partner_id.cast(String) + "|" + base.c.month).label("key"),
             base.c.to_contact,
-            func.row_number()
-            .over(partition_by=[base.c.partner_id, base.c.month], order_by=base.c.to_contact)
-            .label("rank"),
-            func.count(base.c.to_contact)
-            .over(partition_by=[base.c.partner_id, base.c.month])
-            .label("n"),
-        )
-        .where(base.c.to_contact.is_not(None))
-        .subquery()
-    )
-    medians = dict(
-        ((partner_id, month_key), seconds)
-        for partner_id, month_key, seconds in db.session.execute(
-            select(ranked.c.partner_id, ranked.c.month, ranked.c.to_contact).where(
-                ranked.c.rank * 2 >= ranked.c.n,
-                (ranked.c.rank - 1) * 2 < ranked.c.n,
-            )
-        )
+        ),
+        0.5,
     )
     totals = db.session.execute(
         select(
@@ -405,7 +460,7 @@ def partner_months(scope: Scope) -> list[MonthRow]:
             month=month_key,
             partner=names[partner_id],
             referrals=count,
-            median_hours_to_first_contact=_hours(medians.get((partner_id, month_key))),
+            median_hours_to_first_contact=_hours(medians.get(f"{partner_id}|{month_key}")),
             scheduling_completion=_rate(scheduled or 0, accepted_count or 0),
             no_shows=no_shows or 0,
             reschedules=reschedules or 0,

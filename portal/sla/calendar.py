@@ -34,9 +34,17 @@ class BusinessCalendar:
     zone: ZoneInfo
     hours: WeeklyHours = field(default_factory=lambda: dict(DEFAULT_WEEKLY_HOURS))
     holidays: frozenset[date] = frozenset()
+    # Windows already worked out, by date: a page of clocks overdue by months asks for
+    # the same days again and again.
+    _windows: dict = field(default_factory=dict, compare=False, repr=False)
 
     def open_window(self, day: date) -> tuple[datetime, datetime] | None:
         """The UTC instants the business opens and closes on a local date, if it does."""
+        if day not in self._windows:
+            self._windows[day] = self._compute_window(day)
+        return self._windows[day]
+
+    def _compute_window(self, day: date) -> tuple[datetime, datetime] | None:
         if day in self.holidays:
             return None
         hours = self.hours.get(day.weekday())
