@@ -23,7 +23,7 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
-.venv/bin/ruff check portal jobs tests migrations wsgi.py
+.venv/bin/ruff check portal jobs tests migrations scripts wsgi.py
 
 postgres_url=$(bash scripts/test-postgres.sh)
 

@@ -140,6 +140,9 @@ class Referral(Base):
         Index("ix_referral_queue", "status", "urgency", "submitted_at"),
         Index("ix_referral_partner_submitted", "partner_id", "submitted_at"),
         Index("ix_referral_appointment", "status", "appointment_at"),
+        # The scorecard's cohorts: by submission, and by outcome, across all partners.
+        Index("ix_referral_submitted_at", "submitted_at"),
+        Index("ix_referral_outcome_at", "outcome_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

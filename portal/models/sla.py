@@ -58,6 +58,7 @@ class SlaClock(Base):
         Index("ix_sla_clock_referral", "referral_id", "stopped_at"),
         Index("ix_sla_clock_due", "stopped_at", "due_at"),
         Index("ix_sla_clock_at_risk", "stopped_at", "at_risk_at"),
+        Index("ix_sla_clock_breached_at", "breached_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
