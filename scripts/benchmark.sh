@@ -14,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 
 for database in $databases; do
   if [ "$database" = postgresql ]; then
-    url=$(bash scripts/test-postgres.sh)
+    url=$(bash scripts/test-postgres.sh portal_bench)  # its own database: it is emptied
     .venv/bin/python scripts/benchmark.py --database postgresql --url "$url" --referrals "$referrals"
   else
     .venv/bin/python scripts/benchmark.py --database sqlite --referrals "$referrals"

@@ -5,7 +5,7 @@ set -euo pipefail
 
 ROLE=portal_test
 PASSWORD=portal_test
-DATABASE=portal_test
+DATABASE=${1:-portal_test}
 
 version=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
 if [ -z "$version" ]; then
