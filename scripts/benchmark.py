@@ -439,23 +439,32 @@ def main() -> None:
     parser.add_argument("--referrals", type=int, default=1_000_000)
     parser.add_argument("--partners", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure an already generated database again (after migrating it)",
+    )
     args = parser.parse_args()
     random.seed(args.seed)
 
-    if args.database == "sqlite":
+    if args.database == "sqlite" and not args.url:
         url = f"sqlite:///{tempfile.mkdtemp(prefix='portal-bench-')}/bench.db"
     else:
         url = args.url
     app = create_app(TestConfig, DATABASE_URL=url, WTF_CSRF_ENABLED=True)
     with app.app_context():
-        if args.database == "postgresql":
+        if args.reuse:
+            upgrade_database()
+        elif args.database == "postgresql":
             with db.engine.begin() as connection:
                 connection.execute(text("DROP SCHEMA public CASCADE"))
                 connection.execute(text("CREATE SCHEMA public"))
-        upgrade_database()
-        started = time.monotonic()
-        ids = seed_static(args.partners)
-        generate(args.referrals, ids)
+        if not args.reuse:
+            upgrade_database()
+            started = time.monotonic()
+            ids = seed_static(args.partners)
+            generate(args.referrals, ids)
+            print(f"generated in {time.monotonic() - started:.0f} s into {url}")
         if args.database == "postgresql":
             db.session.execute(text("ANALYZE"))
             db.session.execute(
@@ -470,7 +479,7 @@ def main() -> None:
             for table in Base.metadata.sorted_tables
             if table.name in {"referral", "referral_event", "sla_clock", "outreach_attempt"}
         }
-        print(f"generated in {time.monotonic() - started:.0f} s: {counts}")
+        print(f"rows: {counts}")
     results: dict[str, list[float]] = {}
     measure(app, results)
     print(f"\n{args.database}, {args.referrals:,} referrals, {args.partners} partners")

@@ -143,6 +143,8 @@ class Referral(Base):
         # The scorecard's cohorts: by submission, and by outcome, across all partners.
         Index("ix_referral_submitted_at", "submitted_at"),
         Index("ix_referral_outcome_at", "outcome_at"),
+        # The partner's unread-updates badge looks at recently updated referrals only.
+        Index("ix_referral_partner_updated", "partner_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,10 +1,15 @@
 """Unread updates for partner users: partner-visible events they have not seen yet.
 
 An event is news to a user when someone else made it after the user last opened the
-referral (or, for a referral never opened, after the account was created).
+referral (or, for a referral never opened, after the account was created), within the
+last UNREAD_WINDOW. Every partner-visible event moves the referral's `updated_at`, so
+only recently updated referrals need looking at: an index keeps the badge cheap
+however long the partner's history is.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,13 +33,19 @@ def _news_condition(user: User):
     )
 
 
+UNREAD_WINDOW = timedelta(days=90)
+
+
 def unread_referral_count(user: User) -> int:
     """How many of the partner's referrals have news for this user (one query)."""
     return db.session.scalar(
         select(func.count(func.distinct(Referral.id)))
         .select_from(Referral)
         .join(ReferralEvent, _news_condition(user))
-        .where(Referral.partner_id == user.partner_id)
+        .where(
+            Referral.partner_id == user.partner_id,
+            Referral.updated_at >= utcnow() - UNREAD_WINDOW,
+        )
     )
 
 
