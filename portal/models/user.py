@@ -76,9 +76,6 @@ class User(UserMixin, Base):
     def sees_patient_details(self) -> bool:
         return self.role in PATIENT_DETAIL_ROLES or self.role is Role.PARTNER
 
-    def has_role(self, *roles: Role) -> bool:
-        return self.role in roles
-
     def __repr__(self) -> str:
         return f"<User {self.id} {self.role}>"
 

@@ -61,7 +61,6 @@ from portal.sla.views import clock_views
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
 
 SUBMITTING_ROLES = (Role.PARTNER, Role.INTAKE)
-ALL_ROLES = tuple(Role)
 
 
 def _active_service_lines() -> list[ServiceLine]:

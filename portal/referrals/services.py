@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -502,7 +501,3 @@ def consents_of(referral: Referral) -> list[Consent]:
             select(Consent).where(Consent.referral_id == referral.id).order_by(Consent.kind)
         )
     )
-
-
-def document_limit() -> int:
-    return current_app.config["DOCUMENT_MAX_BYTES"]
