@@ -17,7 +17,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
 from portal.models import Role
-from portal.referrals.forms import phone_number, stripped
+from portal.referrals.forms import item_labels, phone_number, stripped
 
 
 class PartnerForm(FlaskForm):
@@ -96,15 +96,6 @@ class ServiceLineForm(FlaskForm):
 
     def validate_required_answers(self, field) -> None:
         _check_item_labels(field)
-
-
-def item_labels(text: str | None) -> list[str]:
-    """The non-empty lines of a textarea, in order, without repeats."""
-    seen: dict[str, None] = {}
-    for line in (text or "").splitlines():
-        if line.strip():
-            seen.setdefault(line.strip(), None)
-    return list(seen)
 
 
 def _check_item_labels(field) -> None:

@@ -19,7 +19,6 @@ from portal.admin.forms import (
     PartnerInviteForm,
     ServiceLineForm,
     business_hours_form_class,
-    item_labels,
     targets_form_class,
 )
 from portal.admin.service_lines import save_service_line
@@ -50,6 +49,7 @@ from portal.models import (
 from portal.notifications.delivery import retry_dead_message
 from portal.notifications.outbox import portal_url
 from portal.notifications.referrals import send_invitation
+from portal.referrals.forms import item_labels
 from portal.sla.clocks import load_calendar, target_minutes
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

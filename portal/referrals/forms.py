@@ -94,6 +94,15 @@ def phone_number(_form: FlaskForm, field: Field) -> None:
     field.data = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def item_labels(text: str | None) -> list[str]:
+    """One item per line of a textarea: the non-empty lines, in order, without repeats."""
+    seen: dict[str, None] = {}
+    for line in (text or "").splitlines():
+        if line.strip():
+            seen.setdefault(line.strip(), None)
+    return list(seen)
+
+
 def stripped(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
@@ -484,10 +493,6 @@ class RequestInfoForm(ActionForm):
             self.required_items.data = [
                 item.id for item in referral.service_line.required_items if item.id in missing
             ]
-
-    @staticmethod
-    def lines(text: str | None) -> list[str]:
-        return [line.strip()[:120] for line in (text or "").splitlines() if line.strip()]
 
 
 class ShareFollowUpForm(FlaskForm):
