@@ -333,10 +333,15 @@ def referral_form_class(service_line: ServiceLine | None, *, for_staff: bool) ->
 # --- Actions on a referral -----------------------------------------------------------
 
 
-class ActionForm(FlaskForm):
+class VersionedForm(FlaskForm):
     """Every action form carries the version the user saw, to detect conflicts."""
 
     version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
+
+
+class ActionForm(VersionedForm):
+    """A staff action, with an optional staff-only note."""
+
     note = TextAreaField(
         "Staff note (never shown to the referring office)",
         filters=[stripped],
@@ -443,8 +448,7 @@ class ScheduleForm(ActionForm):
         return local_to_utc(self.appointment_date.data, self.appointment_time.data)
 
 
-class WithdrawForm(FlaskForm):
-    version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
+class WithdrawForm(VersionedForm):
     reason = StringField(
         "Reason (optional)", filters=[stripped], validators=[Optional(), Length(max=200)]
     )
@@ -495,8 +499,7 @@ class RequestInfoForm(ActionForm):
             ]
 
 
-class ShareFollowUpForm(FlaskForm):
-    version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
+class ShareFollowUpForm(VersionedForm):
     message = TextAreaField(
         "Follow-up note for the referring office",
         description="Shown to the referring office. Only possible with the patient's consent.",
