@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Start Debian's PostgreSQL on this machine and create the test role and database.
-# Prints the DATABASE_URL to use. Idempotent: safe to run again.
+# Prints the DATABASE_URL to use, and nothing else, on standard output: callers
+# capture it (`url=$(bash scripts/test-postgres.sh)`), so every other message goes
+# to standard error. Idempotent: safe to run again.
 set -euo pipefail
 
 ROLE=portal_test
@@ -14,9 +16,9 @@ if [ -z "$version" ]; then
 fi
 if ! pg_lsclusters -h | awk '{print $4}' | grep -q online; then
   if ! pg_lsclusters -h | grep -q .; then
-    pg_createcluster "$version" main >/dev/null
+    pg_createcluster "$version" main >&2
   fi
-  pg_ctlcluster "$version" main start
+  pg_ctlcluster "$version" main start >&2  # e.g. "Removed stale pid file."
 fi
 port=$(pg_lsclusters -h | awk 'NR==1 {print $3}')
 

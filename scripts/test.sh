@@ -26,6 +26,10 @@ fi
 .venv/bin/ruff check portal jobs tests migrations scripts wsgi.py
 
 postgres_url=$(bash scripts/test-postgres.sh)
+case "$postgres_url" in
+  postgresql+psycopg://*) ;;
+  *) echo "scripts/test-postgres.sh printed no database URL: [$postgres_url]" >&2; exit 1 ;;
+esac
 
 echo "== Test suite on SQLite =="
 .venv/bin/python -m pytest "$@"
