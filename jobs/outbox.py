@@ -7,11 +7,7 @@ from flask import Flask
 from portal.notifications.delivery import deliver_due_messages
 
 
-def register(scheduler, app: Flask, wrap) -> None:
-    scheduler.add_job(
-        wrap(app, deliver_due_messages),
-        "interval",
-        seconds=app.config["OUTBOX_DELIVERY_SECONDS"],
-        id="deliver_outbox",
-        next_run_time=app.config["JOBS_START_AT"](),
+def register(every, app: Flask) -> None:
+    every(
+        deliver_due_messages, seconds=app.config["OUTBOX_DELIVERY_SECONDS"], job_id="deliver_outbox"
     )

@@ -16,14 +16,14 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from jobs import followups, outbox, scorecard, sla
+from jobs import followups, maintenance, outbox, scorecard, sla
 from jobs.locking import needs_single_runner, wait_for_single_runner_lock
 from portal import create_app
 
 log = logging.getLogger("jobs")
 
-# Each job family registers its jobs here.
-JOB_FAMILIES = (outbox, sla, followups, scorecard)
+# Each job family registers its jobs here, through `every` (see build_scheduler).
+JOB_FAMILIES = (outbox, sla, followups, scorecard, maintenance)
 
 
 def in_app_context(app: Flask, job: Callable[[], object]) -> Callable[[], None]:
@@ -48,8 +48,19 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
         timezone="UTC",
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
     )
+
+    def every(job: Callable[[], object], *, seconds: float, job_id: str | None = None) -> None:
+        """Run `job` every `seconds`, first as soon as the process starts."""
+        scheduler.add_job(
+            in_app_context(app, job),
+            "interval",
+            seconds=seconds,
+            id=job_id or job.__name__,
+            next_run_time=app.config["JOBS_START_AT"](),
+        )
+
     for family in JOB_FAMILIES:
-        family.register(scheduler, app, in_app_context)
+        family.register(every, app)
     return scheduler
 
 

@@ -11,11 +11,5 @@ def sla_sweep() -> None:
     sweep()
 
 
-def register(scheduler, app: Flask, wrap) -> None:
-    scheduler.add_job(
-        wrap(app, sla_sweep),
-        "interval",
-        seconds=app.config["SLA_SWEEP_SECONDS"],
-        id="sla_sweep",
-        next_run_time=app.config["JOBS_START_AT"](),
-    )
+def register(every, app: Flask) -> None:
+    every(sla_sweep, seconds=app.config["SLA_SWEEP_SECONDS"])

@@ -52,7 +52,12 @@ from portal.referrals.clarification import (
     request_information,
 )
 from portal.referrals.consent import current_wording, wording_for
-from portal.referrals.unread import mark_seen, unread_references, unread_referral_count
+from portal.referrals.unread import (
+    UNREAD_CAP,
+    mark_seen,
+    unread_references,
+    unread_referral_count,
+)
 from portal.referrals.workflow import EditConflict, TransitionRefused, allowed_actions
 from portal.sla.clocks import active_clock, breaches_of, record_breach_reason
 from portal.sla.display import PARTNER_PROMISES
@@ -97,7 +102,8 @@ def unread_badge() -> dict[str, Any]:
     """The partner's unread-updates count, for the navigation badge on every page."""
     user = current_user  # None when rendering a message outside a request
     if user and user.is_authenticated and user.is_partner_user:
-        return {"unread_updates": unread_referral_count(user)}
+        count = unread_referral_count(user)
+        return {"unread_updates": f"{UNREAD_CAP - 1}+" if count >= UNREAD_CAP else count}
     return {}
 
 

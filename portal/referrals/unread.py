@@ -1,10 +1,13 @@
-"""Unread updates for partner users: partner-visible events they have not seen yet.
+"""Unread updates for partner users: referrals with news they have not seen yet.
 
-An event is news to a user when someone else made it after the user last opened the
-referral (or, for a referral never opened, after the account was created), within the
-last UNREAD_WINDOW. Every partner-visible event moves the referral's `updated_at`, so
-only recently updated referrals need looking at: an index keeps the badge cheap
-however long the partner's history is.
+A referral has news for a user when its last partner-visible update (`updated_at`:
+every partner-visible event moves it) is later than when the user last saw it, or,
+for a referral never opened, later than the account's creation, within the last
+UNREAD_WINDOW. A partner user who records an event has seen it (record_event marks
+it), so their own submissions and answers are never news to them.
+
+No event rows are read: the badge walks the partner's recently updated referrals on
+an index and stops at UNREAD_CAP, so it costs the same whatever the history.
 """
 
 from __future__ import annotations
@@ -16,51 +19,40 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.models import Referral, ReferralEvent, ReferralView, User
-
-
-def _news_condition(user: User):
-    seen = (
-        select(ReferralView.seen_at)
-        .where(ReferralView.user_id == user.id, ReferralView.referral_id == Referral.id)
-        .scalar_subquery()
-    )
-    return and_(
-        ReferralEvent.referral_id == Referral.id,
-        ReferralEvent.partner_visible.is_(True),
-        or_(ReferralEvent.actor_id.is_(None), ReferralEvent.actor_id != user.id),
-        ReferralEvent.at > func.coalesce(seen, user.created_at),
-    )
-
+from portal.models import Referral, ReferralView, User
 
 UNREAD_WINDOW = timedelta(days=90)
+# The badge shows "99+" beyond this: a count nobody reads exactly is not worth a scan.
+UNREAD_CAP = 100
+
+
+def _with_news(user: User):
+    since = max(utcnow() - UNREAD_WINDOW, user.created_at)
+    return (
+        select(Referral.id)
+        .outerjoin(
+            ReferralView,
+            and_(ReferralView.referral_id == Referral.id, ReferralView.user_id == user.id),
+        )
+        .where(
+            Referral.partner_id == user.partner_id,
+            Referral.updated_at > since,
+            or_(ReferralView.seen_at.is_(None), Referral.updated_at > ReferralView.seen_at),
+        )
+    )
 
 
 def unread_referral_count(user: User) -> int:
-    """How many of the partner's referrals have news for this user (one query)."""
-    return db.session.scalar(
-        select(func.count(func.distinct(Referral.id)))
-        .select_from(Referral)
-        .join(ReferralEvent, _news_condition(user))
-        .where(
-            Referral.partner_id == user.partner_id,
-            Referral.updated_at >= utcnow() - UNREAD_WINDOW,
-        )
-    )
+    """How many of the partner's referrals have news for this user, up to UNREAD_CAP."""
+    news = _with_news(user).limit(UNREAD_CAP).subquery()
+    return db.session.scalar(select(func.count()).select_from(news))
 
 
 def unread_references(user: User, referral_ids: list[int]) -> set[int]:
     """Which of these referrals have news for this user (one query)."""
     if not referral_ids:
         return set()
-    return set(
-        db.session.scalars(
-            select(Referral.id)
-            .join(ReferralEvent, _news_condition(user))
-            .where(Referral.id.in_(referral_ids))
-            .distinct()
-        )
-    )
+    return set(db.session.scalars(_with_news(user).where(Referral.id.in_(referral_ids))))
 
 
 def mark_seen(user: User, referral: Referral) -> None:

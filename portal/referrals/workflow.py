@@ -24,6 +24,7 @@ from portal.models import (
     User,
 )
 from portal.notifications.referrals import notify_partner_of_update
+from portal.referrals.unread import mark_seen
 from portal.sla.clocks import sync_clock
 
 
@@ -282,8 +283,12 @@ def record_event(
         staff_note=staff_note,
     )
     db.session.add(event)
+    if to_status is Status.NEEDS_INFO and referral.needs_info_at is None:
+        referral.needs_info_at = now  # the milestone behind the incomplete-referral rate
     if partner_visible:
         referral.updated_at = now
+        if actor is not None and actor.is_partner_user:
+            mark_seen(actor, referral)  # one's own update is not news
     return event
 
 

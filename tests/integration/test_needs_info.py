@@ -61,7 +61,9 @@ def test_intake_asks_with_a_checklist_and_the_partner_answers_in_place(app, clie
         note="Dr. K thinks the old echo is enough, asking anyway",
     )
     assert response.status_code == 302
-    assert load(app, reference).status is Status.NEEDS_INFO
+    asked = load(app, reference)
+    assert asked.status is Status.NEEDS_INFO
+    assert asked.needs_info_at is not None  # counted as incomplete on the scorecard
     assert set(open_item_ids(app, reference)) == {"Echocardiogram report", "Current blood pressure"}
 
     page = unescape(partner.get(f"/referrals/{reference}").get_data(as_text=True))
@@ -90,6 +92,7 @@ def test_intake_asks_with_a_checklist_and_the_partner_answers_in_place(app, clie
     assert "Everything intake asked for has been sent" in complete.get_data(as_text=True)
     referral = load(app, reference)
     assert referral.status is Status.IN_REVIEW  # back in intake's queue
+    assert referral.needs_info_at == asked.needs_info_at  # still counted once
     assert open_item_ids(app, reference) == {}
 
     staff_page = unescape(intake.get(f"/referrals/{reference}").get_data(as_text=True))
@@ -198,6 +201,26 @@ def test_partners_get_an_unread_badge_until_they_open_the_referral(app, client_f
     # A colleague at the same office still has the news waiting.
     colleague = client_for(desk.partner_a2)
     assert 'id="unread-badge">1<' in colleague.get("/referrals/").get_data(as_text=True)
+    colleague.get(f"/referrals/{reference}")
+
+    # The office's own answer is news to the colleague, not to the one who sent it.
+    ids = open_item_ids(app, reference)
+    partner.post(f"/referrals/{reference}/information", data={f"item_{ids['Weight']}": "81 kg"})
+    assert 'id="unread-badge"' not in partner.get("/referrals/").get_data(as_text=True)
+    assert 'id="unread-badge">1<' in colleague.get("/referrals/").get_data(as_text=True)
+
+
+def test_the_unread_badge_stops_counting_at_its_cap(app, client_for, desk, monkeypatch):
+    monkeypatch.setattr("portal.referrals.routes.UNREAD_CAP", 3)
+    monkeypatch.setattr("portal.referrals.unread.UNREAD_CAP", 3)
+    intake = client_for(desk.intake)
+    partner = client_for(desk.partner_a)
+    for count in (1, 2, 3, 4):
+        with app.app_context():
+            reference = make_referral(desk, Status.SUBMITTED)
+        request_info(intake, app, reference, other_questions="Weight")
+        badge = "2+" if count >= 3 else str(count)
+        assert f'id="unread-badge">{badge}<' in partner.get("/referrals/").get_data(as_text=True)
 
 
 def test_follow_up_notes_reach_the_partner_only_with_outcome_sharing_consent(app, client_for, desk):
