@@ -12,6 +12,7 @@ from portal.models.patient_link import PatientAnswer, PatientLink, SlotOffer
 from portal.models.referral import (
     FINAL_STATUSES,
     OPEN_STATUSES,
+    SETTLED_RANK,
     AppointmentMode,
     Channel,
     ContactMethod,
@@ -39,6 +40,7 @@ from portal.models.user import STAFF_ROLES, Invitation, Role, SignInAttempt, Use
 __all__ = [
     "FINAL_STATUSES",
     "OPEN_STATUSES",
+    "SETTLED_RANK",
     "STAFF_ROLES",
     "AppointmentMode",
     "AuditEntry",

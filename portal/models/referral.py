@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
+    Computed,
     Date,
     ForeignKey,
     Index,
@@ -75,6 +76,22 @@ class Urgency(enum.StrEnum):
     ROUTINE = "routine"
 
 
+# The staff queue's order as one indexable number, computed by the database from the
+# status and urgency so it can never disagree with them: urgent open work, then
+# routine open work, then everything settled. Oldest first within each rank.
+URGENT_OPEN_RANK, ROUTINE_OPEN_RANK, SETTLED_RANK = 0, 1, 2
+QUEUE_RANK_SQL = (
+    "CASE WHEN status IN ({settled}) THEN {settled_rank} "
+    "WHEN urgency = '{urgent_value}' THEN {urgent} ELSE {routine} END"
+).format(
+    settled=", ".join(f"'{status.value}'" for status in sorted(FINAL_STATUSES)),
+    settled_rank=SETTLED_RANK,
+    urgent_value=Urgency.URGENT.value,
+    urgent=URGENT_OPEN_RANK,
+    routine=ROUTINE_OPEN_RANK,
+)
+
+
 class ContactMethod(enum.StrEnum):
     PHONE = "phone"
     SMS = "sms"
@@ -137,7 +154,10 @@ class Referral(Base):
     __table_args__ = (
         # A form submitted twice (double click, back and resubmit) carries the same token.
         UniqueConstraint("partner_id", "submission_token"),
-        Index("ix_referral_queue", "status", "urgency", "submitted_at"),
+        # The queue reads these in order and stops at a page: no sort, whatever the size.
+        Index("ix_referral_queue_rank", "queue_rank", "submitted_at", "id"),
+        Index("ix_referral_status_queue_rank", "status", "queue_rank", "submitted_at", "id"),
+        Index("ix_referral_partner_queue_rank", "partner_id", "queue_rank", "submitted_at", "id"),
         Index("ix_referral_partner_submitted", "partner_id", "submitted_at"),
         Index("ix_referral_appointment", "status", "appointment_at"),
         # The scorecard's cohorts: by submission, and by outcome, across all partners.
@@ -154,6 +174,8 @@ class Referral(Base):
     service_line_id: Mapped[int] = mapped_column(ForeignKey("service_line.id"), index=True)
     status: Mapped[Status] = mapped_column(enum_column(Status, "referral_status"))
     urgency: Mapped[Urgency] = mapped_column(enum_column(Urgency, "urgency"))
+    # Virtual on SQLite, stored on PostgreSQL; see QUEUE_RANK_SQL.
+    queue_rank: Mapped[int] = mapped_column(Computed(QUEUE_RANK_SQL))
 
     referring_provider_name: Mapped[str] = mapped_column(String(120))
     referring_provider_npi: Mapped[str] = mapped_column(String(10))
@@ -180,6 +202,8 @@ class Referral(Base):
     # Milestones, set once by the workflow; the SLA clocks and the scorecard read them.
     first_touch_at: Mapped[datetime | None]
     triaged_at: Mapped[datetime | None]
+    # The first time intake asked for more information (the incomplete-referral rate).
+    needs_info_at: Mapped[datetime | None]
     patient_reached_at: Mapped[datetime | None]
     scheduled_at: Mapped[datetime | None]
     outcome_at: Mapped[datetime | None]

@@ -6,7 +6,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.base import Base, enum_column
@@ -56,8 +56,28 @@ class SlaClock(Base):
     __tablename__ = "sla_clock"
     __table_args__ = (
         Index("ix_sla_clock_referral", "referral_id", "stopped_at"),
-        Index("ix_sla_clock_due", "stopped_at", "due_at"),
-        Index("ix_sla_clock_at_risk", "stopped_at", "at_risk_at"),
+        # Partial indexes over the clocks still running: a small part of a long history,
+        # and planners estimate them well (SQLite's statistics cannot see that most
+        # stopped_at values are distinct but the NULL one covers all open clocks).
+        Index(
+            "uq_sla_clock_open_per_referral",
+            "referral_id",
+            unique=True,
+            sqlite_where=text("stopped_at IS NULL"),
+            postgresql_where=text("stopped_at IS NULL"),
+        ),
+        Index(
+            "ix_sla_clock_open_due",
+            "due_at",
+            sqlite_where=text("stopped_at IS NULL"),
+            postgresql_where=text("stopped_at IS NULL"),
+        ),
+        Index(
+            "ix_sla_clock_open_at_risk",
+            "at_risk_at",
+            sqlite_where=text("stopped_at IS NULL"),
+            postgresql_where=text("stopped_at IS NULL"),
+        ),
         Index("ix_sla_clock_breached_at", "breached_at"),
     )
 

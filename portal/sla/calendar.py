@@ -37,6 +37,8 @@ class BusinessCalendar:
     # Windows already worked out, by date: a page of clocks overdue by months asks for
     # the same days again and again.
     _windows: dict = field(default_factory=dict, compare=False, repr=False)
+    # Running totals of open minutes per day (see _open_minutes_before).
+    _running: dict = field(default_factory=dict, compare=False, repr=False)
 
     def open_window(self, day: date) -> tuple[datetime, datetime] | None:
         """The UTC instants the business opens and closes on a local date, if it does."""
@@ -73,17 +75,44 @@ class BusinessCalendar:
         start, end = start.astimezone(UTC), end.astimezone(UTC)
         if end <= start:
             return 0.0
-        total = 0.0
-        day = start.astimezone(self.zone).date()
+        first = start.astimezone(self.zone).date()
         last = end.astimezone(self.zone).date()
-        while day <= last:
-            window = self.open_window(day)
-            if window is not None:
-                overlap_start, overlap_end = max(window[0], start), min(window[1], end)
-                if overlap_end > overlap_start:
-                    total += (overlap_end - overlap_start).total_seconds() / 60
-            day += timedelta(days=1)
-        return total
+        if first == last:
+            return self._open_minutes_on(first, start, end)
+        # The two partial days, and the whole days between from running totals: a clock
+        # overdue for months costs what one overdue by an hour does.
+        # (The earlier day first: asking for it may move the base, the later one never.)
+        before_second_day = self._open_minutes_before(first + timedelta(days=1))
+        whole_days = self._open_minutes_before(last) - before_second_day
+        return (
+            self._open_minutes_on(first, start, end)
+            + whole_days
+            + self._open_minutes_on(last, start, end)
+        )
+
+    def _open_minutes_on(self, day: date, start: datetime, end: datetime) -> float:
+        window = self.open_window(day)
+        if window is None:
+            return 0.0
+        overlap_start, overlap_end = max(window[0], start), min(window[1], end)
+        return max(0.0, (overlap_end - overlap_start).total_seconds() / 60)
+
+    def _open_minutes_before(self, day: date) -> float:
+        """Open minutes from a base day to the start of `day`; only differences matter.
+
+        Totals are kept per day from the base on and extended as later days are asked
+        for; a day before the base moves the base back a month and starts again.
+        """
+        ordinal = day.toordinal()
+        if not self._running or ordinal < self._running["base"]:
+            self._running.update(base=ordinal - 31, totals=[0.0])
+        base, totals = self._running["base"], self._running["totals"]
+        while base + len(totals) - 1 < ordinal:
+            whole_day = date.fromordinal(base + len(totals) - 1)
+            window = self.open_window(whole_day)
+            length = (window[1] - window[0]).total_seconds() / 60 if window else 0.0
+            totals.append(totals[-1] + length)
+        return totals[ordinal - base]
 
     def add_business_minutes(self, start: datetime, minutes: float) -> datetime:
         """The instant `minutes` of open time after `start`."""

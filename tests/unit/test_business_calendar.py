@@ -1,6 +1,6 @@
 """Business-time arithmetic: weekends, holidays, daylight saving, open and closed hours."""
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -94,3 +94,26 @@ def test_adding_then_measuring_gives_the_same_minutes(start, minutes):
 def test_adding_in_two_steps_is_adding_once(start, first, second):
     in_two = calendar.add_business_minutes(calendar.add_business_minutes(start, first), second)
     assert in_two == calendar.add_business_minutes(start, first + second)
+
+
+def _walk_day_by_day(calendar: BusinessCalendar, start: datetime, end: datetime) -> float:
+    """The plain definition: add up each day's overlap with the open window."""
+    total, day = 0.0, start.astimezone(calendar.zone).date()
+    while day <= end.astimezone(calendar.zone).date():
+        window = calendar.open_window(day)
+        if window:
+            overlap = min(window[1], end) - max(window[0], start)
+            total += max(0.0, overlap.total_seconds() / 60)
+        day = date.fromordinal(day.toordinal() + 1)
+    return total
+
+
+@given(pairs=st.lists(st.tuples(moments, st.integers(0, 800 * 24 * 60)), min_size=1, max_size=6))
+def test_long_spans_from_running_totals_match_the_day_by_day_walk(pairs):
+    # One calendar across calls, in any order: the running totals are reused and rebased.
+    calendar = BusinessCalendar(zone=NEW_YORK, holidays=frozenset({date(2026, 12, 25)}))
+    for start, minutes in pairs:
+        end = start + timedelta(minutes=minutes)
+        assert calendar.business_minutes_between(start, end) == pytest.approx(
+            _walk_day_by_day(calendar, start, end)
+        )
