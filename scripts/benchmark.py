@@ -247,6 +247,7 @@ def _history(row, submitted, urgent, intake, clinical) -> dict:
     if random.random() < 0.15 and submitted < NOW - timedelta(days=3):
         # Incomplete at submission; the answer came before first touch.
         event("needs_info", Status.NEEDS_INFO, None, summary="More information needed")
+        row["needs_info_at"] = t
         event("answer_info", Status.SUBMITTED, row["submitted_by_id"], summary="Answered")
     targets = {
         "first": 60 if urgent else 480,
@@ -319,9 +320,27 @@ def _history(row, submitted, urgent, intake, clinical) -> dict:
     if random.random() < 0.85:
         event("record_completed", Status.COMPLETED, intake, summary="Started care")
         row["outcome_at"] = t
-    else:
-        event("record_no_show", Status.NO_SHOW, intake, summary="No-show")
-        clock(SlaStage.NEXT_STEP, t, None, targets["next"])
+        return _finish(row, status, events, clocks, attempts)
+    # A no-show is rebooked or, when the patient cannot be reached again, closed.
+    event("record_no_show", Status.NO_SHOW, intake, summary="No-show")
+    stage_started = t
+    if not step(2, 72):
+        clock(SlaStage.NEXT_STEP, stage_started, None, targets["next"])
+        return _finish(row, status, events, clocks, attempts)
+    clock(SlaStage.NEXT_STEP, stage_started, t, targets["next"])
+    if random.random() < 0.4:
+        event("mark_unreachable", Status.UNREACHABLE, intake, summary="Closed: unreachable")
+        row["outcome_at"] = t
+        return _finish(row, status, events, clocks, attempts)
+    row.update(appointment_at=t + timedelta(days=random.uniform(2, 14)))
+    event("schedule", Status.SCHEDULED, intake, summary="Visit rebooked")
+    if row["appointment_at"] + timedelta(hours=3) >= NOW:
+        clock(SlaStage.VISIT, t, None, 480)
+        return _finish(row, status, events, clocks, attempts)
+    visit_booked, t = t, row["appointment_at"] + timedelta(hours=random.uniform(1, 6))
+    clock(SlaStage.VISIT, visit_booked, t, 480)
+    event("record_completed", Status.COMPLETED, intake, summary="Started care")
+    row["outcome_at"] = t
     return _finish(row, status, events, clocks, attempts)
 
 
@@ -331,6 +350,7 @@ def _finish(row, status, events, clocks, attempts) -> dict:
     for key in (
         "first_touch_at",
         "triaged_at",
+        "needs_info_at",
         "patient_reached_at",
         "scheduled_at",
         "outcome_at",
@@ -444,6 +464,11 @@ def main() -> None:
         action="store_true",
         help="measure an already generated database again (after migrating it)",
     )
+    parser.add_argument(
+        "--generate-only",
+        action="store_true",
+        help="generate the database and stop (measure it later with --reuse)",
+    )
     args = parser.parse_args()
     random.seed(args.seed)
 
@@ -480,6 +505,8 @@ def main() -> None:
             if table.name in {"referral", "referral_event", "sla_clock", "outreach_attempt"}
         }
         print(f"rows: {counts}")
+    if args.generate_only:
+        return
     results: dict[str, list[float]] = {}
     measure(app, results)
     print(f"\n{args.database}, {args.referrals:,} referrals, {args.partners} partners")

@@ -14,7 +14,18 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, String, and_, case, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import aliased
 
 from portal.clock import utcnow
@@ -50,6 +61,57 @@ class Scope:
 
     def _partner(self) -> list[ColumnElement[bool]]:
         return [Referral.partner_id == self.partner_id] if self.partner_id else []
+
+
+@dataclass(frozen=True)
+class Cohorts:
+    """Consecutive periods of one scope (the 12 weeks of a trend), computed together.
+
+    Period i is [bounds[i], bounds[i + 1]); a referral belongs to the period its
+    submission falls in. A figure for one scope is the same query with one cohort, so
+    every figure still has exactly one definition.
+    """
+
+    bounds: tuple[datetime, ...]
+    partner_id: int | None = None
+
+    @classmethod
+    def of(cls, scopes: list[Scope]) -> Cohorts:
+        for earlier, later in zip(scopes, scopes[1:], strict=False):
+            if earlier.end != later.start or earlier.partner_id != later.partner_id:
+                raise ValueError("cohorts must be consecutive periods of one scope")
+        return cls((*(s.start for s in scopes), scopes[-1].end), scopes[0].partner_id)
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def submitted(self) -> ColumnElement[bool]:
+        return Scope(self.bounds[0], self.bounds[-1], self.partner_id).submitted()
+
+    def index(self) -> ColumnElement[int]:
+        """Which period each referral's submission falls in (0-based)."""
+        if len(self) == 1:
+            return literal(0)
+        whens = [(Referral.submitted_at < bound, i) for i, bound in enumerate(self.bounds[1:-1])]
+        return case(*whens, else_=len(self) - 1)
+
+    def counts(self, *conditions: ColumnElement[bool], where=()) -> list[tuple[int, ...]]:
+        """Per period: how many referrals, and how many meet each condition."""
+        flags = [case((c, 1), else_=0).label(f"flag_{i}") for i, c in enumerate(conditions)]
+        rows = (
+            select(self.index().label("cohort"), *flags).where(self.submitted(), *where).subquery()
+        )
+        totals = {
+            cohort: tuple(int(v or 0) for v in values)
+            for cohort, *values in db.session.execute(
+                select(
+                    rows.c.cohort,
+                    func.count(),
+                    *(func.sum(rows.c[f"flag_{i}"]) for i in range(len(flags))),
+                ).group_by(rows.c.cohort)
+            )
+        }
+        return [totals.get(i, (0,) * (len(flags) + 1)) for i in range(len(self))]
 
 
 def nearest_rank(values: Select, p: float) -> float | None:
@@ -110,18 +172,22 @@ class FirstTouch:
 
 
 def first_touch_time(scope: Scope) -> FirstTouch:
+    return first_touch_by_cohort(Cohorts.of([scope]))[0]
+
+
+def first_touch_by_cohort(cohorts: Cohorts) -> list[FirstTouch]:
     """First touch minus submission, for referrals submitted in the period (touched ones)."""
-    durations = select(elapsed_seconds(Referral.first_touch_at, Referral.submitted_at)).where(
-        scope.submitted(), Referral.first_touch_at.is_not(None)
-    )
-    touched = db.session.scalar(
-        select(func.count(Referral.id)).where(
-            scope.submitted(), Referral.first_touch_at.is_not(None)
-        )
-    )
-    return FirstTouch(
-        _hours(nearest_rank(durations, 0.5)), _hours(nearest_rank(durations, 0.9)), touched
-    )
+    touched = Referral.first_touch_at.is_not(None)
+    durations = select(
+        cohorts.index(), elapsed_seconds(Referral.first_touch_at, Referral.submitted_at)
+    ).where(cohorts.submitted(), touched)
+    medians = nearest_rank_by_group(durations, 0.5)
+    p90s = nearest_rank_by_group(durations, 0.9)
+    counts = cohorts.counts(where=[touched])
+    return [
+        FirstTouch(_hours(medians.get(i)), _hours(p90s.get(i)), counts[i][0])
+        for i in range(len(cohorts))
+    ]
 
 
 @dataclass(frozen=True)
@@ -135,14 +201,15 @@ class Conversion:
 
 
 def started_care_conversion(scope: Scope) -> Conversion:
+    return conversion_by_cohort(Cohorts.of([scope]))[0]
+
+
+def conversion_by_cohort(cohorts: Cohorts) -> list[Conversion]:
     """Completed / submitted, for the cohort submitted in the period."""
-    submitted, completed = db.session.execute(
-        select(
-            func.count(Referral.id),
-            func.coalesce(func.sum(case((Referral.status == Status.COMPLETED, 1), else_=0)), 0),
-        ).where(scope.submitted())
-    ).one()
-    return Conversion(completed, submitted)
+    return [
+        Conversion(completed, submitted)
+        for submitted, completed in cohorts.counts(Referral.status == Status.COMPLETED)
+    ]
 
 
 def median_cycle_time_hours(scope: Scope) -> float | None:
@@ -154,9 +221,7 @@ def median_cycle_time_hours(scope: Scope) -> float | None:
 
 
 def _entered_needs_info() -> ColumnElement[bool]:
-    return exists().where(
-        ReferralEvent.referral_id == Referral.id, ReferralEvent.to_status == Status.NEEDS_INFO
-    )
+    return Referral.needs_info_at.is_not(None)
 
 
 @dataclass(frozen=True)
@@ -170,34 +235,39 @@ class Share:
 
 
 def incomplete_rate(scope: Scope) -> Share:
+    return incomplete_by_cohort(Cohorts.of([scope]))[0]
+
+
+def incomplete_by_cohort(cohorts: Cohorts) -> list[Share]:
     """Share of referrals submitted in the period that entered needs_info at least once."""
-    whole, part = db.session.execute(
-        select(
-            func.count(Referral.id),
-            func.coalesce(func.sum(case((_entered_needs_info(), 1), else_=0)), 0),
-        ).where(scope.submitted())
-    ).one()
-    return Share(part, whole)
+    return [Share(part, whole) for whole, part in cohorts.counts(_entered_needs_info())]
 
 
-def re_referral_rate(scope: Scope, now: datetime | None = None) -> Share:
-    """Of the period's referrals whose 30 days have fully elapsed, the share followed by
-    another referral from the same partner within those 30 days."""
-    now = now or utcnow()
+def _followed_within_window() -> ColumnElement[bool]:
+    """Another referral from the same partner came within 30 days of this one."""
     later = aliased(Referral)
-    followed = exists().where(
+    return exists().where(
         later.partner_id == Referral.partner_id,
         later.id != Referral.id,
         later.submitted_at > Referral.submitted_at,
         elapsed_seconds(later.submitted_at, Referral.submitted_at)
         <= RE_REFERRAL_WINDOW.total_seconds(),
     )
-    whole, part = db.session.execute(
-        select(
-            func.count(Referral.id), func.coalesce(func.sum(case((followed, 1), else_=0)), 0)
-        ).where(scope.submitted(), Referral.submitted_at <= now - RE_REFERRAL_WINDOW)
-    ).one()
-    return Share(part, whole)
+
+
+def re_referral_rate(scope: Scope, now: datetime | None = None) -> Share:
+    return re_referral_by_cohort(Cohorts.of([scope]), now)[0]
+
+
+def re_referral_by_cohort(cohorts: Cohorts, now: datetime | None = None) -> list[Share]:
+    """Of the period's referrals whose 30 days have fully elapsed, the share followed by
+    another referral from the same partner within those 30 days."""
+    now = now or utcnow()
+    elapsed = Referral.submitted_at <= now - RE_REFERRAL_WINDOW
+    return [
+        Share(part, whole)
+        for whole, part in cohorts.counts(_followed_within_window(), where=[elapsed])
+    ]
 
 
 NOT_RECORDED = "Not recorded yet"
@@ -334,14 +404,7 @@ def league_table(scope: Scope, now: datetime | None = None) -> list[PartnerRow]:
             .group_by(Referral.partner_id)
         )
     }
-    later = aliased(Referral)
-    followed = exists().where(
-        later.partner_id == Referral.partner_id,
-        later.id != Referral.id,
-        later.submitted_at > Referral.submitted_at,
-        elapsed_seconds(later.submitted_at, Referral.submitted_at)
-        <= RE_REFERRAL_WINDOW.total_seconds(),
-    )
+    followed = _followed_within_window()
     re_referrals = {
         partner_id: (whole, part)
         for partner_id, whole, part in db.session.execute(

@@ -149,31 +149,31 @@ class Trend:
 def trends(period: Period, partner_id: int | None) -> list[Trend]:
     """The last 12 weeks of the four headline figures."""
     weeks = weeks_ending(period)
-    scopes = [week.scope(partner_id) for week in weeks]
+    cohorts = metrics.Cohorts.of([week.scope(partner_id) for week in weeks])
     labels = [week.first_day.strftime("%d %b") for week in weeks]
     return [
         Trend(
             "First touch, median (hours)",
             labels,
-            [metrics.first_touch_time(s).median_hours for s in scopes],
+            [touch.median_hours for touch in metrics.first_touch_by_cohort(cohorts)],
             "h",
         ),
         Trend(
             "Started care (%)",
             labels,
-            [_pct(metrics.started_care_conversion(s).rate) for s in scopes],
+            [_pct(c.rate) for c in metrics.conversion_by_cohort(cohorts)],
             "%",
         ),
         Trend(
             "Incomplete referrals (%)",
             labels,
-            [_pct(metrics.incomplete_rate(s).rate) for s in scopes],
+            [_pct(share.rate) for share in metrics.incomplete_by_cohort(cohorts)],
             "%",
         ),
         Trend(
             "Re-referral within 30 days (%)",
             labels,
-            [_pct(metrics.re_referral_rate(s).rate) for s in scopes],
+            [_pct(share.rate) for share in metrics.re_referral_by_cohort(cohorts)],
             "%",
         ),
     ]

@@ -99,6 +99,7 @@ def test_cycle_time_is_for_referrals_that_reached_an_outcome_in_the_period(app, 
 def test_incomplete_rate_counts_referrals_that_ever_entered_needs_info(app, desk):
     with app.app_context():
         once = referral(desk, WEEK_START, status=Status.IN_REVIEW)
+        once.needs_info_at = WEEK_START  # the workflow's milestone (see test_needs_info)
         db.session.add(
             ReferralEvent(
                 referral_id=once.id,
@@ -258,3 +259,52 @@ def test_a_paused_needs_info_clock_is_not_a_breach(app, desk):
         )
         db.session.commit()
         assert metrics.top_breach_reasons(WEEK) == []
+
+
+def test_trend_cohorts_give_each_week_its_own_figures(app, desk):
+    """The 12-week trend computes all weeks in one pass; each week must read exactly as
+    the same figure asked for that week alone (an empty week included)."""
+    weeks = [
+        Scope(WEEK_START + timedelta(days=7 * i), WEEK_START + timedelta(days=7 * (i + 1)))
+        for i in range(3)
+    ]
+    with app.app_context():
+        # Week 0: touched after 1 h (and completed) and after 3 h (and incomplete).
+        referral(
+            desk,
+            weeks[0].start + timedelta(hours=5),
+            status=Status.COMPLETED,
+            first_touch_at=weeks[0].start + timedelta(hours=6),
+            outcome_at=weeks[0].start + timedelta(days=2),
+        )
+        referral(
+            desk,
+            weeks[0].start + timedelta(hours=6),
+            first_touch_at=weeks[0].start + timedelta(hours=9),
+            needs_info_at=weeks[0].start + timedelta(hours=7),
+        )
+        # week 1 is empty; week 2 has one untouched referral, sent on the week's last second
+        referral(desk, weeks[2].end - timedelta(seconds=1))
+        db.session.commit()
+
+        cohorts = metrics.Cohorts.of(weeks)
+        assert [t.median_hours for t in metrics.first_touch_by_cohort(cohorts)] == [
+            metrics.first_touch_time(week).median_hours for week in weeks
+        ]
+        assert [t.median_hours for t in metrics.first_touch_by_cohort(cohorts)] == [1.0, None, None]
+        assert [(c.completed, c.submitted) for c in metrics.conversion_by_cohort(cohorts)] == [
+            (1, 2),
+            (0, 0),
+            (0, 1),
+        ]
+        assert [(s.part, s.whole) for s in metrics.incomplete_by_cohort(cohorts)] == [
+            (1, 2),
+            (0, 0),
+            (0, 1),
+        ]
+        re_referral = [s.rate for s in metrics.re_referral_by_cohort(cohorts, NOW)]
+        assert re_referral == [metrics.re_referral_rate(week, NOW).rate for week in weeks]
+        # Both of week 0 were followed (1 h, then 20 days later); week 2 by nothing yet.
+        assert re_referral == [1.0, None, 0.0]
+        with pytest.raises(ValueError, match="consecutive"):
+            metrics.Cohorts.of([weeks[0], weeks[2]])
