@@ -123,6 +123,8 @@ class Config:
     SLA_VISIT_OUTCOME_MINUTES = 480
     SLA_AT_RISK_FRACTION = 0.75
     SLA_SWEEP_SECONDS = int(os.environ.get("SLA_SWEEP_SECONDS", "60"))
+    # The no-referral-goes-dark check reads every open referral: less often than the sweep.
+    SLA_COVERAGE_SECONDS = int(os.environ.get("SLA_COVERAGE_SECONDS", "600"))
     # Needs-info follow-ups: partner reminders this many business minutes after the
     # request (4 business hours, 1 and 3 business days), then escalation.
     NEEDS_INFO_REMINDER_MINUTES = (240, 480, 1440)

@@ -31,8 +31,17 @@ def upgrade() -> None:
         " WHERE referral_event.referral_id = referral.id"
         " AND referral_event.to_status = 'needs_info')"
     )
+    # Covering index for the cohort figures (it includes what ix_referral_submitted_at had).
+    op.drop_index("ix_referral_submitted_at", table_name="referral")
+    op.create_index(
+        "ix_referral_cohort",
+        "referral",
+        ["submitted_at", "partner_id", "status", "first_touch_at", "needs_info_at"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_referral_cohort", table_name="referral")
+    op.create_index("ix_referral_submitted_at", "referral", ["submitted_at"])
     # In place, not batch mode: a copied table cannot take the generated queue_rank.
     op.drop_column("referral", "needs_info_at")

@@ -158,10 +158,26 @@ class Referral(Base):
         Index("ix_referral_queue_rank", "queue_rank", "submitted_at", "id"),
         Index("ix_referral_status_queue_rank", "status", "queue_rank", "submitted_at", "id"),
         Index("ix_referral_partner_queue_rank", "partner_id", "queue_rank", "submitted_at", "id"),
-        Index("ix_referral_partner_submitted", "partner_id", "submitted_at"),
+        # A partner's list (newest first) and, covering, its dashboard's cohort figures.
+        Index(
+            "ix_referral_partner_cohort",
+            "partner_id",
+            "submitted_at",
+            "status",
+            "first_touch_at",
+            "needs_info_at",
+        ),
         Index("ix_referral_appointment", "status", "appointment_at"),
         # The scorecard's cohorts: by submission, and by outcome, across all partners.
-        Index("ix_referral_submitted_at", "submitted_at"),
+        # Covering: a period's cohort figures read this index alone, not the table.
+        Index(
+            "ix_referral_cohort",
+            "submitted_at",
+            "partner_id",
+            "status",
+            "first_touch_at",
+            "needs_info_at",
+        ),
         Index("ix_referral_outcome_at", "outcome_at"),
         # The partner's unread-updates badge looks at recently updated referrals only.
         Index("ix_referral_partner_updated", "partner_id", "updated_at"),

@@ -66,17 +66,18 @@ class SlaClock(Base):
             sqlite_where=text("stopped_at IS NULL"),
             postgresql_where=text("stopped_at IS NULL"),
         ),
+        # What the sweep still has to tag: only untagged clocks, however long the history.
         Index(
-            "ix_sla_clock_open_due",
+            "ix_sla_clock_breach_due",
             "due_at",
-            sqlite_where=text("stopped_at IS NULL"),
-            postgresql_where=text("stopped_at IS NULL"),
+            sqlite_where=text("stopped_at IS NULL AND breached_at IS NULL"),
+            postgresql_where=text("stopped_at IS NULL AND breached_at IS NULL"),
         ),
         Index(
-            "ix_sla_clock_open_at_risk",
+            "ix_sla_clock_at_risk_due",
             "at_risk_at",
-            sqlite_where=text("stopped_at IS NULL"),
-            postgresql_where=text("stopped_at IS NULL"),
+            sqlite_where=text("stopped_at IS NULL AND at_risk_tagged_at IS NULL"),
+            postgresql_where=text("stopped_at IS NULL AND at_risk_tagged_at IS NULL"),
         ),
         Index("ix_sla_clock_breached_at", "breached_at"),
     )

@@ -128,10 +128,15 @@ def nearest_rank(values: Select, p: float) -> float | None:
 
 
 def nearest_rank_by_group(values: Select, p: float) -> dict:
-    """The p-th percentile per group, for a select of (group, value), in one query.
+    """The p-th percentile per group, for a select of (group, value), in one query."""
+    return {group: found[p] for group, (_n, found) in percentiles_by_group(values, [p]).items()}
+
+
+def percentiles_by_group(values: Select, ps: list[float]) -> dict:
+    """group -> (n, {p: value}) for a select of (group, value), in one query.
 
     Window functions (both databases have them) rank each group's values; the row whose
-    rank is ceil(p * n) is the answer.
+    rank is ceil(p * n) is the p-th percentile. Groups with no values are absent.
     """
     subquery = values.subquery()
     group, value = subquery.c[0], subquery.c[1]
@@ -145,12 +150,17 @@ def nearest_rank_by_group(values: Select, p: float) -> dict:
         .where(value.is_not(None))
         .subquery()
     )
-    rows = db.session.execute(
-        select(ranked.c.group_key, ranked.c.value).where(
-            ranked.c.rank >= p * ranked.c.n, ranked.c.rank - 1 < p * ranked.c.n
+    rank, n = ranked.c.rank, ranked.c.n
+    picks = [case((and_(rank >= p * n, rank - 1 < p * n), 1), else_=0) for p in ps]
+    found: dict = {}
+    for group_key, count, row_value, *picked in db.session.execute(
+        select(ranked.c.group_key, n, ranked.c.value, *picks).where(
+            or_(*(pick == 1 for pick in picks))
         )
-    )
-    return dict(rows.all())
+    ):
+        _count, by_p = found.setdefault(group_key, (count, {}))
+        by_p.update({p: row_value for p, hit in zip(ps, picked, strict=True) if hit})
+    return found
 
 
 def _hours(seconds: float | None) -> float | None:
@@ -177,17 +187,15 @@ def first_touch_time(scope: Scope) -> FirstTouch:
 
 def first_touch_by_cohort(cohorts: Cohorts) -> list[FirstTouch]:
     """First touch minus submission, for referrals submitted in the period (touched ones)."""
-    touched = Referral.first_touch_at.is_not(None)
     durations = select(
         cohorts.index(), elapsed_seconds(Referral.first_touch_at, Referral.submitted_at)
-    ).where(cohorts.submitted(), touched)
-    medians = nearest_rank_by_group(durations, 0.5)
-    p90s = nearest_rank_by_group(durations, 0.9)
-    counts = cohorts.counts(where=[touched])
-    return [
-        FirstTouch(_hours(medians.get(i)), _hours(p90s.get(i)), counts[i][0])
-        for i in range(len(cohorts))
-    ]
+    ).where(cohorts.submitted(), Referral.first_touch_at.is_not(None))
+    found = percentiles_by_group(durations, [0.5, 0.9])
+    touches = []
+    for i in range(len(cohorts)):
+        touched, values = found.get(i, (0, {}))
+        touches.append(FirstTouch(_hours(values.get(0.5)), _hours(values.get(0.9)), touched))
+    return touches
 
 
 @dataclass(frozen=True)
