@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+import portal.models.base
+
 revision = "c7d2e5f8a1b3"
 down_revision = "b3c1f0a9d2e4"
 branch_labels = None
@@ -21,7 +23,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("referral", sa.Column("needs_info_at", sa.DateTime(), nullable=True))
+    op.add_column(
+        "referral",
+        sa.Column("needs_info_at", portal.models.base.UTCDateTime(timezone=True), nullable=True),
+    )
     op.execute(
         "UPDATE referral SET needs_info_at = ("
         " SELECT min(referral_event.at) FROM referral_event"
