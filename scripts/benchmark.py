@@ -415,7 +415,9 @@ def measure(app, results: dict) -> None:
     with app.app_context():
         week = last_complete_week()
         results["weekly scorecard (figures, tables, 12-week trends)"] = timed(
-            "scorecard", lambda: (scorecard_tables(week, None, staff=True), trends(week, None))
+            "scorecard",
+            lambda: (scorecard_tables(week, None, staff=True), trends(week, None)),
+            repeat=3,
         )
     pages = {
         "staff queue page": page(intake, "/queue"),

@@ -146,36 +146,37 @@ class Trend:
     unit: str  # "h" or "%"
 
 
-def trends(period: Period, partner_id: int | None) -> list[Trend]:
-    """The last 12 weeks of the four headline figures."""
+# The trend figures, headline first: (title, per-cohort values, unit).
+TREND_FIGURES = (
+    (
+        "First touch, median (hours)",
+        lambda c: [t.median_hours for t in metrics.first_touch_by_cohort(c)],
+        "h",
+    ),
+    ("Started care (%)", lambda c: [_pct(x.rate) for x in metrics.conversion_by_cohort(c)], "%"),
+    (
+        "Incomplete referrals (%)",
+        lambda c: [_pct(x.rate) for x in metrics.incomplete_by_cohort(c)],
+        "%",
+    ),
+    (
+        "Re-referral within 30 days (%)",
+        lambda c: [_pct(x.rate) for x in metrics.re_referral_by_cohort(c)],
+        "%",
+    ),
+)
+
+
+def trends(
+    period: Period, partner_id: int | None, figures: int = len(TREND_FIGURES)
+) -> list[Trend]:
+    """The last 12 weeks of the first `figures` headline figures."""
     weeks = weeks_ending(period)
     cohorts = metrics.Cohorts.of([week.scope(partner_id) for week in weeks])
     labels = [week.first_day.strftime("%d %b") for week in weeks]
     return [
-        Trend(
-            "First touch, median (hours)",
-            labels,
-            [touch.median_hours for touch in metrics.first_touch_by_cohort(cohorts)],
-            "h",
-        ),
-        Trend(
-            "Started care (%)",
-            labels,
-            [_pct(c.rate) for c in metrics.conversion_by_cohort(cohorts)],
-            "%",
-        ),
-        Trend(
-            "Incomplete referrals (%)",
-            labels,
-            [_pct(share.rate) for share in metrics.incomplete_by_cohort(cohorts)],
-            "%",
-        ),
-        Trend(
-            "Re-referral within 30 days (%)",
-            labels,
-            [_pct(share.rate) for share in metrics.re_referral_by_cohort(cohorts)],
-            "%",
-        ),
+        Trend(title, labels, values(cohorts), unit)
+        for title, values, unit in TREND_FIGURES[:figures]
     ]
 
 

@@ -79,7 +79,7 @@ def partner_dashboard():
         "scorecard/dashboard.html",
         period=period,
         tables=tables,
-        trends=trends(period, current_user.partner_id)[:2],
+        trends=trends(period, current_user.partner_id, figures=2),
         today=today(),
     )
 

@@ -50,6 +50,10 @@ def _running():
     return and_(SlaClock.stopped_at.is_(None), SlaClock.resumed_at.is_not(None))
 
 
+# Tagging writes only to the database (events, queued emails), so it can be batched.
+SWEEP_BATCH = 50
+
+
 def sweep(limit: int = 500) -> SweepReport:
     """Tag what has become at risk or breached since the last run.
 
@@ -69,6 +73,7 @@ def sweep(limit: int = 500) -> SweepReport:
         SlaClock.at_risk_at,
         lambda clock: _tag_at_risk(clock, now),
         limit,
+        batch=SWEEP_BATCH,
     )
     report.breached = process_due(
         SlaClock,
@@ -76,6 +81,7 @@ def sweep(limit: int = 500) -> SweepReport:
         SlaClock.due_at,
         lambda clock: _tag_breach(clock, now),
         limit,
+        batch=SWEEP_BATCH,
     )
     if report.at_risk or report.breached:
         log.info("SLA sweep: %d at risk, %d breached", report.at_risk, report.breached)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from jobs.runner import build_scheduler, in_app_context
 from portal.extensions import db
@@ -61,7 +61,13 @@ def test_a_row_changed_by_someone_else_meanwhile_is_left_for_the_next_run(app, d
                 raise StaleDataError("a web request changed it first")
             referral.source_code = "HANDLED"
 
-        handled = process_due(Referral, Referral.source_code.is_(None), Referral.id, handle)
-        assert handled == 1 and seen == [first, second]
-        codes = dict(db.session.execute(select(Referral.reference, Referral.source_code)).all())
-        assert codes == {first: None, second: "HANDLED"}  # the first is still due
+        for batch in (1, 10):  # one transaction per row, or a batch redone row by row
+            seen.clear()
+            handled = process_due(
+                Referral, Referral.source_code.is_(None), Referral.id, handle, batch=batch
+            )
+            assert handled == 1 and seen.count(second) == 1
+            codes = dict(db.session.execute(select(Referral.reference, Referral.source_code)).all())
+            assert codes == {first: None, second: "HANDLED"}  # the first is still due
+            db.session.execute(update(Referral).values(source_code=None))
+            db.session.commit()
