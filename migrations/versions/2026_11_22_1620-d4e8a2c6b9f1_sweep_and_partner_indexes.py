@@ -39,6 +39,12 @@ def upgrade() -> None:
         ["at_risk_at"],
         **_where("stopped_at IS NULL AND at_risk_tagged_at IS NULL"),
     )
+    op.create_index(
+        "ix_sla_clock_paused",
+        "sla_clock",
+        ["referral_id"],
+        **_where("stopped_at IS NULL AND resumed_at IS NULL"),
+    )
     op.drop_index("ix_referral_partner_submitted", table_name="referral")
     op.create_index(
         "ix_referral_partner_cohort",
@@ -50,6 +56,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_referral_partner_cohort", table_name="referral")
     op.create_index("ix_referral_partner_submitted", "referral", ["partner_id", "submitted_at"])
+    op.drop_index("ix_sla_clock_paused", table_name="sla_clock")
     op.drop_index("ix_sla_clock_at_risk_due", table_name="sla_clock")
     op.drop_index("ix_sla_clock_breach_due", table_name="sla_clock")
     op.create_index(

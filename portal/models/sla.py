@@ -79,6 +79,12 @@ class SlaClock(Base):
             sqlite_where=text("stopped_at IS NULL AND at_risk_tagged_at IS NULL"),
             postgresql_where=text("stopped_at IS NULL AND at_risk_tagged_at IS NULL"),
         ),
+        Index(
+            "ix_sla_clock_paused",
+            "referral_id",
+            sqlite_where=text("stopped_at IS NULL AND resumed_at IS NULL"),
+            postgresql_where=text("stopped_at IS NULL AND resumed_at IS NULL"),
+        ),
         Index("ix_sla_clock_breached_at", "breached_at"),
     )
 
