@@ -15,7 +15,11 @@ from portal.models.user import User
 
 class ReferralEvent(Base):
     __tablename__ = "referral_event"
-    __table_args__ = (Index("ix_referral_event_referral_at", "referral_id", "at"),)
+    # The timeline in order; the status columns let the scorecard count a referral's
+    # no-shows and reschedules from the index alone.
+    __table_args__ = (
+        Index("ix_referral_event_referral_at", "referral_id", "at", "to_status", "from_status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"))

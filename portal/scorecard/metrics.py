@@ -10,7 +10,6 @@ n values is the ceil(p * n)-th smallest (so the median of 4 values is the 2nd).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -114,19 +113,6 @@ class Cohorts:
         return [totals.get(i, (0,) * (len(flags) + 1)) for i in range(len(self))]
 
 
-def nearest_rank(values: Select, p: float) -> float | None:
-    """The p-th percentile (0 < p <= 1) of a one-column select, in the database."""
-    subquery = values.subquery()
-    column = subquery.c[0]
-    n = db.session.scalar(select(func.count()).select_from(subquery).where(column.is_not(None)))
-    if not n:
-        return None
-    rank = max(1, math.ceil(p * n))
-    return db.session.scalar(
-        select(column).where(column.is_not(None)).order_by(column).offset(rank - 1).limit(1)
-    )
-
-
 def nearest_rank_by_group(values: Select, p: float) -> dict:
     """The p-th percentile per group, for a select of (group, value), in one query."""
     return {group: found[p] for group, (_n, found) in percentiles_by_group(values, [p]).items()}
@@ -222,10 +208,10 @@ def conversion_by_cohort(cohorts: Cohorts) -> list[Conversion]:
 
 def median_cycle_time_hours(scope: Scope) -> float | None:
     """Submission to outcome, for referrals that reached an outcome in the period."""
-    durations = select(elapsed_seconds(Referral.outcome_at, Referral.submitted_at)).where(
-        Referral.outcome_at >= scope.start, Referral.outcome_at < scope.end, *scope._partner()
-    )
-    return _hours(nearest_rank(durations, 0.5))
+    durations = select(
+        literal(0), elapsed_seconds(Referral.outcome_at, Referral.submitted_at)
+    ).where(Referral.outcome_at >= scope.start, Referral.outcome_at < scope.end, *scope._partner())
+    return _hours(nearest_rank_by_group(durations, 0.5).get(0))
 
 
 def _entered_needs_info() -> ColumnElement[bool]:
@@ -251,13 +237,17 @@ def incomplete_by_cohort(cohorts: Cohorts) -> list[Share]:
     return [Share(part, whole) for whole, part in cohorts.counts(_entered_needs_info())]
 
 
-def _followed_within_window() -> ColumnElement[bool]:
-    """Another referral from the same partner came within 30 days of this one."""
+def _followed_within_window(cohort_end: datetime) -> ColumnElement[bool]:
+    """Another referral from the same partner came within 30 days of this one.
+
+    `cohort_end` only bounds the index range searched (nothing sent after the cohort's
+    last 30 days can count), so a partner who stopped referring costs no long scan.
+    """
     later = aliased(Referral)
     return exists().where(
         later.partner_id == Referral.partner_id,
-        later.id != Referral.id,
-        later.submitted_at > Referral.submitted_at,
+        later.submitted_at > Referral.submitted_at,  # so never the referral itself
+        later.submitted_at <= cohort_end + RE_REFERRAL_WINDOW,
         elapsed_seconds(later.submitted_at, Referral.submitted_at)
         <= RE_REFERRAL_WINDOW.total_seconds(),
     )
@@ -274,7 +264,9 @@ def re_referral_by_cohort(cohorts: Cohorts, now: datetime | None = None) -> list
     elapsed = Referral.submitted_at <= now - RE_REFERRAL_WINDOW
     return [
         Share(part, whole)
-        for whole, part in cohorts.counts(_followed_within_window(), where=[elapsed])
+        for whole, part in cohorts.counts(
+            _followed_within_window(cohorts.bounds[-1]), where=[elapsed]
+        )
     ]
 
 
@@ -285,17 +277,16 @@ def top_breach_reasons(scope: Scope, limit: int = 10) -> list[tuple[str, str, in
     """(stage, reason, breaches) for clocks that breached in the period, most first."""
     reason = func.coalesce(SlaClock.breach_reason, NOT_RECORDED)
     statement = (
-        select(SlaClock.stage, reason, func.count(SlaClock.id))
-        .join(Referral, Referral.id == SlaClock.referral_id)
-        .where(
-            SlaClock.breached_at >= scope.start,
-            SlaClock.breached_at < scope.end,
-            *scope._partner(),
-        )
+        select(SlaClock.stage, reason, func.count())
+        .where(SlaClock.breached_at >= scope.start, SlaClock.breached_at < scope.end)
         .group_by(SlaClock.stage, reason)
-        .order_by(func.count(SlaClock.id).desc(), SlaClock.stage, reason)
+        .order_by(func.count().desc(), SlaClock.stage, reason)
         .limit(limit)
     )
+    if scope.partner_id:
+        statement = statement.join(Referral, Referral.id == SlaClock.referral_id).where(
+            *scope._partner()
+        )
     return [(stage.label, text, count) for stage, text, count in db.session.execute(statement)]
 
 
@@ -412,7 +403,7 @@ def league_table(scope: Scope, now: datetime | None = None) -> list[PartnerRow]:
             .group_by(Referral.partner_id)
         )
     }
-    followed = _followed_within_window()
+    followed = _followed_within_window(scope.end)
     re_referrals = {
         partner_id: (whole, part)
         for partner_id, whole, part in db.session.execute(
@@ -481,7 +472,7 @@ def partner_months(scope: Scope) -> list[MonthRow]:
 
     def events(condition):
         return (
-            select(func.count(ReferralEvent.id))
+            select(func.count())
             .where(ReferralEvent.referral_id == Referral.id, condition)
             .scalar_subquery()
         )
