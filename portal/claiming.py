@@ -41,13 +41,16 @@ def process_due(
     handle: Callable[[Row], object],
     limit: int = 200,
     batch: int = 1,
+    options: tuple = (),
 ) -> int:
     """Run `handle` on each row that is due, `batch` rows per transaction. Returns how
     many were handled.
 
     Batch only handlers whose every effect is in the database (tagging, queueing a
     message): a batch that meets a conflict is rolled back and redone row by row, which
-    would repeat anything done outside it, such as sending an email.
+    would repeat anything done outside it, such as sending an email. `options` are
+    loader options for the claimed rows (load what the handler reads up front, and a
+    batch's writes go out together when it commits).
     """
     ids = list(db.session.scalars(select(model.id).where(due).order_by(order_by).limit(limit)))
     db.session.commit()
@@ -59,7 +62,12 @@ def process_due(
             continue
         try:
             rows = db.session.scalars(
-                skip_locked(select(model).where(model.id.in_(chunk), due).order_by(order_by))
+                skip_locked(
+                    select(model)
+                    .options(*options)
+                    .where(model.id.in_(chunk), due)
+                    .order_by(order_by)
+                )
             ).all()
             for row in rows:
                 handle(row)

@@ -380,7 +380,7 @@ def p95(values: list[float]) -> float:
 
 def measure(app, results: dict) -> None:
     from portal.scorecard.periods import last_complete_week
-    from portal.scorecard.report import scorecard_tables, trends
+    from portal.scorecard.report import scorecard_report
     from portal.sla.tasks import check_coverage, sweep
 
     def client_for(email):
@@ -416,7 +416,7 @@ def measure(app, results: dict) -> None:
         week = last_complete_week()
         results["weekly scorecard (figures, tables, 12-week trends)"] = timed(
             "scorecard",
-            lambda: (scorecard_tables(week, None, staff=True), trends(week, None)),
+            lambda: scorecard_report(week, None, staff=True),
             repeat=3,
         )
     pages = {

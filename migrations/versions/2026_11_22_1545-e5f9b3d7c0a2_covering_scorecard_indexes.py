@@ -11,6 +11,7 @@ milestones). These indexes carry the columns those queries read.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "e5f9b3d7c0a2"
@@ -33,8 +34,6 @@ CHANGES = [
      (["outcome_at"], ["outcome_at", "partner_id", "submitted_at"])),
     ("ix_referral_event_referral_at", "referral_event",
      (["referral_id", "at"], ["referral_id", "at", "to_status", "from_status"])),
-    ("ix_sla_clock_breached_at", "sla_clock",
-     (["breached_at"], ["breached_at", "stage", "breach_reason", "referral_id"])),
 ]  # fmt: skip
 
 
@@ -42,11 +41,28 @@ def upgrade() -> None:
     for name, table, (_old, new) in CHANGES:
         op.drop_index(name, table_name=table)
         op.create_index(name, table, new)
+    # Breached clocks only: an index over every clock ever would have SQLite read
+    # "breached_at IS NULL" as two rows (most values are distinct, the NULL one is all
+    # the open and unbreached clocks) and pick it for the sweep.
+    op.drop_index("ix_sla_clock_breached_at", table_name="sla_clock")
+    op.create_index(
+        "ix_sla_clock_breached_at",
+        "sla_clock",
+        ["breached_at", "stage", "breach_reason", "referral_id"],
+        sqlite_where=sa.text("breached_at IS NOT NULL"),
+        postgresql_where=sa.text("breached_at IS NOT NULL"),
+    )
     op.drop_index("ix_outreach_attempt_referral_id", table_name="outreach_attempt")
     op.create_index("ix_outreach_attempt_referral_at", "outreach_attempt", ["referral_id", "at"])
+    op.create_index(
+        "ix_referral_partner_outcome", "referral", ["partner_id", "outcome_at", "submitted_at"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_sla_clock_breached_at", table_name="sla_clock")
+    op.create_index("ix_sla_clock_breached_at", "sla_clock", ["breached_at"])
+    op.drop_index("ix_referral_partner_outcome", table_name="referral")
     op.drop_index("ix_outreach_attempt_referral_at", table_name="outreach_attempt")
     op.create_index("ix_outreach_attempt_referral_id", "outreach_attempt", ["referral_id"])
     for name, table, (old, _new) in CHANGES:

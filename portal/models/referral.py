@@ -178,6 +178,7 @@ class Referral(Base):
         # Covering: a period's cohort figures read this index alone, not the table.
         Index("ix_referral_cohort", "submitted_at", *COHORT_COLUMNS),
         Index("ix_referral_outcome_at", "outcome_at", "partner_id", "submitted_at"),
+        Index("ix_referral_partner_outcome", "partner_id", "outcome_at", "submitted_at"),
         # The partner's unread-updates badge looks at recently updated referrals only.
         Index("ix_referral_partner_updated", "partner_id", "updated_at"),
     )

@@ -121,11 +121,24 @@ def nearest_rank_by_group(values: Select, p: float) -> dict:
 def percentiles_by_group(values: Select, ps: list[float]) -> dict:
     """group -> (n, {p: value}) for a select of (group, value), in one query.
 
-    Window functions (both databases have them) rank each group's values; the row whose
-    rank is ceil(p * n) is the p-th percentile. Groups with no values are absent.
+    PostgreSQL's percentile_disc is this very definition (the first value whose
+    position reaches p * n) as one sorting aggregate. SQLite has none, so there window
+    functions rank each group's values and the row ranked ceil(p * n) is picked. Groups
+    with no values are absent.
     """
     subquery = values.subquery()
     group, value = subquery.c[0], subquery.c[1]
+    if db.session.get_bind().dialect.name == "postgresql":
+        rows = db.session.execute(
+            select(
+                group,
+                func.count(value),
+                *(func.percentile_disc(p).within_group(value) for p in ps),
+            )
+            .where(value.is_not(None))
+            .group_by(group)
+        )
+        return {key: (count, dict(zip(ps, found, strict=True))) for key, count, *found in rows}
     ranked = (
         select(
             group.label("group_key"),

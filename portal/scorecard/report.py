@@ -6,10 +6,15 @@ CSV always matches its page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from portal.scorecard import metrics
+from portal.scorecard.concurrency import side_by_side
 from portal.scorecard.periods import Period, weeks_ending
+
+Builder = Callable[[], Any]
 
 
 def percent(value: float | None) -> str:
@@ -56,17 +61,33 @@ def summary_rows(scope: metrics.Scope) -> list[list]:
 
 
 def scorecard_tables(period: Period, partner_id: int | None, *, staff: bool) -> list[Table]:
+    return side_by_side(_table_builders(period, partner_id, staff=staff))
+
+
+def scorecard_report(
+    period: Period, partner_id: int | None, *, staff: bool, trend_figures: int = 4
+) -> tuple[list[Table], list[Trend]]:
+    """The tables and the trends together, every query of the page side by side."""
+    tables = _table_builders(period, partner_id, staff=staff)
+    trend_list = _trend_builders(period, partner_id, trend_figures)
+    results = side_by_side(tables + trend_list)
+    return results[: len(tables)], results[len(tables) :]
+
+
+def _table_builders(period: Period, partner_id: int | None, *, staff: bool) -> list[Builder]:
     scope = period.scope(partner_id)
-    tables = [
-        Table("summary", "This period", ["Figure", "Value", "Out of"], summary_rows(scope)),
-        Table("funnel", "Funnel", ["Step", "Referrals"], [list(r) for r in metrics.funnel(scope)]),
-        Table(
+    tables: list[Builder] = [
+        lambda: Table("summary", "This period", ["Figure", "Value", "Out of"], summary_rows(scope)),
+        lambda: Table(
+            "funnel", "Funnel", ["Step", "Referrals"], [list(r) for r in metrics.funnel(scope)]
+        ),
+        lambda: Table(
             "outcomes",
             "Outcome mix",
             ["Outcome", "Referrals"],
             [list(r) for r in metrics.outcome_mix(scope)],
         ),
-        Table(
+        lambda: Table(
             "not_converted",
             "Why referrals did not start care",
             ["Reason", "Referrals"],
@@ -76,13 +97,13 @@ def scorecard_tables(period: Period, partner_id: int | None, *, staff: bool) -> 
     if not staff:
         return tables
     tables += [
-        Table(
+        lambda: Table(
             "breaches",
             "Top breach reasons by stage",
             ["Stage", "Reason", "Breaches"],
             [list(r) for r in metrics.top_breach_reasons(scope)],
         ),
-        Table(
+        lambda: Table(
             "months",
             "Per partner and month",
             [
@@ -111,7 +132,7 @@ def scorecard_tables(period: Period, partner_id: int | None, *, staff: bool) -> 
     if partner_id is None:
         tables.insert(
             1,
-            Table(
+            lambda: Table(
                 "league",
                 "Partner league table (lowest conversion first)",
                 [
@@ -171,11 +192,15 @@ def trends(
     period: Period, partner_id: int | None, figures: int = len(TREND_FIGURES)
 ) -> list[Trend]:
     """The last 12 weeks of the first `figures` headline figures."""
+    return side_by_side(_trend_builders(period, partner_id, figures))
+
+
+def _trend_builders(period: Period, partner_id: int | None, figures: int) -> list[Builder]:
     weeks = weeks_ending(period)
     cohorts = metrics.Cohorts.of([week.scope(partner_id) for week in weeks])
     labels = [week.first_day.strftime("%d %b") for week in weeks]
     return [
-        Trend(title, labels, values(cohorts), unit)
+        lambda title=title, values=values, unit=unit: Trend(title, labels, values(cohorts), unit)
         for title, values, unit in TREND_FIGURES[:figures]
     ]
 

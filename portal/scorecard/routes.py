@@ -15,7 +15,7 @@ from portal.auditing import record_audit
 from portal.extensions import db
 from portal.models import Partner, Role
 from portal.scorecard.periods import Period, parse_period, today
-from portal.scorecard.report import scorecard_tables, trend_table, trends
+from portal.scorecard.report import scorecard_report, scorecard_tables, trend_table
 
 bp = Blueprint("scorecard", __name__)
 
@@ -27,8 +27,7 @@ def _partner_filter() -> int | None:
 
 
 def _staff_report(period: Period, partner_id: int | None):
-    tables = scorecard_tables(period, partner_id, staff=True)
-    trend_list = trends(period, partner_id)
+    tables, trend_list = scorecard_report(period, partner_id, staff=True)
     return tables + [trend_table(trend_list)], trend_list
 
 
@@ -74,12 +73,14 @@ def scorecard_csv(name: str):
 def partner_dashboard():
     """A referring office's own funnel, time to first touch and outcome mix."""
     period = parse_period(request.args, default=_last_90_days())
-    tables = scorecard_tables(period, current_user.partner_id, staff=False)
+    tables, trend_list = scorecard_report(
+        period, current_user.partner_id, staff=False, trend_figures=2
+    )
     return render_template(
         "scorecard/dashboard.html",
         period=period,
         tables=tables,
-        trends=trends(period, current_user.partner_id, figures=2),
+        trends=trend_list,
         today=today(),
     )
 

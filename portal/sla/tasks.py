@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import and_, case, exists, select
+from sqlalchemy.orm import selectinload
 
 from portal.claiming import process_due
 from portal.clock import utcnow
@@ -74,6 +75,7 @@ def sweep(limit: int = 500) -> SweepReport:
         lambda clock: _tag_at_risk(clock, now),
         limit,
         batch=SWEEP_BATCH,
+        options=(selectinload(SlaClock.referral),),
     )
     report.breached = process_due(
         SlaClock,
@@ -82,6 +84,7 @@ def sweep(limit: int = 500) -> SweepReport:
         lambda clock: _tag_breach(clock, now),
         limit,
         batch=SWEEP_BATCH,
+        options=(selectinload(SlaClock.referral),),
     )
     if report.at_risk or report.breached:
         log.info("SLA sweep: %d at risk, %d breached", report.at_risk, report.breached)
@@ -102,7 +105,7 @@ def check_coverage() -> list[Violation]:
 def _tag_at_risk(clock: SlaClock, now) -> None:
     clock.at_risk_tagged_at = now
     record_event(
-        db.session.get(Referral, clock.referral_id),
+        clock.referral,
         kind="sla_at_risk",
         actor=None,
         summary=f"SLA at risk: {clock.stage.label} due {format_local(clock.due_at)}",
@@ -113,7 +116,7 @@ def _tag_at_risk(clock: SlaClock, now) -> None:
 def _tag_breach(clock: SlaClock, now) -> None:
     clock.breached_at = clock.due_at
     clock.at_risk_tagged_at = clock.at_risk_tagged_at or now
-    referral = db.session.get(Referral, clock.referral_id)
+    referral = clock.referral
     record_event(
         referral,
         kind="sla_breached",
