@@ -2,8 +2,9 @@
 # The million-referral benchmark on SQLite and PostgreSQL (not part of the tests).
 #   bash scripts/benchmark.sh                  # both databases, 1,000,000 referrals
 #   bash scripts/benchmark.sh 100000 sqlite    # a smaller run, one database
-# Generating a million referrals with their histories takes about 12 minutes per
-# database on two cores; the figures are printed at the end of each run.
+# Generating a million referrals with their histories takes about 25 minutes per
+# database on two cores; the figures are printed at the end of each run. To measure a
+# generated database again: .venv/bin/python scripts/benchmark.py --reuse --url ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 referrals=${1:-1000000}
