@@ -44,7 +44,9 @@ def _with_news(user: User):
 
 def unread_referral_count(user: User) -> int:
     """How many of the partner's referrals have news for this user, up to UNREAD_CAP."""
-    news = _with_news(user).limit(UNREAD_CAP).subquery()
+    # Newest first: the order of the partner's update index, which the read then follows
+    # (without it, PostgreSQL may read the table hoping to meet 100 matches early).
+    news = _with_news(user).order_by(Referral.updated_at.desc()).limit(UNREAD_CAP).subquery()
     return db.session.scalar(select(func.count()).select_from(news))
 
 
