@@ -6,10 +6,10 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.models.base import Base, enum_column
+from portal.models.base import Base, enum_column, partial_index
 from portal.models.referral import Referral, Urgency
 from portal.models.user import Role, User
 
@@ -59,42 +59,30 @@ class SlaClock(Base):
         # Partial indexes over the clocks still running: a small part of a long history,
         # and planners estimate them well (SQLite's statistics cannot see that most
         # stopped_at values are distinct but the NULL one covers all open clocks).
-        Index(
-            "uq_sla_clock_open_per_referral",
-            "referral_id",
-            unique=True,
-            sqlite_where=text("stopped_at IS NULL"),
-            postgresql_where=text("stopped_at IS NULL"),
+        partial_index(
+            "uq_sla_clock_open_per_referral", "referral_id", where="stopped_at IS NULL", unique=True
         ),
         # What the sweep still has to tag: only untagged clocks, however long the history.
-        Index(
-            "ix_sla_clock_breach_due",
-            "due_at",
-            sqlite_where=text("stopped_at IS NULL AND breached_at IS NULL"),
-            postgresql_where=text("stopped_at IS NULL AND breached_at IS NULL"),
+        partial_index(
+            "ix_sla_clock_breach_due", "due_at", where="stopped_at IS NULL AND breached_at IS NULL"
         ),
-        Index(
+        partial_index(
             "ix_sla_clock_at_risk_due",
             "at_risk_at",
-            sqlite_where=text("stopped_at IS NULL AND at_risk_tagged_at IS NULL"),
-            postgresql_where=text("stopped_at IS NULL AND at_risk_tagged_at IS NULL"),
+            where="stopped_at IS NULL AND at_risk_tagged_at IS NULL",
         ),
-        Index(
-            "ix_sla_clock_paused",
-            "referral_id",
-            sqlite_where=text("stopped_at IS NULL AND resumed_at IS NULL"),
-            postgresql_where=text("stopped_at IS NULL AND resumed_at IS NULL"),
+        partial_index(
+            "ix_sla_clock_paused", "referral_id", where="stopped_at IS NULL AND resumed_at IS NULL"
         ),
         # The scorecard's breach reasons, from the index alone. Breached clocks only: over
         # every clock, SQLite would read "breached_at IS NULL" as two rows and use it.
-        Index(
+        partial_index(
             "ix_sla_clock_breached_at",
             "breached_at",
             "stage",
             "breach_reason",
             "referral_id",
-            sqlite_where=text("breached_at IS NOT NULL"),
-            postgresql_where=text("breached_at IS NOT NULL"),
+            where="breached_at IS NOT NULL",
         ),
     )
 
