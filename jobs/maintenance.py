@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from datetime import timedelta
 
+from flask import Flask, current_app
+from sqlalchemy import delete
+
+from portal.accounts.sessions import purge_expired_sessions
+from portal.clock import utcnow
 from portal.database import refresh_planner_statistics
 from portal.extensions import db
+from portal.models import PasswordReset, SignInAttempt
 
 
 def refresh_statistics() -> None:
     refresh_planner_statistics(db.engine)
 
 
+def purge_sessions() -> None:
+    """Delete expired sessions (each audited), a batch per transaction."""
+    while purge_expired_sessions(batch_size=500):
+        db.session.commit()
+    db.session.commit()
+
+
+def purge_sign_in_history() -> None:
+    """Forget sign-in attempts older than the familiar-address memory, and reset links
+    a day after they stopped working (the audit log keeps what happened)."""
+    now = utcnow()
+    keep_days = current_app.config["SIGN_IN_FAMILIAR_DAYS"] + 1
+    db.session.execute(
+        delete(SignInAttempt).where(SignInAttempt.at < now - timedelta(days=keep_days))
+    )
+    db.session.execute(
+        delete(PasswordReset).where(PasswordReset.expires_at < now - timedelta(days=1))
+    )
+    db.session.commit()
+
+
 def register(every, _app: Flask) -> None:
     every(refresh_statistics, seconds=6 * 3600)
+    every(purge_sessions, seconds=600)
+    every(purge_sign_in_history, seconds=24 * 3600)

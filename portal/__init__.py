@@ -14,6 +14,10 @@ def create_app(config: type[Config] | None = None, **overrides: object) -> Flask
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_object(config)
     app.config.update(overrides)
+    if not app.config["SECRET_KEY"] and config.GENERATE_SECRET_KEY:
+        from portal.signing_keys import instance_secret_key
+
+        app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
     config.check(app.config)
 
     configure_proxy(app)
@@ -62,8 +66,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(intake_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(patients_bp)
-    app.register_blueprint(notifications_bp)
     app.register_blueprint(scorecard_bp)
+    # Every message's body, patient links included: development only, never deployed.
+    if app.config["DEV_OUTBOX_PAGE"]:
+        app.register_blueprint(notifications_bp)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -54,18 +54,41 @@ def install_commands(app: Flask) -> None:
     @click.option("--seed", default=7, show_default=True)
     def load(referrals: int, seed: int) -> None:
         """Load demo partners, users, service lines and referrals (once)."""
-        from portal.demo import DEMO_PASSWORD, demo_already_loaded, load_demo_data
+        from portal.demo import (
+            DEMO_PASSWORD,
+            DEMO_USERS,
+            demo_already_loaded,
+            demo_totp_secret,
+            load_demo_data,
+        )
 
         if demo_already_loaded():
             click.echo("Demo data is already loaded.")
         else:
             summary = load_demo_data(referral_count=referrals, seed=seed)
             click.echo(f"Loaded {summary}.")
-        from portal.demo import DEMO_USERS
 
         click.echo("\nDemo sign-ins (password for all: " + DEMO_PASSWORD + "):")
         for email, _name, role, _partner in DEMO_USERS:
             click.echo(f"  {role.label:<18} {email}")
+        secret = demo_totp_secret()
+        if secret:
+            click.echo(
+                "\nStaff then enter a code from an authenticator app set up with the key "
+                f"{secret}\n(or print the current code: .venv/bin/flask --app wsgi demo code)."
+            )
+
+    @demo_group.command("code")
+    def code() -> None:
+        """Print the demo staff accounts' current second-factor code."""
+        import pyotp
+
+        from portal.demo import demo_totp_secret
+
+        secret = demo_totp_secret()
+        if not secret:
+            raise click.ClickException("The demo desk is not loaded.")
+        click.echo(pyotp.TOTP(secret).now())
 
     users_group = AppGroup("users", help="Accounts.")
 

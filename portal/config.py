@@ -35,16 +35,28 @@ class Config:
     # Number of reverse proxies in front of the portal whose X-Forwarded-* to trust.
     TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
 
-    SESSION_COOKIE_NAME = "portal_session"
+    # Signing in makes a server-side session (a `user_session` row); its cookie carries
+    # only a random token. Flask's own signed cookie holds nothing that signs anyone in:
+    # the CSRF token's seed, flash messages and a patient's verified link.
+    AUTH_COOKIE_NAME = "portal_session"
+    SESSION_COOKIE_NAME = "portal_state"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
-    PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
+    # Sessions end after this long without activity (pages that poll by themselves do
+    # not count), and in any case this long after signing in.
     STAFF_IDLE_TIMEOUT = timedelta(minutes=int(os.environ.get("STAFF_IDLE_MINUTES", "30")))
-    REMEMBER_COOKIE_HTTPONLY = True
-    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    PARTNER_IDLE_TIMEOUT = timedelta(minutes=int(os.environ.get("PARTNER_IDLE_MINUTES", "120")))
+    SESSION_ABSOLUTE_LIFETIME = timedelta(hours=int(os.environ.get("SESSION_HOURS", "12")))
+    # Activity is written to the session row at most this often (one UPDATE a minute,
+    # not one per page); a session may therefore end up to this much early.
+    SESSION_TOUCH_INTERVAL = timedelta(seconds=60)
+    # Between a correct password and the second factor (or setting one up).
+    SECOND_FACTOR_PENDING_LIFETIME = timedelta(minutes=10)
+    # How the second factor calls itself in authenticator apps.
+    TOTP_ISSUER = os.environ.get("TOTP_ISSUER", "Referral portal")
 
-    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the browser session
     WTF_CSRF_SSL_STRICT = True
 
     # Uploads: per-file limit enforced by the form, whole-request cap by Flask.
@@ -56,10 +68,27 @@ class Config:
     ARGON2_TIME_COST = int(os.environ.get("ARGON2_TIME_COST", "3"))
     ARGON2_MEMORY_COST = int(os.environ.get("ARGON2_MEMORY_COST", str(64 * 1024)))
     ARGON2_PARALLELISM = int(os.environ.get("ARGON2_PARALLELISM", "4"))
+    # New passwords: zxcvbn's score (0-4) at least this; 3 refuses common, breached and
+    # guessable passwords without composition rules.
+    PASSWORD_MIN_SCORE = 3
 
-    LOGIN_THROTTLE_WINDOW = timedelta(minutes=15)
-    LOGIN_MAX_FAILURES_PER_ACCOUNT = 5
-    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
+    # Wrong passwords and codes slow the guesser down, never lock the account: each
+    # failure past the free ones doubles the wait (1 s, 2 s, 4 s ... at most
+    # SIGN_IN_MAX_DELAY), counted per account and address pair, and per address.
+    # Failures on one account from addresses it never signed in from are capped at
+    # SIGN_IN_ACCOUNT_HOURLY_LIMIT an hour; the account's usual addresses (a sign-in in
+    # the last SIGN_IN_FAMILIAR_DAYS) are not held by that cap.
+    SIGN_IN_WINDOW = timedelta(hours=1)
+    SIGN_IN_FREE_FAILURES_PER_PAIR = 5
+    SIGN_IN_FREE_FAILURES_PER_ADDRESS = 20
+    SIGN_IN_ACCOUNT_HOURLY_LIMIT = 100
+    SIGN_IN_MAX_DELAY = timedelta(minutes=15)
+    SIGN_IN_FAMILIAR_DAYS = 30
+
+    # Forgotten passwords: how long a link works, and how many links an hour.
+    PASSWORD_RESET_MAX_AGE = timedelta(minutes=30)
+    PASSWORD_RESET_PER_EMAIL_HOURLY = 3
+    PASSWORD_RESET_PER_ADDRESS_HOURLY = 10
 
     INVITATION_MAX_AGE = timedelta(days=7)
 
@@ -145,25 +174,28 @@ class Config:
     # When the jobs first run after the process starts: at once, to catch up.
     JOBS_START_AT = staticmethod(lambda: datetime.now(UTC))
 
+    # Development makes a random key of its own, kept in the instance folder.
+    GENERATE_SECRET_KEY = False
+
     @classmethod
     def check(cls, config: dict) -> None:
         """Refuse to start on settings that would be unsafe in production."""
-        if not config.get("SECRET_KEY"):
-            raise ConfigurationError(
-                "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long "
-                "random value (for example: python -c 'import secrets; "
-                "print(secrets.token_hex(32))') before starting the portal."
-            )
+        from portal.signing_keys import check_signing_keys
+
+        check_signing_keys(config.get("SECRET_KEY"), config.get("SECRET_KEY_FALLBACKS", []))
 
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
     MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "record")
     DEV_OUTBOX_PAGE = True
-    SECRET_KEY = os.environ.get("SECRET_KEY", "development-only-secret-key-not-for-real-use")
+    GENERATE_SECRET_KEY = True
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
-    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     WTF_CSRF_SSL_STRICT = False
+
+    @classmethod
+    def check(cls, config: dict) -> None:
+        """Any key will do on a developer's machine."""
 
 
 class TestConfig(Config):
@@ -171,7 +203,6 @@ class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret-key"
     SESSION_COOKIE_SECURE = False
-    REMEMBER_COOKIE_SECURE = False
     DATABASE_URL = None  # the test fixtures always pass one
     # Cheap hashes keep the suite fast; the rehash test raises them explicitly.
     ARGON2_TIME_COST = 1
@@ -181,6 +212,10 @@ class TestConfig(Config):
     MAIL_BACKEND = "record"
     MAIL_USE_TLS = False
     DEV_OUTBOX_PAGE = True
+
+    @classmethod
+    def check(cls, config: dict) -> None:
+        """The suite's key is published in the source on purpose."""
 
 
 CONFIGS = {

@@ -12,12 +12,14 @@ import random
 import secrets
 from datetime import date, timedelta
 
+import pyotp
 from sqlalchemy import func, select
 
 from portal.accounts.passwords import hash_password
 from portal.clock import frozen_at, utcnow
 from portal.extensions import db
 from portal.models import (
+    STAFF_ROLES,
     AppointmentMode,
     Channel,
     ContactMethod,
@@ -169,6 +171,12 @@ DEMO_PDF = (
 )
 
 
+def demo_totp_secret() -> str | None:
+    """The authenticator key every demo staff account was enrolled with."""
+    staff_email = next(email for email, _n, role, _p in DEMO_USERS if role in STAFF_ROLES)
+    return db.session.scalar(select(User.totp_secret).where(User.email == staff_email))
+
+
 def demo_already_loaded() -> bool:
     return db.session.scalar(select(User.id).where(User.email == DEMO_USERS[-1][0])) is not None
 
@@ -186,7 +194,9 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
         for name, specialty, contact, email in DEMO_PARTNERS
     }
     db.session.add_all(partners.values())
-    password_hash = hash_password(DEMO_PASSWORD)
+    # Staff sign in with a second factor; the demo enrols them all with one random key
+    # (printed with the sign-ins) so the tour does not start with five enrolments.
+    totp_secret = pyotp.random_base32()
     users = {}
     for email, name, role, partner_name in DEMO_USERS:
         users[role, partner_name] = User(
@@ -194,7 +204,10 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
             full_name=name,
             role=role,
             partner=partners.get(partner_name) if partner_name else None,
-            password_hash=password_hash,
+            # One shared password, but every account its own salted hash.
+            password_hash=hash_password(DEMO_PASSWORD),
+            totp_secret=totp_secret if role in STAFF_ROLES else None,
+            totp_enabled_at=utcnow() if role in STAFF_ROLES else None,
         )
     db.session.add_all(users.values())
     lines = []

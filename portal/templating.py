@@ -25,7 +25,38 @@ def format_age(value: datetime | None) -> str:
     return f"{seconds // 86400} d ago"
 
 
+BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Chromium/", "Chromium"),
+    ("Safari/", "Safari"),
+)
+SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def describe_device(user_agent: str | None) -> str:
+    """'Chrome on Windows': enough for someone to recognise their own device."""
+    if not user_agent:
+        return "Unknown device"
+    browser = next((name for marker, name in BROWSERS if marker in user_agent), None)
+    system = next((name for marker, name in SYSTEMS if marker in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or user_agent[:60]
+
+
 def install_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = format_local
     app.jinja_env.filters["age"] = format_age
+    app.jinja_env.filters["device"] = describe_device
     app.jinja_env.globals.update(Role=Role, Status=Status, now=utcnow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -47,3 +48,37 @@ def _dummy_hash() -> str:
     if key not in current_app.extensions:
         current_app.extensions[key] = hasher().hash("not-a-password-anyone-has")
     return current_app.extensions[key]
+
+
+# zxcvbn reads at most this much of a password (its own limit; the rest only adds).
+ZXCVBN_MAX_LENGTH = 72
+
+
+def password_problems(password: str, *, email: str, full_name: str = "") -> list[str]:
+    """Why `password` may not be used, in words (empty when it may).
+
+    NIST SP 800-63B: length over composition rules, and no password found in lists of
+    common and breached ones. zxcvbn ships those lists and scores guessability offline.
+    """
+    from zxcvbn import zxcvbn
+
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return [f"Use at least {MIN_PASSWORD_LENGTH} characters."]
+    local_part = email.split("@", 1)[0].lower()
+    letters = re.sub(r"[^a-z0-9]", "", password.lower())
+    email_letters = re.sub(r"[^a-z0-9]", "", email.lower())
+    # The address itself, or its start ("office@alpha"), with or without punctuation.
+    if letters and (email_letters.startswith(letters) or letters == email_letters):
+        return ["Your password cannot be your email address."]
+    email_words = [word for word in re.split(r"[^a-z0-9]+", email.lower()) if word]
+    inputs = [email, local_part, *email_words, *full_name.split(), "referral", "portal"]
+    result = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=inputs)
+    if result["score"] >= current_app.config["PASSWORD_MIN_SCORE"]:
+        return []
+    feedback = result["feedback"]
+    advice = " ".join(
+        part for part in [feedback.get("warning"), *feedback.get("suggestions", [])] if part
+    )
+    return [
+        "This password is too easy to guess. " + (advice or "Try a few unrelated words together.")
+    ]

@@ -1,25 +1,74 @@
-"""Sign-in, sign-out and accepting an invitation."""
+"""Signing in and out, the second factor, forgotten passwords, and a person's own
+account: password, second factor and signed-in sessions."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required
 
-from portal.accounts.forms import SetPasswordForm, SignInForm
+from portal.accounts.forms import (
+    ChangePasswordForm,
+    ConfirmWithCodeForm,
+    ForgotPasswordForm,
+    NewPasswordForm,
+    SecondFactorForm,
+    SignInForm,
+)
+from portal.accounts.passwords import verify_password
+from portal.accounts.second_factor import (
+    begin_enrolment,
+    finish_enrolment,
+    qr_code_svg,
+    recovery_codes_left,
+    remove_second_factor,
+    replace_recovery_codes,
+    verify_totp,
+)
 from portal.accounts.services import (
     InvitationInvalid,
+    ResetInvalid,
     SignInRefused,
+    SignInThrottled,
     accept_invitation,
     authenticate,
+    complete_password_reset,
     load_invitation,
+    load_password_reset,
+    request_password_reset,
+    reset_requests_from,
+    set_password,
+    verify_second_factor,
 )
-from portal.auditing import record_audit
+from portal.accounts.sessions import (
+    active_sessions,
+    client_address,
+    complete_second_factor,
+    current_session,
+    end_all_sessions,
+    end_session,
+    pending_session,
+    sign_out_this_browser,
+    start_session,
+)
 from portal.extensions import db
-from portal.models import Role
+from portal.models import Role, User, UserSession
 
 bp = Blueprint("accounts", __name__)
+
+RESET_TOKEN_KEY = "password_reset_token"  # noqa: S105 - a session key name
+NEXT_KEY = "after_sign_in"
 
 
 def home_for(role: Role) -> str:
@@ -37,7 +86,14 @@ def _safe_next(target: str | None) -> str | None:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return None
     return target
+
+
+def _throttled(template: str, refused: SignInThrottled, **context):
+    response = render_template(template, error=str(refused), **context)
+    return response, 429, {"Retry-After": str(refused.wait.seconds)}
 
 
 @bp.route("/")
@@ -50,34 +106,133 @@ def home():
 
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
-    """Sign in with email and password."""
+    """Sign in with email and password (then a second factor, where one is needed)."""
     if current_user.is_authenticated:
         return redirect(home_for(current_user.role))
     form = SignInForm()
     error = None
     if form.validate_on_submit():
         try:
-            user = authenticate(form.email.data, form.password.data, request.remote_addr or "")
+            user = authenticate(form.email.data, form.password.data, client_address())
+        except SignInThrottled as refused:
+            db.session.commit()
+            return _throttled("accounts/sign_in.html", refused, form=form)
         except SignInRefused as refused:
             db.session.commit()  # the failed attempt counts towards throttling
             error = str(refused)
         else:
+            next_page = _safe_next(request.args.get("next"))
+            session.clear()  # a fresh CSRF seed for the signed-in browser
+            start_session(user, authenticated=not user.needs_second_factor)
             db.session.commit()
-            session.clear()
-            login_user(user)
-            return redirect(_safe_next(request.args.get("next")) or home_for(user.role))
+            if user.needs_second_factor:
+                if next_page:
+                    session[NEXT_KEY] = next_page
+                return redirect(url_for("accounts.second_factor"))
+            return redirect(next_page or home_for(user.role))
     elif request.method == "POST":
         error = "Enter your email address and password."
     return render_template("accounts/sign_in.html", form=form, error=error), (401 if error else 200)
 
 
+def _pending_or_restart() -> UserSession:
+    row = pending_session()
+    if row is None:
+        flash("Sign in again to continue.", "info")
+        abort(redirect(url_for("accounts.sign_in")))
+    return row
+
+
+@bp.route("/sign-in/code", methods=["GET", "POST"])
+def second_factor():
+    """The second step of signing in: a code from the app, or a recovery code."""
+    row = _pending_or_restart()
+    user = db.session.get(User, row.user_id)
+    if not user.has_second_factor:
+        return redirect(url_for("accounts.set_up_second_factor"))
+    form = SecondFactorForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            kind = verify_second_factor(user, form.code.data, client_address())
+        except SignInThrottled as refused:
+            db.session.commit()
+            return _throttled("accounts/second_factor.html", refused, form=form)
+        except SignInRefused as refused:
+            db.session.commit()
+            error = str(refused)
+        else:
+            complete_second_factor(row)
+            left = recovery_codes_left(user) if kind == "recovery_code" else None
+            db.session.commit()
+            if left is not None:
+                flash(
+                    f"You signed in with a recovery code; {left} left. "
+                    "Make new ones on your account page if you are running out.",
+                    "info",
+                )
+            return redirect(_safe_next(session.pop(NEXT_KEY, None)) or home_for(user.role))
+    elif request.method == "POST":
+        error = "Enter the code."
+    return render_template("accounts/second_factor.html", form=form, error=error), (
+        401 if error else 200
+    )
+
+
+@bp.route("/sign-in/set-up-code", methods=["GET", "POST"])
+def set_up_second_factor():
+    """Set up the authenticator app: at first sign-in (staff, or where a partner
+    requires it), or from the account page by choice."""
+    row = pending_session()
+    if row is not None:
+        user = db.session.get(User, row.user_id)
+    elif current_user.is_authenticated:
+        user = current_user
+    else:
+        flash("Sign in again to continue.", "info")
+        return redirect(url_for("accounts.sign_in"))
+    if user.has_second_factor:
+        return redirect(url_for("accounts.account"))
+    form = ConfirmWithCodeForm()
+    error = None
+    if form.validate_on_submit():
+        codes = finish_enrolment(user, form.code.data)
+        if codes is None:
+            error = (
+                "That code does not match. Check the time on your phone and try the newest code."
+            )
+        else:
+            if row is not None:
+                complete_second_factor(row)
+            db.session.commit()
+            return render_template(
+                "accounts/recovery_codes.html",
+                codes=codes,
+                next_page=_safe_next(session.pop(NEXT_KEY, None)) or home_for(user.role),
+                first_time=True,
+            )
+    else:
+        begin_enrolment(user)
+        db.session.commit()
+    return render_template(
+        "accounts/set_up_second_factor.html",
+        form=form,
+        error=error,
+        qr_code=qr_code_svg(user),
+        secret=user.totp_secret,
+        required=row is not None,
+    ), (422 if error else 200)
+
+
 @bp.post("/sign-out")
-@login_required
 def sign_out():
-    """Sign out and forget the session."""
-    record_audit("sign_out", actor=current_user, target_type="user", target_id=current_user.id)
-    db.session.commit()
-    logout_user()
+    """Sign out: the session ends on the server, so a copied cookie stops working too."""
+    user = current_user if current_user.is_authenticated else None
+    if user is None and pending_session() is not None:
+        user = db.session.get(User, pending_session().user_id)
+    if user is not None:
+        sign_out_this_browser(user)
+        db.session.commit()
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("accounts.sign_in"))
@@ -89,15 +244,172 @@ def accept(token: str):
     try:
         invitation = load_invitation(token)
     except InvitationInvalid as invalid:
-        return render_template("accounts/invitation_invalid.html", message=str(invalid)), 410
-    form = SetPasswordForm()
+        return render_template("accounts/link_invalid.html", message=str(invalid)), 410
+    form = NewPasswordForm(account=invitation.user)
     if form.validate_on_submit():
         user = accept_invitation(invitation, form.password.data)
-        db.session.commit()
-        if current_user.is_authenticated:
-            logout_user()
         session.clear()
-        login_user(user)
+        start_session(user, authenticated=not user.needs_second_factor)
+        db.session.commit()
+        if user.needs_second_factor:
+            flash("Your password is set. Now set up your second factor.", "success")
+            return redirect(url_for("accounts.set_up_second_factor"))
         flash("Your password is set. Welcome to the referral portal.", "success")
         return redirect(home_for(user.role))
     return render_template("accounts/accept_invitation.html", form=form, invitation=invitation)
+
+
+# --- Forgotten passwords -------------------------------------------------------------
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password():
+    """Ask for a reset link; the answer is the same whether or not the email exists."""
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        address = client_address()
+        if reset_requests_from(address) >= current_app.config["PASSWORD_RESET_PER_ADDRESS_HOURLY"]:
+            return render_template(
+                "accounts/forgot_password.html",
+                form=form,
+                error="Too many reset requests from your network. Wait an hour and try again, "
+                "or ask your administrator.",
+            ), 429
+        request_password_reset(form.email.data, address)
+        db.session.commit()
+        return render_template("accounts/forgot_password_sent.html")
+    return render_template("accounts/forgot_password.html", form=form), (
+        422 if form.errors else 200
+    )
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+def reset_password():
+    """Choose a new password from an emailed link (single use, 30 minutes)."""
+    token = request.args.get("token")
+    if token is not None:
+        # Keep the token out of the address bar, history and any later Referer.
+        session[RESET_TOKEN_KEY] = token[:100]
+        return redirect(url_for("accounts.reset_password"))
+    try:
+        reset = load_password_reset(session.get(RESET_TOKEN_KEY, ""))
+    except ResetInvalid as invalid:
+        return render_template("accounts/link_invalid.html", message=str(invalid)), 410
+    form = NewPasswordForm(account=reset.user)
+    if form.validate_on_submit():
+        complete_password_reset(reset, form.password.data)
+        db.session.commit()
+        session.clear()
+        flash("Your password is changed and every device was signed out. Sign in now.", "success")
+        return redirect(url_for("accounts.sign_in"))
+    return render_template("accounts/reset_password.html", form=form), (422 if form.errors else 200)
+
+
+# --- Your account --------------------------------------------------------------------
+
+
+@bp.get("/account")
+@login_required
+def account():
+    """Your password, second factor and signed-in sessions."""
+    return render_template(
+        "accounts/account.html",
+        codes_left=recovery_codes_left(current_user) if current_user.has_second_factor else 0,
+        sessions=active_sessions(current_user.id),
+        current=current_session(),
+        code_form=ConfirmWithCodeForm(formdata=None),
+    )
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """Change your password; every other session ends, this one carries on."""
+    form = ChangePasswordForm(account=current_user)
+    if form.validate_on_submit():
+        matches, _rehash = verify_password(current_user.password_hash, form.current_password.data)
+        if not matches:
+            form.current_password.errors.append("Your current password is not right.")
+        else:
+            user = current_user._get_current_object()
+            set_password(user, form.password.data, by=user, reason="changed")
+            start_session(user, authenticated=True)
+            db.session.commit()
+            flash("Your password is changed. Every other device was signed out.", "success")
+            return redirect(url_for("accounts.account"))
+    return render_template("accounts/change_password.html", form=form), (
+        422 if form.errors else 200
+    )
+
+
+def _confirm_code_or_back(form: ConfirmWithCodeForm):
+    if not form.validate_on_submit() or not verify_totp(current_user, form.code.data):
+        db.session.rollback()
+        flash("That code is not right, or it was already used. Nothing was changed.", "error")
+        return redirect(url_for("accounts.account"))
+    return None
+
+
+@bp.post("/account/recovery-codes")
+@login_required
+def new_recovery_codes():
+    """Replace your recovery codes (asks for a current code first)."""
+    if not current_user.has_second_factor:
+        abort(404)
+    refused = _confirm_code_or_back(ConfirmWithCodeForm())
+    if refused is not None:
+        return refused
+    codes = replace_recovery_codes(current_user)
+    db.session.commit()
+    return render_template(
+        "accounts/recovery_codes.html",
+        codes=codes,
+        next_page=url_for("accounts.account"),
+        first_time=False,
+    )
+
+
+@bp.post("/account/second-factor/off")
+@login_required
+def turn_off_second_factor():
+    """Partner users who chose a second factor may turn it off, unless it is required."""
+    user = current_user._get_current_object()
+    if not user.has_second_factor or user.is_staff:
+        abort(403)
+    if user.partner is not None and user.partner.require_second_factor:
+        abort(403)
+    refused = _confirm_code_or_back(ConfirmWithCodeForm())
+    if refused is not None:
+        return refused
+    remove_second_factor(user, by=user, reason="turned_off")
+    db.session.commit()
+    flash("Your second factor is off. You sign in with your password alone.", "success")
+    return redirect(url_for("accounts.account"))
+
+
+@bp.post("/account/sessions/<int:session_id>/end")
+@login_required
+def end_one_session(session_id: int):
+    """Sign out one of your sessions (this browser included)."""
+    row = db.session.get(UserSession, session_id)
+    if row is None or row.user_id != current_user.id:
+        abort(404)
+    this_one = current_session()
+    if this_one is not None and row.id == this_one.id:
+        return sign_out()
+    end_session(row, by=current_user, reason="ended_by_user")
+    db.session.commit()
+    flash("That session is signed out.", "success")
+    return redirect(url_for("accounts.account"))
+
+
+@bp.post("/account/sessions/end-others")
+@login_required
+def end_other_sessions():
+    """Sign out everywhere else."""
+    ended = end_all_sessions(
+        current_user, by=current_user, reason="ended_by_user", keep=current_session()
+    )
+    db.session.commit()
+    flash(f"Signed out of {ended} other session{'s' if ended != 1 else ''}.", "success")
+    return redirect(url_for("accounts.account"))

@@ -1,81 +1,302 @@
-"""Signing in (with throttling) and invitations."""
+"""Signing in (with throttling and a second factor), account changes, password resets
+and invitations. Functions add to the current transaction; the caller commits."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.accounts.passwords import hash_password, verify_password
+from portal.accounts.second_factor import check_second_factor, remove_second_factor
+from portal.accounts.sessions import end_all_sessions, token_digest
+from portal.accounts.throttling import (
+    Wait,
+    recent_requests,
+    record_attempt,
+    wait_before_attempt,
+)
 from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.models import Invitation, Partner, Role, SignInAttempt, User
+from portal.models import (
+    STAFF_ROLES,
+    AttemptKind,
+    Invitation,
+    Partner,
+    PasswordReset,
+    Role,
+    User,
+)
+from portal.notifications.accounts import send_password_changed_notice, send_password_reset
 
 GENERIC_SIGN_IN_ERROR = "That email and password do not match an active account."
-THROTTLED_SIGN_IN_ERROR = (
-    "Too many sign-in attempts. Wait 15 minutes and try again, or ask your administrator."
-)
+WRONG_CODE_ERROR = "That code is not right, or it was already used. Try the newest code."
 
 
 class SignInRefused(Exception):
     """The sign-in failed; the message is safe to show (it never says which part was wrong)."""
 
 
+class SignInThrottled(SignInRefused):
+    """Too many recent failures: the caller must wait before the next try is checked."""
+
+    def __init__(self, wait: Wait) -> None:
+        super().__init__(
+            f"Too many attempts. Wait {wait.in_words} and try again, "
+            "or reset your password if you have forgotten it."
+        )
+        self.wait = wait
+
+
 def normalise_email(email: str) -> str:
     return email.strip().lower()
-
-
-def _recent_failures(column, value: str) -> int:
-    since = utcnow() - current_app.config["LOGIN_THROTTLE_WINDOW"]
-    return db.session.scalar(
-        select(func.count(SignInAttempt.id)).where(
-            column == value, SignInAttempt.succeeded.is_(False), SignInAttempt.at >= since
-        )
-    )
 
 
 def authenticate(email: str, password: str, address: str) -> User:
     """The active user with these credentials, or SignInRefused.
 
-    Every attempt is recorded (for throttling) and audited; the caller commits.
+    Every attempt is audited and every checked one counted (for throttling); the
+    caller commits either way.
     """
     email = normalise_email(email)
-    config = current_app.config
-    throttled = (
-        _recent_failures(SignInAttempt.email, email) >= config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
-        or _recent_failures(SignInAttempt.address, address)
-        >= config["LOGIN_MAX_FAILURES_PER_ADDRESS"]
-    )
     user = db.session.scalar(select(User).where(User.email == email))
-    if throttled:
-        _record_attempt(email, address, user, succeeded=False, reason="throttled")
-        raise SignInRefused(THROTTLED_SIGN_IN_ERROR)
+    wait = wait_before_attempt(AttemptKind.PASSWORD, email, address)
+    if wait:
+        _audit_sign_in(user, succeeded=False, reason="throttled")
+        raise SignInThrottled(wait)
 
     matches, new_hash = verify_password(user.password_hash if user else None, password)
     if user is None or not matches or not user.is_active:
-        _record_attempt(email, address, user, succeeded=False, reason="bad_credentials")
+        record_attempt(AttemptKind.PASSWORD, email, address, succeeded=False)
+        reason = "disabled" if user is not None and matches else "bad_credentials"
+        _audit_sign_in(user, succeeded=False, reason=reason)
         raise SignInRefused(GENERIC_SIGN_IN_ERROR)
 
     if new_hash is not None:
         user.password_hash = new_hash
-    user.last_sign_in_at = utcnow()
-    _record_attempt(email, address, user, succeeded=True)
+    record_attempt(AttemptKind.PASSWORD, email, address, succeeded=True)
+    if user.needs_second_factor:
+        record_audit("sign_in.password_accepted", actor=user, target_type="user", target_id=user.id)
+    else:
+        _audit_sign_in(user, succeeded=True)
     return user
 
 
-def _record_attempt(
-    email: str, address: str, user: User | None, *, succeeded: bool, reason: str | None = None
-) -> None:
-    db.session.add(SignInAttempt(email=email, address=address, succeeded=succeeded))
-    action = "sign_in.succeeded" if succeeded else "sign_in.failed"
-    detail = {"reason": reason} if reason else {}
+def verify_second_factor(user: User, code: str, address: str) -> str:
+    """Check a TOTP or recovery code for a user whose password was right; which kind it
+    was, or SignInRefused. Wrong codes are throttled like wrong passwords."""
+    wait = wait_before_attempt(AttemptKind.SECOND_FACTOR, user.email, address)
+    if wait:
+        _audit_sign_in(user, succeeded=False, reason="second_factor_throttled")
+        raise SignInThrottled(wait)
+    kind = check_second_factor(user, code)
+    record_attempt(AttemptKind.SECOND_FACTOR, user.email, address, succeeded=kind is not None)
+    if kind is None:
+        _audit_sign_in(user, succeeded=False, reason="wrong_second_factor")
+        raise SignInRefused(WRONG_CODE_ERROR)
+    _audit_sign_in(user, succeeded=True, second_factor=kind)
+    return kind
+
+
+def _audit_sign_in(user: User | None, *, succeeded: bool, **detail: str) -> None:
     record_audit(
-        action, actor=user, target_type="user", target_id=user.id if user else None, **detail
+        "sign_in.succeeded" if succeeded else "sign_in.failed",
+        actor=user,
+        target_type="user",
+        target_id=user.id if user else None,
+        **detail,
     )
+
+
+# --- Changing an account -------------------------------------------------------------
+
+
+class AccountChangeRefused(Exception):
+    """The change would leave the portal worse off; the message says why."""
+
+
+def set_password(user: User, password: str, *, by: User, reason: str) -> None:
+    """Store a new password, end every session of the user and tell them by email."""
+    user.password_hash = hash_password(password)
+    end_all_sessions(user, by=by, reason=reason)
+    record_audit("password.changed", actor=by, target_type="user", target_id=user.id, how=reason)
+    send_password_changed_notice(user)
+
+
+def _other_active_admins(user: User) -> int:
+    return db.session.scalar(
+        select(func.count(User.id)).where(
+            User.role == Role.ADMIN,
+            User.enabled.is_(True),
+            User.password_hash.is_not(None),
+            User.id != user.id,
+        )
+    )
+
+
+def set_enabled(user: User, enabled: bool, *, by: User) -> None:
+    """Disable (ending every session at once) or re-enable an account."""
+    if not enabled and user.role is Role.ADMIN and _other_active_admins(user) == 0:
+        raise AccountChangeRefused(
+            "This is the last active admin: enable or invite another admin first."
+        )
+    if user.enabled == enabled:
+        return
+    user.enabled = enabled
+    record_audit(
+        "user.enabled" if enabled else "user.disabled",
+        actor=by,
+        target_type="user",
+        target_id=user.id,
+    )
+    if not enabled:
+        end_all_sessions(user, by=by, reason="disabled")
+        _revoke_password_resets(user)
+
+
+def change_role(user: User, role: Role, *, by: User) -> None:
+    """Give a member of staff another staff role; their sessions end at once."""
+    if user.is_partner_user or role not in STAFF_ROLES:
+        raise AccountChangeRefused("Only staff roles can be changed here.")
+    if user.role is Role.ADMIN and role is not Role.ADMIN and _other_active_admins(user) == 0:
+        raise AccountChangeRefused("This is the last active admin: make another admin first.")
+    if user.role is role:
+        return
+    record_audit(
+        "user.role_changed",
+        actor=by,
+        target_type="user",
+        target_id=user.id,
+        from_role=user.role.value,
+        to_role=role.value,
+    )
+    user.role = role
+    end_all_sessions(user, by=by, reason="role_changed")
+
+
+def reset_second_factor(user: User, *, by: User) -> None:
+    """An admin clears a user's second factor (a lost phone): they set it up again at
+    their next sign-in, and every session they had ends now."""
+    remove_second_factor(user, by=by, reason="admin_reset")
+    end_all_sessions(user, by=by, reason="second_factor_reset")
+
+
+def require_second_factor_for_partner(partner: Partner, required: bool, *, by: User) -> int:
+    """Make (or stop making) a partner's users sign in with a second factor. Users
+    without one are signed out now, so the rule holds from their next page on."""
+    partner.require_second_factor = required
+    record_audit(
+        "partner.second_factor_required" if required else "partner.second_factor_optional",
+        actor=by,
+        target_type="partner",
+        target_id=partner.id,
+    )
+    ended = 0
+    if required:
+        for user in db.session.scalars(
+            select(User).where(User.partner_id == partner.id, User.totp_enabled_at.is_(None))
+        ):
+            ended += end_all_sessions(user, by=by, reason="second_factor_required")
+    return ended
+
+
+# --- Forgotten passwords -------------------------------------------------------------
+
+
+class ResetInvalid(Exception):
+    """The reset link cannot be used; the message says why and what to do."""
+
+
+def request_password_reset(email: str, address: str) -> None:
+    """Email a reset link if `email` belongs to an active account (the caller answers
+    the same either way). Per-address abuse is the caller's 429; per-email, a fourth
+    request within the hour sends nothing more."""
+    email = normalise_email(email)[:254]
+    user = db.session.scalar(select(User).where(User.email == email))
+    within_limit = (
+        recent_requests(AttemptKind.PASSWORD_RESET, email=email)
+        < current_app.config["PASSWORD_RESET_PER_EMAIL_HOURLY"]
+    )
+    sent = within_limit and user is not None and user.is_active
+    record_attempt(AttemptKind.PASSWORD_RESET, email, address, succeeded=sent)
+    record_audit(
+        "password.reset_requested",
+        actor=None,
+        target_type="user",
+        target_id=user.id if user else None,
+        sent=sent,
+        **({} if within_limit else {"throttled": True}),
+    )
+    if not sent:
+        return
+    _revoke_password_resets(user)
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.session.add(
+        PasswordReset(
+            token_hash=token_digest(token),
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + current_app.config["PASSWORD_RESET_MAX_AGE"],
+            requested_from=address,
+        )
+    )
+    send_password_reset(user, token)
+
+
+def reset_requests_from(address: str) -> int:
+    return recent_requests(AttemptKind.PASSWORD_RESET, address=address)
+
+
+def _revoke_password_resets(user: User) -> None:
+    db.session.execute(
+        update(PasswordReset)
+        .where(
+            PasswordReset.user_id == user.id,
+            PasswordReset.used_at.is_(None),
+            PasswordReset.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def load_password_reset(token: str) -> PasswordReset:
+    """The usable reset behind `token`, or ResetInvalid saying why not."""
+    reset = (
+        db.session.scalar(
+            select(PasswordReset).where(PasswordReset.token_hash == token_digest(token))
+        )
+        if token and len(token) <= 100
+        else None
+    )
+    if reset is None:
+        raise ResetInvalid(
+            "This link is not valid. Check that you copied the whole link, or ask for a new one."
+        )
+    if reset.used_at is not None:
+        raise ResetInvalid("This link was already used. Ask for a new one if you need to.")
+    if reset.revoked_at is not None:
+        raise ResetInvalid("A newer link was sent. Use the link in the latest email.")
+    if reset.expires_at <= utcnow():
+        raise ResetInvalid("This link has expired. Ask for a new one.")
+    if not reset.user.is_active:
+        raise ResetInvalid("This account cannot be used. Ask your administrator.")
+    return reset
+
+
+def complete_password_reset(reset: PasswordReset, password: str) -> User:
+    """Use the link up and set the password; every session of the user ends."""
+    reset.used_at = utcnow()
+    user = reset.user
+    set_password(user, password, by=user, reason="reset")
+    record_audit("password.reset_completed", actor=user, target_type="user", target_id=user.id)
+    return user
 
 
 # --- Invitations -------------------------------------------------------------------

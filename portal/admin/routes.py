@@ -10,8 +10,23 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from portal.accounts.services import InvitationInvalid, invite_user
-from portal.accounts.sessions import roles_required
+from portal.accounts.forms import RoleForm
+from portal.accounts.services import (
+    AccountChangeRefused,
+    InvitationInvalid,
+    change_role,
+    invite_user,
+    require_second_factor_for_partner,
+    reset_second_factor,
+    set_enabled,
+)
+from portal.accounts.sessions import (
+    active_sessions,
+    current_session,
+    end_all_sessions,
+    end_session,
+    roles_required,
+)
 from portal.admin.forms import (
     HolidayForm,
     InviteForm,
@@ -45,6 +60,7 @@ from portal.models import (
     ServiceLine,
     Urgency,
     User,
+    UserSession,
 )
 from portal.notifications.delivery import retry_dead_message
 from portal.notifications.outbox import portal_url
@@ -158,6 +174,135 @@ def users():
     return render_template(
         "admin/users.html", users=staff, form=form, invitation_link=invitation_link
     )
+
+
+def _account_or_404(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+@bp.get("/users/<int:user_id>")
+@roles_required(Role.ADMIN)
+def user(user_id: int):
+    """One account: its state, role, second factor and signed-in sessions."""
+    account = _account_or_404(user_id)
+    role_form = RoleForm(formdata=None, role=account.role.value)
+    return render_template(
+        "admin/user.html",
+        account=account,
+        role_form=role_form,
+        sessions=active_sessions(account.id),
+        current=current_session(),
+    )
+
+
+def _account_change(user_id: int, change, done: str):
+    """Apply `change(account)` (an accounts service), commit, and go back to the user."""
+    account = _account_or_404(user_id)
+    try:
+        change(account)
+    except AccountChangeRefused as refused:
+        db.session.rollback()
+        flash(str(refused), "error")
+    else:
+        db.session.commit()
+        flash(done.format(name=account.full_name), "success")
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/disable")
+@roles_required(Role.ADMIN)
+def disable_user(user_id: int):
+    """Disable an account: it cannot sign in, and its sessions end now."""
+    return _account_change(
+        user_id,
+        lambda account: set_enabled(account, False, by=current_user),
+        "{name} is disabled and signed out everywhere.",
+    )
+
+
+@bp.post("/users/<int:user_id>/enable")
+@roles_required(Role.ADMIN)
+def enable_user(user_id: int):
+    """Let a disabled account sign in again."""
+    return _account_change(
+        user_id,
+        lambda account: set_enabled(account, True, by=current_user),
+        "{name} can sign in again.",
+    )
+
+
+@bp.post("/users/<int:user_id>/role")
+@roles_required(Role.ADMIN)
+def change_user_role(user_id: int):
+    """Give a member of staff another role (their sessions end)."""
+    form = RoleForm()
+    if not form.validate():
+        abort(400)
+    return _account_change(
+        user_id,
+        lambda account: change_role(account, Role(form.role.data), by=current_user),
+        "{name} has a new role and was signed out everywhere.",
+    )
+
+
+@bp.post("/users/<int:user_id>/second-factor/reset")
+@roles_required(Role.ADMIN)
+def reset_user_second_factor(user_id: int):
+    """Clear a user's second factor (a lost phone); they set it up at next sign-in."""
+    return _account_change(
+        user_id,
+        lambda account: reset_second_factor(account, by=current_user),
+        "{name}'s second factor was reset; they set it up again at their next sign-in.",
+    )
+
+
+@bp.post("/users/<int:user_id>/sessions/end-all")
+@roles_required(Role.ADMIN)
+def end_user_sessions(user_id: int):
+    """Sign a user out everywhere."""
+    return _account_change(
+        user_id,
+        lambda account: end_all_sessions(account, by=current_user, reason="ended_by_admin"),
+        "{name} is signed out everywhere.",
+    )
+
+
+@bp.post("/users/<int:user_id>/sessions/<int:session_id>/end")
+@roles_required(Role.ADMIN)
+def end_user_session(user_id: int, session_id: int):
+    """End one of a user's sessions."""
+    row = db.session.get(UserSession, session_id)
+    if row is None or row.user_id != user_id:
+        abort(404)
+    return _account_change(
+        user_id,
+        lambda _account: end_session(row, by=current_user, reason="ended_by_admin"),
+        "That session of {name} has ended.",
+    )
+
+
+@bp.post("/partners/<int:partner_id>/second-factor")
+@roles_required(Role.ADMIN)
+def partner_second_factor(partner_id: int):
+    """Require (or stop requiring) a second factor for a partner's users."""
+    record = db.session.get(Partner, partner_id)
+    if record is None:
+        abort(404)
+    required = request.form.get("required") == "yes"
+    ended = require_second_factor_for_partner(record, required, by=current_user)
+    db.session.commit()
+    if required:
+        flash(
+            f"Users of {record.name} now sign in with a second factor; {ended} "
+            f"session{'s' if ended != 1 else ''} without one ended.",
+            "success",
+        )
+    else:
+        flash(f"A second factor is now optional for users of {record.name}.", "success")
+    return redirect(url_for("admin.partner", partner_id=partner_id))
 
 
 @bp.get("/service-lines")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
+from flask_login import current_user
 from htmx_flask import request
 from sqlalchemy import select
 
 from portal.accounts.sessions import roles_required
+from portal.auditing import record_audit
 from portal.extensions import db
 from portal.intake.queue import QueueFilters, queue_page
 from portal.models import STAFF_ROLES, Partner, ServiceLine, Status, Urgency
@@ -21,6 +23,21 @@ def queue():
     """Referrals to work, urgent first then oldest; filters refresh the table in place."""
     filters = QueueFilters.from_args(request.args)
     page = max(1, request.args.get("page", 1, type=int))
+    # Which filters, not what was typed: staff search by patient name, so the search
+    # text itself never reaches the log.
+    record_audit(
+        "queue.viewed",
+        actor=current_user,
+        target_type="queue",
+        status=filters.status,
+        urgency=filters.urgency or None,
+        sla=filters.sla or None,
+        service_line_id=filters.service_line_id,
+        partner_id=filters.partner_id,
+        searched=bool(filters.search),
+        page=page,
+    )
+    db.session.commit()  # before reading the page, so the commit expires none of it
     referrals, has_next = queue_page(filters, page, current_app.config["QUEUE_PAGE_SIZE"])
     context = {
         "clocks": clock_views(referrals),

@@ -35,7 +35,17 @@ from portal.models.sla import (
     SlaStage,
     SlaTarget,
 )
-from portal.models.user import STAFF_ROLES, Invitation, Role, SignInAttempt, User
+from portal.models.user import (
+    STAFF_ROLES,
+    AttemptKind,
+    Invitation,
+    PasswordReset,
+    RecoveryCode,
+    Role,
+    SignInAttempt,
+    User,
+    UserSession,
+)
 
 __all__ = [
     "FINAL_STATUSES",
@@ -43,6 +53,7 @@ __all__ = [
     "SETTLED_RANK",
     "STAFF_ROLES",
     "AppointmentMode",
+    "AttemptKind",
     "AuditEntry",
     "BusinessHours",
     "Base",
@@ -63,10 +74,12 @@ __all__ = [
     "OutreachAttempt",
     "OutreachResult",
     "Partner",
+    "PasswordReset",
     "PatientAnswer",
     "PatientLink",
     "Referral",
     "ReferralEvent",
+    "RecoveryCode",
     "ReferralItem",
     "ReferralView",
     "RequiredItem",
@@ -81,4 +94,5 @@ __all__ = [
     "Status",
     "Urgency",
     "User",
+    "UserSession",
 ]

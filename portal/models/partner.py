@@ -24,6 +24,8 @@ class Partner(Base):
     referral_contact_email: Mapped[str] = mapped_column(String(254))
     referral_contact_phone: Mapped[str | None] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(default=True)
+    # An admin can make every user of this office sign in with a second factor.
+    require_second_factor: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.clock import utcnow
@@ -57,12 +57,31 @@ class User(UserMixin, Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_sign_in_at: Mapped[datetime | None]
+    # The TOTP secret (base32). Set at the start of enrolment; the second factor is on
+    # once `totp_enabled_at` is set (the user proved their app has it).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None]
+    # The last 30-second time step a code was accepted for: a code is never used twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     partner: Mapped[Partner | None] = relationship(lazy="joined")
 
     @property
     def is_active(self) -> bool:  # Flask-Login: disabled accounts cannot sign in
         return self.enabled and self.password_hash is not None
+
+    @property
+    def has_second_factor(self) -> bool:
+        return self.totp_enabled_at is not None
+
+    @property
+    def needs_second_factor(self) -> bool:
+        """Staff always; a partner's users when their partner requires it or they chose it."""
+        return (
+            self.is_staff
+            or self.has_second_factor
+            or (self.partner is not None and self.partner.require_second_factor)
+        )
 
     @property
     def is_staff(self) -> bool:
@@ -96,17 +115,91 @@ class Invitation(Base):
     user: Mapped[User] = relationship(foreign_keys=[user_id])
 
 
+class AttemptKind(enum.StrEnum):
+    PASSWORD = "password"  # noqa: S105 - a kind of attempt, not a password
+    SECOND_FACTOR = "second_factor"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - asking for a reset link
+
+
 class SignInAttempt(Base):
-    """Every sign-in attempt, kept to throttle guessing per account and per address."""
+    """Every sign-in attempt (password or second factor) and every reset request, kept
+    to slow down guessing per account, per address and per pair of the two."""
 
     __tablename__ = "sign_in_attempt"
     __table_args__ = (
         Index("ix_sign_in_attempt_email_at", "email", "at"),
         Index("ix_sign_in_attempt_address_at", "address", "at"),
+        Index("ix_sign_in_attempt_email_address_at", "email", "address", "at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[AttemptKind] = mapped_column(
+        enum_column(AttemptKind, "attempt_kind"), default=AttemptKind.PASSWORD
+    )
     email: Mapped[str] = mapped_column(String(254))
     address: Mapped[str] = mapped_column(String(64))
     succeeded: Mapped[bool]
+
+
+class UserSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored,
+    so a copy of the database cannot be replayed as cookies. Deleting the row ends the
+    session at once, wherever the cookie has been copied to."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    # False while the password is checked but the second factor is not (yet) given:
+    # such a session opens only the second-factor pages, and briefly.
+    authenticated: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Ends at the first of these: idle (moves with activity) and absolute.
+    idle_expires_at: Mapped[datetime] = mapped_column(index=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+
+    user: Mapped[User] = relationship(lazy="raise")
+
+    def __repr__(self) -> str:
+        return f"<UserSession {self.id} user={self.user_id}>"
+
+
+class RecoveryCode(Base):
+    """One of a user's single-use recovery codes, stored as a SHA-256 (the codes are
+    random, about 50 bits each, so a slow hash would add nothing but latency)."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+
+
+class PasswordReset(Base):
+    """A forgotten-password link: single use, short-lived, revoked by a newer one."""
+
+    __tablename__ = "password_reset"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    requested_from: Mapped[str] = mapped_column(String(64), default="")
+
+    user: Mapped[User] = relationship()

@@ -1,12 +1,16 @@
-"""The development outbox: every message the portal has written, newest first."""
+"""The development outbox: every message the portal has written, newest first.
+
+Registered only when DEV_OUTBOX_PAGE is on (development and the tests), and even
+there for signed-in staff only: message bodies hold links that open patient pages."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from sqlalchemy import select
 
+from portal.accounts.sessions import roles_required
 from portal.extensions import db
-from portal.models import OutboxMessage
+from portal.models import STAFF_ROLES, OutboxMessage
 from portal.notifications.delivery import deliver_due_messages
 
 bp = Blueprint("notifications", __name__, url_prefix="/dev")
@@ -14,14 +18,8 @@ bp = Blueprint("notifications", __name__, url_prefix="/dev")
 PAGE_SIZE = 200
 
 
-@bp.before_request
-def _development_only():
-    # Bodies hold links that open patient pages: never expose this outside development.
-    if not current_app.config["DEV_OUTBOX_PAGE"]:
-        abort(404)
-
-
 @bp.get("/outbox")
+@roles_required(*STAFF_ROLES)
 def outbox():
     """Every message, as the recipient would get it."""
     messages = db.session.scalars(
@@ -31,6 +29,7 @@ def outbox():
 
 
 @bp.post("/outbox/deliver")
+@roles_required(*STAFF_ROLES)
 def deliver():
     """Run the delivery job once, without waiting for the jobs process."""
     report = deliver_due_messages()

@@ -58,7 +58,12 @@ from portal.referrals.unread import (
     unread_references,
     unread_referral_count,
 )
-from portal.referrals.workflow import EditConflict, TransitionRefused, allowed_actions
+from portal.referrals.workflow import (
+    ActionForbidden,
+    EditConflict,
+    TransitionRefused,
+    allowed_actions,
+)
 from portal.sla.clocks import active_clock, breaches_of, record_breach_reason
 from portal.sla.display import PARTNER_PROMISES
 from portal.sla.views import clock_views
@@ -275,6 +280,7 @@ def _timeline_context(referral: Referral) -> dict[str, Any]:
     clock = active_clock(referral)
     return {
         "events": services.timeline(referral, current_user),
+        "headline": lambda event: services.event_headline(event, current_user),
         "timeline_etag": _timeline_etag(referral),
         "poll_seconds": current_app.config["TIMELINE_POLL_SECONDS"],
         "clock": clock_views([referral]).get(referral.id) if clock else None,
@@ -503,6 +509,9 @@ def act(reference: str, action: str):
     try:
         spec.perform(referral, current_user, form)
         db.session.commit()
+    except ActionForbidden as forbidden:
+        db.session.rollback()
+        return _refused(referral, action, form, str(forbidden), 403)
     except TransitionRefused as refused:
         db.session.rollback()
         return _refused(referral, action, form, str(refused), 409)

@@ -45,6 +45,7 @@ from portal.referrals.document_store import store_document
 from portal.referrals.documents import Upload
 from portal.referrals.references import new_reference
 from portal.referrals.workflow import (
+    TRANSITIONS,
     TransitionRefused,
     apply_transition,
     record_event,
@@ -485,6 +486,25 @@ def timeline(referral: Referral, user: User) -> list[ReferralEvent]:
     if user.is_partner_user:
         statement = statement.where(ReferralEvent.partner_visible.is_(True))
     return list(db.session.scalars(statement))
+
+
+# Headlines without free text, for events whose summary may carry some (item labels,
+# messages, reasons) when the reader's role sees no clinical content.
+CONTENT_FREE_HEADLINES = {
+    "needs_info": "More information needed",
+    "partner_message": "Message from the referring office",
+    "needs_info_escalated": "No answer from the referring office: escalated",
+}
+
+
+def event_headline(event: ReferralEvent, user: User) -> str:
+    """What `user` reads as the event's headline: the whole summary for those who see
+    clinical content, otherwise the action's fixed wording (statuses and times only)."""
+    if user.sees_patient_details:
+        return event.summary
+    if event.kind in TRANSITIONS:
+        return TRANSITIONS[event.kind].summary
+    return CONTENT_FREE_HEADLINES.get(event.kind, event.summary)
 
 
 def last_event_id(referral: Referral, user: User) -> int:

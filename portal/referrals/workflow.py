@@ -32,6 +32,10 @@ class TransitionRefused(Exception):
     """The action is not allowed now; the message says why, in the user's terms."""
 
 
+class ActionForbidden(TransitionRefused):
+    """The user's role may not take this action at all (403, not a conflict)."""
+
+
 class EditConflict(Exception):
     """Someone changed the referral since the user loaded it."""
 
@@ -245,7 +249,7 @@ def check_transition(
             raise TransitionRefused("Someone must be signed in to do that.")
     elif actor.role not in transition.roles:
         who = " or ".join(sorted(ROLE_NAMES[role] for role in transition.roles))
-        raise TransitionRefused(f"Only {who} can {transition.label.lower()}.")
+        raise ActionForbidden(f"Only {who} can {transition.label.lower()}.")
     if expected_version is not None and expected_version != referral.version:
         raise EditConflict()
     if referral.status not in transition.sources:

@@ -56,6 +56,7 @@ def scorecard_csv(name: str):
     period = parse_period(request.args)
     partner_id = _partner_filter()
     tables, _trends = _staff_report(period, partner_id)
+    table = _table_or_404(tables, name)
     record_audit(
         "scorecard.exported",
         actor=current_user,
@@ -65,7 +66,7 @@ def scorecard_csv(name: str):
         partner_id=partner_id,
     )
     db.session.commit()
-    return _csv(tables, name, period)
+    return _csv(table, period)
 
 
 @bp.get("/dashboard")
@@ -91,9 +92,10 @@ def partner_dashboard_csv(name: str):
     """The partner's own dashboard tables as CSV."""
     period = parse_period(request.args, default=_last_90_days())
     tables = scorecard_tables(period, current_user.partner_id, staff=False)
+    table = _table_or_404(tables, name)
     record_audit("dashboard.exported", actor=current_user, target_type="dashboard", target_id=name)
     db.session.commit()
-    return _csv(tables, name, period)
+    return _csv(table, period)
 
 
 def _last_90_days() -> Period:
@@ -101,15 +103,20 @@ def _last_90_days() -> Period:
     return Period("custom", end - timedelta(days=89), end)
 
 
-def _csv(tables, name: str, period: Period) -> Response:
+def _table_or_404(tables, name: str):
+    """The table a CSV asks for; a name that is not one is a 404, and not an export."""
     table = next((t for t in tables if t.name == name), None)
     if table is None:
         abort(404)
+    return table
+
+
+def _csv(table, period: Period) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(table.header)
     writer.writerows(["" if cell is None else cell for cell in row] for row in table.rows)
-    filename = f"{name}-{period.first_day.isoformat()}-{period.last_day.isoformat()}.csv"
+    filename = f"{table.name}-{period.first_day.isoformat()}-{period.last_day.isoformat()}.csv"
     response = Response(buffer.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

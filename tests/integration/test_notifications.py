@@ -140,9 +140,22 @@ def test_the_development_outbox_shows_every_message(app, client_for, desk):
     assert "contact@alpha.example" in page
 
 
-def test_the_outbox_page_does_not_exist_outside_development(app, client_for, desk):
-    app.config["DEV_OUTBOX_PAGE"] = False
-    assert client_for(desk.admin).get("/dev/outbox").status_code == 404
+def test_production_has_no_outbox_route(database_url):
+    from portal import create_app
+    from portal.config import Config
+
+    class Production(Config):
+        SECRET_KEY = "a-production-key-of-more-than-32-bytes-" + "x" * 8
+
+    app = create_app(Production, DATABASE_URL=database_url)
+    assert not [rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/dev")]
+    assert app.test_client().get("/dev/outbox").status_code == 404
+
+
+def test_the_development_outbox_is_for_signed_in_staff_only(client, client_for, desk):
+    assert client.get("/dev/outbox").status_code == 302  # to sign in
+    assert client_for(desk.partner_a).get("/dev/outbox").status_code == 404
+    assert client_for(desk.admin).get("/dev/outbox").status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DatabaseError
 
+from portal.accounts.sessions import token_digest
 from portal.extensions import db
-from portal.models import AuditEntry
+from portal.models import AuditEntry, UserSession
 from tests.fixtures.desk import make_referral
 
 
@@ -32,22 +33,33 @@ def test_pages_carry_no_inline_script(client_for, desk, app):
         assert " onclick=" not in html and "hx-on" not in html
 
 
-def test_session_cookie_is_httponly_and_samesite(client, desk):
-    response = client.post(
-        "/sign-in", data={"email": desk.intake, "password": "correct horse battery"}
+def session_cookie(response) -> str:
+    return next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("portal_session=")
     )
-    cookie = next(c for c in response.headers.getlist("Set-Cookie") if "portal_session" in c)
+
+
+def test_the_session_cookie_carries_only_a_random_token(app, client, desk):
+    response = client.post(
+        "/sign-in", data={"email": desk.partner_a, "password": "correct horse battery"}
+    )
+    cookie = session_cookie(response)
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # the test config serves plain http
+    token = cookie.split(";", 1)[0].split("=", 1)[1]
+    # An opaque random value: no user id, no signed payload to decode.
+    assert len(token) == 43 and "." not in token
+    with app.app_context():
+        stored = db.session.scalars(select(UserSession.token_hash)).all()
+    assert stored == [token_digest(token)] and token not in stored
 
 
-def test_production_config_marks_the_session_cookie_secure(app, desk):
+def test_production_config_marks_the_session_cookie_secure(app, client, desk):
     app.config["SESSION_COOKIE_SECURE"] = True
-    client = app.test_client()
-    page = client.get("/sign-in")
-    assert page.status_code == 200
-    cookie = next(c for c in page.headers.getlist("Set-Cookie") if "portal_session" in c)
-    assert "Secure" in cookie
+    response = client.post(
+        "/sign-in", data={"email": desk.partner_a, "password": "correct horse battery"}
+    )
+    assert "Secure" in session_cookie(response)
 
 
 def test_forms_without_a_csrf_token_are_refused(app, client, desk):
@@ -90,3 +102,22 @@ def test_the_audit_log_refuses_updates_and_deletes(app, client, desk, statement)
             db.session.execute(text(statement))
         db.session.rollback()
         assert db.session.query(AuditEntry).one().action == "sign_in.failed"
+
+
+def test_client_addresses_ignore_x_forwarded_for_unless_a_proxy_is_trusted(database_url, desk):
+    from portal import create_app
+    from portal.config import TestConfig
+    from tests.conftest import PortalClient
+
+    forged = {"X-Forwarded-For": "6.6.6.6"}
+    for hops, expected in ((0, "127.0.0.1"), (1, "6.6.6.6")):
+        app = create_app(TestConfig, DATABASE_URL=database_url, TRUSTED_PROXY_COUNT=hops)
+        app.test_client_class = PortalClient
+        client = app.test_client()
+        client.post("/sign-in", data={"email": desk.partner_a, "password": "x"}, headers=forged)
+        with app.app_context():
+            address = db.session.scalars(
+                select(AuditEntry.address).order_by(AuditEntry.id.desc())
+            ).first()
+            db.engine.dispose()
+        assert address == expected, hops

@@ -166,7 +166,9 @@ def test_refused_transitions_say_why_and_change_nothing(
         reference = make_referral(desk, status)
     before = load(app, reference)
     response = act(client_for(getattr(desk, email_attr)), app, reference, action, **data)
-    assert response.status_code == 409
+    # A role that may never take the action is forbidden; a status that does not allow
+    # it now is a conflict with the referral's state.
+    assert response.status_code == (403 if message.startswith("Only") else 409)
     assert message in unescape(response.get_data(as_text=True))
     after = load(app, reference)
     assert (after.status, after.version) == (before.status, before.version)
