@@ -21,6 +21,7 @@ def create_app(config: type[Config] | None = None, **overrides: object) -> Flask
     config.check(app.config)
 
     configure_proxy(app)
+    configure_converters(app)
     configure_extensions(app)
     configure_security(app)
     register_blueprints(app)
@@ -34,6 +35,12 @@ def configure_proxy(app: Flask) -> None:
     hops = app.config["TRUSTED_PROXY_COUNT"]
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+def configure_converters(app: Flask) -> None:
+    from portal.converters import install_converters
+
+    install_converters(app)
 
 
 def configure_extensions(app: Flask) -> None:

@@ -87,7 +87,8 @@ class Config:
 
     # Forgotten passwords: how long a link works, and how many links an hour.
     PASSWORD_RESET_MAX_AGE = timedelta(minutes=30)
-    PASSWORD_RESET_PER_EMAIL_HOURLY = 3
+    PASSWORD_RESET_PER_EMAIL_HOURLY = 3  # from one address
+    PASSWORD_RESET_PER_EMAIL_ALL_ADDRESSES_HOURLY = 10
     PASSWORD_RESET_PER_ADDRESS_HOURLY = 10
 
     INVITATION_MAX_AGE = timedelta(days=7)

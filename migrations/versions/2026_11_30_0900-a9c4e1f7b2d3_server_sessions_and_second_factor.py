@@ -71,6 +71,7 @@ def upgrade() -> None:
         sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.Column("user_agent", sa.String(length=255), nullable=False),
         sa.Column("address", sa.String(length=64), nullable=False),
+        sa.Column("pending_totp_secret", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["user_account.id"],

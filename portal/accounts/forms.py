@@ -8,8 +8,16 @@ from portal.accounts.passwords import MIN_PASSWORD_LENGTH, password_problems
 from portal.models import STAFF_ROLES, Role
 
 
+def no_control_characters(_form, field) -> None:
+    """Typed text never holds NUL or other control characters (PostgreSQL refuses NUL)."""
+    if field.data and any(ord(c) < 32 or ord(c) == 127 for c in field.data):
+        raise ValidationError("Remove the control characters from this field.")
+
+
 class SignInForm(FlaskForm):
-    email = EmailField("Email address", validators=[DataRequired(), Length(max=254)])
+    email = EmailField(
+        "Email address", validators=[DataRequired(), Length(max=254), no_control_characters]
+    )
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
 
 
@@ -17,7 +25,7 @@ class SecondFactorForm(FlaskForm):
     code = StringField(
         "Code",
         description="The 6-digit code from your authenticator app, or one of your recovery codes.",
-        validators=[DataRequired(message="Enter the code."), Length(max=40)],
+        validators=[DataRequired(message="Enter the code."), Length(max=40), no_control_characters],
     )
 
 
@@ -68,7 +76,11 @@ class ChangePasswordForm(NewPasswordForm):
 class ForgotPasswordForm(FlaskForm):
     email = EmailField(
         "Email address",
-        validators=[DataRequired(message="Enter your email address."), Length(max=254)],
+        validators=[
+            DataRequired(message="Enter your email address."),
+            Length(max=254),
+            no_control_characters,
+        ],
     )
 
 
@@ -77,7 +89,7 @@ class ConfirmWithCodeForm(FlaskForm):
 
     code = StringField(
         "Code from your authenticator app",
-        validators=[DataRequired(message="Enter the code."), Length(max=40)],
+        validators=[DataRequired(message="Enter the code."), Length(max=40), no_control_characters],
     )
 
 

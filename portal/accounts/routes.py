@@ -26,7 +26,6 @@ from portal.accounts.forms import (
     SecondFactorForm,
     SignInForm,
 )
-from portal.accounts.passwords import verify_password
 from portal.accounts.second_factor import (
     begin_enrolment,
     finish_enrolment,
@@ -34,7 +33,6 @@ from portal.accounts.second_factor import (
     recovery_codes_left,
     remove_second_factor,
     replace_recovery_codes,
-    verify_totp,
 )
 from portal.accounts.services import (
     InvitationInvalid,
@@ -44,6 +42,8 @@ from portal.accounts.services import (
     accept_invitation,
     authenticate,
     complete_password_reset,
+    confirm_code,
+    confirm_password,
     load_invitation,
     load_password_reset,
     request_password_reset,
@@ -52,6 +52,7 @@ from portal.accounts.services import (
     verify_second_factor,
 )
 from portal.accounts.sessions import (
+    PendingSessionGone,
     active_sessions,
     client_address,
     complete_second_factor,
@@ -135,6 +136,13 @@ def sign_in():
     return render_template("accounts/sign_in.html", form=form, error=error), (401 if error else 200)
 
 
+@bp.errorhandler(PendingSessionGone)
+def _pending_session_gone(_error):
+    db.session.rollback()
+    flash("Your sign-in was interrupted. Sign in again to continue.", "info")
+    return redirect(url_for("accounts.sign_in"))
+
+
 def _pending_or_restart() -> UserSession:
     row = pending_session()
     if row is None:
@@ -162,7 +170,7 @@ def second_factor():
             db.session.commit()
             error = str(refused)
         else:
-            complete_second_factor(row)
+            _finish_sign_in(row)
             left = recovery_codes_left(user) if kind == "recovery_code" else None
             db.session.commit()
             if left is not None:
@@ -187,7 +195,7 @@ def set_up_second_factor():
     if row is not None:
         user = db.session.get(User, row.user_id)
     elif current_user.is_authenticated:
-        user = current_user
+        user, row = current_user._get_current_object(), current_session()
     else:
         flash("Sign in again to continue.", "info")
         return redirect(url_for("accounts.sign_in"))
@@ -196,32 +204,39 @@ def set_up_second_factor():
     form = ConfirmWithCodeForm()
     error = None
     if form.validate_on_submit():
-        codes = finish_enrolment(user, form.code.data)
+        codes = finish_enrolment(row, user, form.code.data)
         if codes is None:
             error = (
                 "That code does not match. Check the time on your phone and try the newest code."
             )
         else:
-            if row is not None:
-                complete_second_factor(row)
+            next_page = _safe_next(session.get(NEXT_KEY)) or home_for(user.role)
+            if not row.authenticated:
+                _finish_sign_in(row)
             db.session.commit()
             return render_template(
-                "accounts/recovery_codes.html",
-                codes=codes,
-                next_page=_safe_next(session.pop(NEXT_KEY, None)) or home_for(user.role),
-                first_time=True,
+                "accounts/recovery_codes.html", codes=codes, next_page=next_page, first_time=True
             )
-    else:
-        begin_enrolment(user)
-        db.session.commit()
+    secret = begin_enrolment(row)
+    db.session.commit()
     return render_template(
         "accounts/set_up_second_factor.html",
         form=form,
         error=error,
-        qr_code=qr_code_svg(user),
-        secret=user.totp_secret,
-        required=row is not None,
+        qr_code=qr_code_svg(user.email, secret),
+        secret=secret,
+        required=not row.authenticated,
     ), (422 if error else 200)
+
+
+def _finish_sign_in(row: UserSession) -> None:
+    """The second factor is given: a new session under a new token, and a fresh state
+    cookie (nothing planted before this step survives it)."""
+    complete_second_factor(row)
+    next_page = session.get(NEXT_KEY)
+    session.clear()
+    if next_page:
+        session[NEXT_KEY] = next_page
 
 
 @bp.post("/sign-out")
@@ -297,7 +312,11 @@ def reset_password():
         return render_template("accounts/link_invalid.html", message=str(invalid)), 410
     form = NewPasswordForm(account=reset.user)
     if form.validate_on_submit():
-        complete_password_reset(reset, form.password.data)
+        try:
+            complete_password_reset(reset, form.password.data, client_address())
+        except ResetInvalid as invalid:
+            db.session.rollback()
+            return render_template("accounts/link_invalid.html", message=str(invalid)), 410
         db.session.commit()
         session.clear()
         flash("Your password is changed and every device was signed out. Sign in now.", "success")
@@ -327,9 +346,11 @@ def change_password():
     """Change your password; every other session ends, this one carries on."""
     form = ChangePasswordForm(account=current_user)
     if form.validate_on_submit():
-        matches, _rehash = verify_password(current_user.password_hash, form.current_password.data)
-        if not matches:
-            form.current_password.errors.append("Your current password is not right.")
+        try:
+            confirm_password(current_user, form.current_password.data, client_address())
+        except SignInRefused as refused:
+            db.session.commit()  # a wrong password counts towards throttling
+            form.current_password.errors.append(str(refused))
         else:
             user = current_user._get_current_object()
             set_password(user, form.password.data, by=user, reason="changed")
@@ -343,9 +364,14 @@ def change_password():
 
 
 def _confirm_code_or_back(form: ConfirmWithCodeForm):
-    if not form.validate_on_submit() or not verify_totp(current_user, form.code.data):
-        db.session.rollback()
-        flash("That code is not right, or it was already used. Nothing was changed.", "error")
+    """None when the form holds a right code; otherwise where to send the user back."""
+    try:
+        if not form.validate_on_submit():
+            raise SignInRefused("Enter the code from your authenticator app.")
+        confirm_code(current_user, form.code.data, client_address())
+    except SignInRefused as refused:
+        db.session.commit()  # a wrong code counts towards throttling
+        flash(f"{refused} Nothing was changed.", "error")
         return redirect(url_for("accounts.account"))
     return None
 
@@ -387,7 +413,7 @@ def turn_off_second_factor():
     return redirect(url_for("accounts.account"))
 
 
-@bp.post("/account/sessions/<int:session_id>/end")
+@bp.post("/account/sessions/<id:session_id>/end")
 @login_required
 def end_one_session(session_id: int):
     """Sign out one of your sessions (this browser included)."""

@@ -23,12 +23,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.models import RecoveryCode, User
+from portal.models import RecoveryCode, User, UserSession
 
 RECOVERY_CODE_COUNT = 10
 # No 0/o, 1/l/i: codes are read off paper.
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
-TOTP_CODE = re.compile(r"^\d{6}$")
+TOTP_CODE = re.compile(r"^[0-9]{6}$")  # ASCII digits only, not any Unicode digit
 
 
 def normalise_code(code: str) -> str:
@@ -40,36 +40,43 @@ def looks_like_totp(code: str) -> bool:
 
 
 # --- Enrolment -----------------------------------------------------------------------
+# The secret being set up lives on the session doing the set-up, and reaches the
+# account only with a code that proves the app has it: someone else holding the
+# password and opening the set-up page gets a secret of their own, never this one.
 
 
-def begin_enrolment(user: User) -> str:
-    """The secret being set up (a new one unless enrolment is already under way)."""
-    if user.totp_secret is None or user.has_second_factor:
-        user.totp_secret = pyotp.random_base32()
-        user.totp_last_step = None
-    return user.totp_secret
+def begin_enrolment(row: UserSession) -> str:
+    """The secret this session is setting up (made on first sight, then kept)."""
+    if row.pending_totp_secret is None:
+        row.pending_totp_secret = pyotp.random_base32()
+    return row.pending_totp_secret
 
 
-def provisioning_uri(user: User) -> str:
-    return pyotp.TOTP(user.totp_secret).provisioning_uri(
-        name=user.email, issuer_name=current_app.config["TOTP_ISSUER"]
+def provisioning_uri(email: str, secret: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(
+        name=email, issuer_name=current_app.config["TOTP_ISSUER"]
     )
 
 
-def qr_code_svg(user: User) -> Markup:
+def qr_code_svg(email: str, secret: str) -> Markup:
     """The enrolment QR code as inline SVG, drawn here (no network, no image host)."""
-    svg = segno.make(provisioning_uri(user), error="m").svg_inline(
+    svg = segno.make(provisioning_uri(email, secret), error="m").svg_inline(
         scale=5, dark="#0b0c0c", light="#ffffff", title="QR code for your authenticator app"
     )
     return Markup(svg)  # noqa: S704 - segno's own SVG of our own URI
 
 
-def finish_enrolment(user: User, code: str) -> list[str] | None:
-    """Turn the second factor on if `code` matches the secret; the new recovery codes
-    (to show once), or None for a wrong code."""
-    if not verify_totp(user, code):
+def finish_enrolment(row: UserSession, user: User, code: str) -> list[str] | None:
+    """Turn the second factor on if `code` matches the session's secret; the new
+    recovery codes (to show once), or None for a wrong code."""
+    secret = row.pending_totp_secret
+    step = _matching_step(secret, code) if secret else None
+    if step is None:
         return None
+    user.totp_secret = secret
+    user.totp_last_step = step  # the code that proved it cannot sign in again
     user.totp_enabled_at = utcnow()
+    row.pending_totp_secret = None
     record_audit("mfa.enrolled", actor=user, target_type="user", target_id=user.id)
     return replace_recovery_codes(user)
 
@@ -86,29 +93,41 @@ def remove_second_factor(user: User, *, by: User, reason: str) -> None:
 # --- Codes ---------------------------------------------------------------------------
 
 
-def verify_totp(user: User, code: str) -> bool:
-    """Whether `code` is valid now and was never used before (claims its time step)."""
+def _matching_step(secret: str, code: str) -> int | None:
+    """The time step (now, or one either side) whose code is `code`, if any."""
     code = normalise_code(code)
-    if user.totp_secret is None or not TOTP_CODE.match(code):
-        return False
-    totp = pyotp.TOTP(user.totp_secret)
-    now = utcnow()
-    current = totp.timecode(now)
+    if not TOTP_CODE.match(code):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(utcnow())
     for step in (current, current - 1, current + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code):
-            claimed = db.session.execute(
-                update(User)
-                .where(
-                    User.id == user.id,
-                    or_(User.totp_last_step.is_(None), User.totp_last_step < step),
-                )
-                .values(totp_last_step=step)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if claimed:
-                set_committed_value(user, "totp_last_step", step)
-            return bool(claimed)
-    return False
+        if hmac.compare_digest(totp.generate_otp(step).encode(), code.encode()):
+            return step
+    return None
+
+
+def verify_totp(user: User, code: str) -> bool:
+    """Whether `code` is valid now and was never used before (claims its time step).
+
+    The claim is one conditional UPDATE that also checks the secret is still the one
+    the code was checked against, so a reset committed meanwhile wins."""
+    secret = user.totp_secret
+    step = _matching_step(secret, code) if secret and user.has_second_factor else None
+    if step is None:
+        return False
+    claimed = db.session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            User.totp_secret == secret,
+            or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed:
+        set_committed_value(user, "totp_last_step", step)
+    return bool(claimed)
 
 
 def _code_hash(code: str) -> str:

@@ -12,7 +12,11 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select, update
 
 from portal.accounts.passwords import hash_password, verify_password
-from portal.accounts.second_factor import check_second_factor, remove_second_factor
+from portal.accounts.second_factor import (
+    check_second_factor,
+    remove_second_factor,
+    verify_totp,
+)
 from portal.accounts.sessions import end_all_sessions, token_digest
 from portal.accounts.throttling import (
     Wait,
@@ -54,7 +58,8 @@ class SignInThrottled(SignInRefused):
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    # Lower-casing can lengthen text ("İ" becomes two characters): cut to the column.
+    return email.strip().lower()[:254]
 
 
 def authenticate(email: str, password: str, address: str) -> User:
@@ -103,6 +108,30 @@ def verify_second_factor(user: User, code: str, address: str) -> str:
     return kind
 
 
+def confirm_code(user: User, code: str, address: str) -> None:
+    """A signed-in user proves they still hold their app before changing their second
+    factor; throttled and counted like any other code. SignInRefused when wrong."""
+    wait = wait_before_attempt(AttemptKind.SECOND_FACTOR, user.email, address)
+    if wait:
+        raise SignInThrottled(wait)
+    right = verify_totp(user, code)
+    record_attempt(AttemptKind.SECOND_FACTOR, user.email, address, succeeded=right)
+    if not right:
+        raise SignInRefused(WRONG_CODE_ERROR)
+
+
+def confirm_password(user: User, password: str, address: str) -> None:
+    """A signed-in user re-enters their password (to change it); throttled and counted
+    like a sign-in. SignInRefused when wrong."""
+    wait = wait_before_attempt(AttemptKind.PASSWORD, user.email, address)
+    if wait:
+        raise SignInThrottled(wait)
+    right, _rehash = verify_password(user.password_hash, password)
+    record_attempt(AttemptKind.PASSWORD, user.email, address, succeeded=right)
+    if not right:
+        raise SignInRefused("Your current password is not right.")
+
+
 def _audit_sign_in(user: User | None, *, succeeded: bool, **detail: str) -> None:
     record_audit(
         "sign_in.succeeded" if succeeded else "sign_in.failed",
@@ -124,30 +153,38 @@ def set_password(user: User, password: str, *, by: User, reason: str) -> None:
     """Store a new password, end every session of the user and tell them by email."""
     user.password_hash = hash_password(password)
     end_all_sessions(user, by=by, reason=reason)
+    _revoke_password_resets(user)
     record_audit("password.changed", actor=by, target_type="user", target_id=user.id, how=reason)
     send_password_changed_notice(user)
 
 
-def _other_active_admins(user: User) -> int:
-    return db.session.scalar(
-        select(func.count(User.id)).where(
-            User.role == Role.ADMIN,
-            User.enabled.is_(True),
-            User.password_hash.is_not(None),
-            User.id != user.id,
-        )
-    )
+ACTIVE_ADMIN = (User.role == Role.ADMIN, User.enabled.is_(True), User.password_hash.is_not(None))
+LAST_ADMIN = "This is the last active admin: enable, invite or promote another admin first."
+
+
+def _lock_admins() -> None:
+    """Take the admin rows first (PostgreSQL), so two admins disabling or demoting each
+    other at once run one after the other."""
+    db.session.execute(select(User.id).where(*ACTIVE_ADMIN).with_for_update()).all()
+
+
+def _check_an_admin_remains() -> None:
+    """After the change, inside its transaction: at least one active admin is left
+    (on SQLite the write lock taken by the change orders racing transactions)."""
+    db.session.flush()
+    if not db.session.scalar(select(func.count(User.id)).where(*ACTIVE_ADMIN)):
+        raise AccountChangeRefused(LAST_ADMIN)
 
 
 def set_enabled(user: User, enabled: bool, *, by: User) -> None:
     """Disable (ending every session at once) or re-enable an account."""
-    if not enabled and user.role is Role.ADMIN and _other_active_admins(user) == 0:
-        raise AccountChangeRefused(
-            "This is the last active admin: enable or invite another admin first."
-        )
     if user.enabled == enabled:
         return
+    if user.role is Role.ADMIN:
+        _lock_admins()
     user.enabled = enabled
+    if not enabled and user.role is Role.ADMIN:
+        _check_an_admin_remains()
     record_audit(
         "user.enabled" if enabled else "user.disabled",
         actor=by,
@@ -163,19 +200,22 @@ def change_role(user: User, role: Role, *, by: User) -> None:
     """Give a member of staff another staff role; their sessions end at once."""
     if user.is_partner_user or role not in STAFF_ROLES:
         raise AccountChangeRefused("Only staff roles can be changed here.")
-    if user.role is Role.ADMIN and role is not Role.ADMIN and _other_active_admins(user) == 0:
-        raise AccountChangeRefused("This is the last active admin: make another admin first.")
     if user.role is role:
         return
+    was = user.role
+    if was is Role.ADMIN:
+        _lock_admins()
+    user.role = role
+    if was is Role.ADMIN:
+        _check_an_admin_remains()
     record_audit(
         "user.role_changed",
         actor=by,
         target_type="user",
         target_id=user.id,
-        from_role=user.role.value,
+        from_role=was.value,
         to_role=role.value,
     )
-    user.role = role
     end_all_sessions(user, by=by, reason="role_changed")
 
 
@@ -216,11 +256,16 @@ def request_password_reset(email: str, address: str) -> None:
     """Email a reset link if `email` belongs to an active account (the caller answers
     the same either way). Per-address abuse is the caller's 429; per-email, a fourth
     request within the hour sends nothing more."""
-    email = normalise_email(email)[:254]
+    email = normalise_email(email)
     user = db.session.scalar(select(User).where(User.email == email))
+    config = current_app.config
+    # Counted per email and address, so someone else asking for your address cannot
+    # use up your own requests; a higher cap per email stops mail bombing.
     within_limit = (
-        recent_requests(AttemptKind.PASSWORD_RESET, email=email)
-        < current_app.config["PASSWORD_RESET_PER_EMAIL_HOURLY"]
+        recent_requests(AttemptKind.PASSWORD_RESET, email=email, address=address)
+        < config["PASSWORD_RESET_PER_EMAIL_HOURLY"]
+        and recent_requests(AttemptKind.PASSWORD_RESET, email=email)
+        < config["PASSWORD_RESET_PER_EMAIL_ALL_ADDRESSES_HOURLY"]
     )
     sent = within_limit and user is not None and user.is_active
     record_attempt(AttemptKind.PASSWORD_RESET, email, address, succeeded=sent)
@@ -290,11 +335,29 @@ def load_password_reset(token: str) -> PasswordReset:
     return reset
 
 
-def complete_password_reset(reset: PasswordReset, password: str) -> User:
-    """Use the link up and set the password; every session of the user ends."""
-    reset.used_at = utcnow()
+def complete_password_reset(reset: PasswordReset, password: str, address: str) -> User:
+    """Use the link up and set the password; every session of the user ends.
+
+    The link is spent by one conditional UPDATE, so two submissions racing with the
+    same link cannot both change the password (ResetInvalid for the loser)."""
+    now = utcnow()
+    spent = db.session.execute(
+        update(PasswordReset)
+        .where(
+            PasswordReset.id == reset.id,
+            PasswordReset.used_at.is_(None),
+            PasswordReset.revoked_at.is_(None),
+            PasswordReset.expires_at > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not spent:
+        raise ResetInvalid("This link was already used. Ask for a new one if you need to.")
     user = reset.user
     set_password(user, password, by=user, reason="reset")
+    # Proving the mailbox makes this address one the account is known to use.
+    record_attempt(AttemptKind.PASSWORD, user.email, address, succeeded=True)
     record_audit("password.reset_completed", actor=user, target_type="user", target_id=user.id)
     return user
 

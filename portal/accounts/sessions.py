@@ -229,11 +229,20 @@ def start_session(user: User, *, authenticated: bool) -> None:
         user.last_sign_in_at = utcnow()
 
 
+class PendingSessionGone(Exception):
+    """The half-signed-in session ended meanwhile (an admin reset or disable)."""
+
+
 def complete_second_factor(row: UserSession) -> None:
     """The second factor was given: the pending session becomes a signed-in one, under a
-    new token and with the full lifetime."""
+    new token and with the full lifetime. The pending row is deleted conditionally: if
+    it went meanwhile, no signed-in session is made from it."""
     user = db.session.get(User, row.user_id)
-    db.session.delete(row)
+    gone = db.session.execute(
+        delete(UserSession).where(UserSession.id == row.id, UserSession.authenticated.is_(False))
+    ).rowcount
+    if gone != 1 or not user.is_active:
+        raise PendingSessionGone()
     g.pop("pending_session", None)
     g.new_session_token = create_session_row(user, authenticated=True)
     user.last_sign_in_at = utcnow()

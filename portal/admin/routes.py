@@ -183,7 +183,7 @@ def _account_or_404(user_id: int) -> User:
     return user
 
 
-@bp.get("/users/<int:user_id>")
+@bp.get("/users/<id:user_id>")
 @roles_required(Role.ADMIN)
 def user(user_id: int):
     """One account: its state, role, second factor and signed-in sessions."""
@@ -212,7 +212,7 @@ def _account_change(user_id: int, change, done: str):
     return redirect(url_for("admin.user", user_id=user_id))
 
 
-@bp.post("/users/<int:user_id>/disable")
+@bp.post("/users/<id:user_id>/disable")
 @roles_required(Role.ADMIN)
 def disable_user(user_id: int):
     """Disable an account: it cannot sign in, and its sessions end now."""
@@ -223,7 +223,7 @@ def disable_user(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/enable")
+@bp.post("/users/<id:user_id>/enable")
 @roles_required(Role.ADMIN)
 def enable_user(user_id: int):
     """Let a disabled account sign in again."""
@@ -234,7 +234,7 @@ def enable_user(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/role")
+@bp.post("/users/<id:user_id>/role")
 @roles_required(Role.ADMIN)
 def change_user_role(user_id: int):
     """Give a member of staff another role (their sessions end)."""
@@ -248,7 +248,7 @@ def change_user_role(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/second-factor/reset")
+@bp.post("/users/<id:user_id>/second-factor/reset")
 @roles_required(Role.ADMIN)
 def reset_user_second_factor(user_id: int):
     """Clear a user's second factor (a lost phone); they set it up at next sign-in."""
@@ -259,7 +259,7 @@ def reset_user_second_factor(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/sessions/end-all")
+@bp.post("/users/<id:user_id>/sessions/end-all")
 @roles_required(Role.ADMIN)
 def end_user_sessions(user_id: int):
     """Sign a user out everywhere."""
@@ -270,7 +270,7 @@ def end_user_sessions(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/sessions/<int:session_id>/end")
+@bp.post("/users/<id:user_id>/sessions/<id:session_id>/end")
 @roles_required(Role.ADMIN)
 def end_user_session(user_id: int, session_id: int):
     """End one of a user's sessions."""
@@ -284,14 +284,17 @@ def end_user_session(user_id: int, session_id: int):
     )
 
 
-@bp.post("/partners/<int:partner_id>/second-factor")
+@bp.post("/partners/<id:partner_id>/second-factor")
 @roles_required(Role.ADMIN)
 def partner_second_factor(partner_id: int):
     """Require (or stop requiring) a second factor for a partner's users."""
     record = db.session.get(Partner, partner_id)
     if record is None:
         abort(404)
-    required = request.form.get("required") == "yes"
+    choice = request.form.get("required")
+    if choice not in ("yes", "no"):
+        abort(400)
+    required = choice == "yes"
     ended = require_second_factor_for_partner(record, required, by=current_user)
     db.session.commit()
     if required:

@@ -164,6 +164,8 @@ class UserSession(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
     user_agent: Mapped[str] = mapped_column(String(255), default="")
     address: Mapped[str] = mapped_column(String(64), default="")
+    # The authenticator secret this session is setting up, until a code confirms it.
+    pending_totp_secret: Mapped[str | None] = mapped_column(String(64))
 
     user: Mapped[User] = relationship(lazy="raise")
 

@@ -178,3 +178,19 @@ def test_changing_your_password_needs_the_current_one_and_signs_out_other_device
     assert laptop.get("/referrals/").status_code == 200  # this browser carries on
     assert phone.get("/referrals/").status_code == 302  # every other one is out
     assert mails_to(app, desk.partner_a)[-1].subject == "Your referral portal password was changed"
+
+
+def test_someone_elses_requests_do_not_use_up_yours(app, client, desk):
+    for _ in range(4):
+        ask_for_reset(client, desk.partner_a, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert len(mails_to(app, desk.partner_a)) == 3
+    ask_for_reset(client, desk.partner_a, environ_base={"REMOTE_ADDR": "10.0.0.5"})
+    assert len(mails_to(app, desk.partner_a)) == 4  # the office's own request still sends
+
+
+def test_control_characters_in_an_email_are_a_form_error(client, desk):
+    for path in ("/sign-in", "/password/forgot"):
+        response = client.post(path, data={"email": "office\x00@alpha.example", "password": "x"})
+        assert response.status_code in (401, 422), path
+    long_dotted = "İ" * 254
+    assert client.post("/sign-in", data={"email": long_dotted, "password": "x"}).status_code == 401

@@ -197,3 +197,59 @@ def test_new_recovery_codes_need_a_current_code(app, client_for, desk):
         code = totp_code(desk.intake)
     fresh = intake.post("/account/recovery-codes", data={"code": code})
     assert len(re.findall(r"<li><code>", fresh.get_data(as_text=True))) == 10
+
+
+def test_someone_else_with_the_password_never_sees_the_secret_being_set_up(
+    app, client, client_for, desk
+):
+    from tests.conftest import PortalClient
+
+    client_for(desk.admin).post(f"/admin/users/{account(app, desk.intake).id}/second-factor/reset")
+    attacker = PortalClient(app, app.response_class, use_cookies=True)
+    secrets_seen = []
+    for browser in (client, attacker):
+        password_step(browser, desk.intake)
+        html = browser.get("/sign-in/set-up-code").get_data(as_text=True)
+        secrets_seen.append(re.search(r'id="totp-secret">([A-Z2-7]+)<', html).group(1))
+    mine, theirs = secrets_seen
+    assert mine != theirs
+    confirmed = client.post("/sign-in/set-up-code", data={"code": pyotp.TOTP(mine).now()})
+    assert confirmed.status_code == 200
+    # The attacker's secret was never confirmed, so it signs nobody in.
+    late = PortalClient(app, app.response_class, use_cookies=True)
+    password_step(late, desk.intake)
+    later = utcnow() + timedelta(seconds=30)
+    assert enter_code(late, pyotp.TOTP(theirs).at(later)).status_code == 401
+
+
+def test_odd_codes_are_refused_not_errors(app, client, desk):
+    password_step(client, desk.intake)
+    for code in ("١٢٣٤٥٦", "１２３４５６", "12345\u0000", "x" * 40, "é" * 10):
+        assert enter_code(client, code).status_code in (401, 422), code
+
+
+def test_code_checks_inside_a_session_are_throttled_too(app, client_for, desk):
+    intake = client_for(desk.intake)
+    start = utcnow()
+    with frozen_at(start):
+        for _ in range(6):
+            intake.post("/account/recovery-codes", data={"code": "000000"})
+        with app.app_context():
+            code = totp_code(desk.intake)
+        refused = intake.post("/account/recovery-codes", data={"code": code}, follow_redirects=True)
+    assert "Too many attempts" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(RecoveryCode).count() == 0
+
+
+def test_ids_too_large_for_the_database_are_not_found(client_for, desk):
+    admin = client_for(desk.admin)
+    for path in (
+        f"/admin/users/{2**63}",
+        f"/admin/users/{10**30}",
+        "/admin/users/-1",
+        f"/admin/users/1/sessions/{2**64}/end",
+    ):
+        method = admin.post if path.endswith("/end") else admin.get
+        assert method(path).status_code == 404, path
+    assert client_for(desk.intake).post(f"/account/sessions/{10**25}/end").status_code == 404
