@@ -63,10 +63,6 @@ class NewPasswordForm(FlaskForm):
             raise ValidationError(problems[0])
 
 
-# Kept under its old name: invitations set a first password with it.
-SetPasswordForm = NewPasswordForm
-
-
 class ChangePasswordForm(NewPasswordForm):
     current_password = PasswordField(
         "Current password", validators=[DataRequired(message="Enter your current password.")]

@@ -121,3 +121,22 @@ def test_partner_success_sees_statuses_and_counts_but_no_clinical_free_text(app,
         assert private not in success_view, private
     assert "Patient anxious" in clinical_view and "Echocardiogram report" in clinical_view
     assert "Needs information" in success_view and "item" in success_view
+
+
+def test_session_lists_cost_the_same_however_many_sessions(app, client_for, desk, count_queries):
+    admin = client_for(desk.admin)
+    partner = client_for(desk.partner_a)
+    pages = (partner, "/account"), (admin, f"/admin/users/{account_id(app, desk.partner_a)}")
+    few = []
+    for client, path in pages:
+        with count_queries() as counted:
+            assert client.get(path).status_code == 200
+        few.append(counted.count)
+    for _ in range(6):
+        client_for(desk.partner_a)
+    for (client, path), before in zip(pages, few, strict=True):
+        with count_queries() as counted:
+            assert client.get(path).status_code == 200
+        # The session (1), the page's own reads (sessions, recovery codes or the
+        # account): no statement per listed session.
+        assert counted.count == before <= 4, (path, counted.count)
