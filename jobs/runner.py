@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Callable
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from flask import Flask
 from jobs import followups, maintenance, outbox, scorecard, sla
 from jobs.locking import needs_single_runner, wait_for_single_runner_lock
 from portal import create_app
+from portal.logging_config import configure_logging
 
 log = logging.getLogger("jobs")
 
@@ -65,16 +67,18 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    # Our own lines (ids and counts, never patient data); APScheduler's only when wrong.
-    for name in ("jobs", "portal"):
-        logging.getLogger(name).setLevel(logging.INFO)
     app = create_app()
+    # The web's format; our own lines (ids and counts, never patient data) at LOG_LEVEL,
+    # APScheduler's only when something is wrong.
+    configure_logging(app, process="jobs")
     lock = wait_for_single_runner_lock(app) if needs_single_runner(app) else None
     scheduler = build_scheduler(app)
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    # The handler runs on the main thread, which may be holding the scheduler's lock
+    # at that instant (shutdown() from here could wait for itself): stop from a thread.
+    signal.signal(
+        signal.SIGTERM,
+        lambda *_: threading.Thread(target=scheduler.shutdown, kwargs={"wait": False}).start(),
+    )
     log.info("jobs process started with %d jobs", len(scheduler.get_jobs()))
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()

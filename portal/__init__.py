@@ -6,6 +6,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import Config, config_from_environment
+from portal.logging_config import configure_logging
 
 
 def create_app(config: type[Config] | None = None, **overrides: object) -> Flask:
@@ -20,7 +21,9 @@ def create_app(config: type[Config] | None = None, **overrides: object) -> Flask
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
     config.check(app.config)
 
+    configure_logging(app)
     configure_proxy(app)
+    configure_request_ids(app)
     configure_converters(app)
     configure_extensions(app)
     configure_security(app)
@@ -35,6 +38,12 @@ def configure_proxy(app: Flask) -> None:
     hops = app.config["TRUSTED_PROXY_COUNT"]
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+def configure_request_ids(app: Flask) -> None:
+    from portal.request_ids import install_request_ids
+
+    install_request_ids(app)
 
 
 def configure_converters(app: Flask) -> None:

@@ -34,6 +34,10 @@ class Config:
     PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
     # Number of reverse proxies in front of the portal whose X-Forwarded-* to trust.
     TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+    # Log lines: "text" for people, "json" (one object a line) for log shippers. The
+    # level is the portal's own loggers' (and gunicorn's); libraries log warnings only.
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 
     # Signing in makes a server-side session (a `user_session` row); its cookie carries
     # only a random token. Flask's own signed cookie holds nothing that signs anyone in:

@@ -30,10 +30,14 @@ def default_sqlite_url(instance_path: str) -> str:
 
 
 def build_engine(url: str) -> Engine:
-    """An engine for `url`, with SQLite tuned for a small web server plus a jobs process."""
+    """An engine for `url`, with SQLite tuned for a small web server plus a jobs process.
+
+    `hide_parameters`: a failed statement's message (which reaches the log with its
+    traceback) never carries its values: they are patients' names and dates of birth.
+    """
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -49,6 +53,7 @@ def build_engine(url: str) -> Engine:
     # the scorecard it spent 0.7 s compiling a 1 s query.
     return create_engine(
         url,
+        hide_parameters=True,
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,

@@ -23,6 +23,6 @@ trap 'kill "$jobs_pid" 2>/dev/null || true' EXIT INT TERM
 echo
 echo "Serving the referral portal on http://127.0.0.1:8000 (Ctrl-C to stop)"
 echo "Every message the portal writes: http://127.0.0.1:8000/dev/outbox"
-# Access logs carry the path only (%(U)s): never query strings.
-.venv/bin/gunicorn --bind 127.0.0.1:8000 --workers 2 --threads 4 \
-  --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms' wsgi:app
+# 127.0.0.1:8000, 2 workers of 4 threads; access lines carry the path with link tokens
+# redacted, never query strings (gunicorn.conf.py). LOG_FORMAT=json for log shippers.
+.venv/bin/gunicorn -c gunicorn.conf.py wsgi:app
