@@ -25,6 +25,17 @@ class Period:
             return self.first_day.strftime("%B %Y")
         return f"{self.first_day.strftime('%d %b %Y')} to {self.last_day.strftime('%d %b %Y')}"
 
+    @property
+    def arguments(self) -> dict[str, str]:
+        """The query arguments that ask for exactly this period (for links)."""
+        if self.kind == "custom":
+            return {
+                "period": "custom",
+                "start": self.first_day.isoformat(),
+                "end": self.last_day.isoformat(),
+            }
+        return {"period": self.kind, "on": self.first_day.isoformat()}
+
     def scope(self, partner_id: int | None = None) -> Scope:
         return Scope(
             _midnight(self.first_day), _midnight(self.last_day + timedelta(days=1)), partner_id
@@ -60,22 +71,25 @@ def weeks_ending(period: Period, count: int = 12) -> list[Period]:
     return [week_of(last.first_day - timedelta(weeks=n)) for n in range(count - 1, -1, -1)]
 
 
-def parse_period(args, default: Period | None = None) -> Period:
-    """The period a request asks for (?period=week|month|custom&on=...&start=&end=)."""
-    kind = args.get("period", "")
+PERIOD_KINDS = ("week", "month", "custom")
+LONGEST_CUSTOM_RANGE = timedelta(days=3 * 366)
 
-    def day(name: str) -> date | None:
-        try:
-            return date.fromisoformat(args.get(name, ""))
-        except ValueError:
-            return None
 
+def parse_period(
+    kind: str,
+    *,
+    on: date | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    default: Period | None = None,
+) -> Period:
+    """The period a request asks for (?period=week|month|custom&on=...&start=&end=), from
+    values already parsed and bounded at the boundary (portal.query_args). A custom range
+    that runs backwards or spans more than three years is the default instead."""
     if kind == "week":
-        return week_of(day("on") or today() - timedelta(days=7))
+        return week_of(on or today() - timedelta(days=7))
     if kind == "month":
-        return month_of(day("on") or today().replace(day=1) - timedelta(days=1))
-    if kind == "custom":
-        start, end = day("start"), day("end")
-        if start and end and start <= end and (end - start).days <= 3 * 366:
-            return Period("custom", start, end)
+        return month_of(on or today().replace(day=1) - timedelta(days=1))
+    if kind == "custom" and start and end and start <= end <= start + LONGEST_CUSTOM_RANGE:
+        return Period("custom", start, end)
     return default or last_complete_week()

@@ -1,191 +1,104 @@
 """A whole scorecard for one period: the figures, the tables and the 12-week trends.
 
 The page, the CSV downloads and the weekly email all read this one structure, so a
-CSV always matches its page.
+CSV always matches its page: a `Table` holds raw typed values (hours and percentages as
+numbers, weeks as dates, None for nothing) under the columns declared in `tables`. The
+CSV writes them as they are; the page and the email show them through `display`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
+from portal.exports import Column, Kind
 from portal.scorecard import metrics
 from portal.scorecard.concurrency import side_by_side
 from portal.scorecard.periods import Period, weeks_ending
+from portal.scorecard.tables import TREND_FIGURES, TRENDS, ScorecardTable, tables_for
 
 Builder = Callable[[], Any]
+NOTHING = "—"
 
 
-def percent(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.0f} %"
-
-
-def hours(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f} h"
+def display(value: object, column: Column) -> str:
+    """A value as people read it on the page: '4.2 h', '35 %', '16 Nov 2026', '—'."""
+    if value is None:
+        return NOTHING
+    if column.unit == "hours":
+        return f"{value:.1f} h"
+    if column.unit == "percent":
+        return f"{value:.0f} %"
+    if column.kind is Kind.DATE and isinstance(value, date):
+        return value.strftime("%d %b %Y")
+    if column.kind is Kind.BOOLEAN:
+        return "yes" if value else "no"
+    return str(value)
 
 
 @dataclass(frozen=True)
 class Table:
-    name: str
-    title: str
-    header: list[str]
-    rows: list[list]
+    """A declared table's rows for one period: raw values, in column order."""
+
+    spec: ScorecardTable
+    rows: list[tuple]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def title(self) -> str:
+        return self.spec.title
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.spec.columns
+
+    def figures(self) -> list[tuple[Column, object]]:
+        """(column, value) for a one-row table shown as heading: value lines."""
+        return list(zip(self.columns, self.rows[0], strict=True)) if self.rows else []
 
 
-def summary_rows(scope: metrics.Scope) -> list[list]:
-    touch = metrics.first_touch_time(scope)
-    conversion = metrics.started_care_conversion(scope)
-    incomplete = metrics.incomplete_rate(scope)
-    re_referral = metrics.re_referral_rate(scope)
-    return [
-        ["Referral to first touch, median", hours(touch.median_hours), f"{touch.touched} touched"],
-        ["Referral to first touch, 90th percentile", hours(touch.p90_hours), ""],
-        [
-            "Referral to started care",
-            percent(conversion.rate),
-            f"{conversion.completed} of {conversion.submitted}",
-        ],
-        ["Median referral cycle time", hours(metrics.median_cycle_time_hours(scope)), ""],
-        [
-            "Incomplete referral rate",
-            percent(incomplete.rate),
-            f"{incomplete.part} of {incomplete.whole}",
-        ],
-        [
-            "Partner re-referral within 30 days",
-            percent(re_referral.rate),
-            f"{re_referral.part} of {re_referral.whole} whose 30 days have passed",
-        ],
-    ]
+@dataclass(frozen=True)
+class Trend:
+    """One figure week by week, oldest first, for a chart and the trends table."""
 
-
-def scorecard_tables(period: Period, partner_id: int | None, *, staff: bool) -> list[Table]:
-    return side_by_side(_table_builders(period, partner_id, staff=staff))
+    column: Column
+    weeks: list[date]  # each week's Monday
+    values: list[float | None]
 
 
 def scorecard_report(
     period: Period, partner_id: int | None, *, staff: bool, trend_figures: int = 4
 ) -> tuple[list[Table], list[Trend]]:
-    """The tables and the trends together, every query of the page side by side."""
-    tables = _table_builders(period, partner_id, staff=staff)
-    trend_list = _trend_builders(period, partner_id, trend_figures)
-    results = side_by_side(tables + trend_list)
-    return results[: len(tables)], results[len(tables) :]
-
-
-def _table_builders(period: Period, partner_id: int | None, *, staff: bool) -> list[Builder]:
+    """The tables and the trends together, every query of the page side by side. The
+    trends table, where the page has one, is built from the charts' figures."""
+    specs = tables_for(staff=staff, partner_id=partner_id)
+    queried = [spec for spec in specs if spec.rows is not None]
     scope = period.scope(partner_id)
-    tables: list[Builder] = [
-        lambda: Table("summary", "This period", ["Figure", "Value", "Out of"], summary_rows(scope)),
-        lambda: Table(
-            "funnel", "Funnel", ["Step", "Referrals"], [list(r) for r in metrics.funnel(scope)]
-        ),
-        lambda: Table(
-            "outcomes",
-            "Outcome mix",
-            ["Outcome", "Referrals"],
-            [list(r) for r in metrics.outcome_mix(scope)],
-        ),
-        lambda: Table(
-            "not_converted",
-            "Why referrals did not start care",
-            ["Reason", "Referrals"],
-            [list(r) for r in metrics.not_converted_reasons(scope)],
-        ),
-    ]
-    if not staff:
-        return tables
-    tables += [
-        lambda: Table(
-            "breaches",
-            "Top breach reasons by stage",
-            ["Stage", "Reason", "Breaches"],
-            [list(r) for r in metrics.top_breach_reasons(scope)],
-        ),
-        lambda: Table(
-            "months",
-            "Per partner and month",
-            [
-                "Month",
-                "Partner",
-                "Referrals",
-                "Median hours to first contact",
-                "Scheduling completion",
-                "No-shows",
-                "Reschedules",
-            ],
-            [
-                [
-                    r.month,
-                    r.partner,
-                    r.referrals,
-                    hours(r.median_hours_to_first_contact),
-                    percent(r.scheduling_completion),
-                    r.no_shows,
-                    r.reschedules,
-                ]
-                for r in metrics.partner_months(scope)
-            ],
-        ),
-    ]
-    if partner_id is None:
-        tables.insert(
-            1,
-            lambda: Table(
-                "league",
-                "Partner league table (lowest conversion first)",
-                [
-                    "Partner",
-                    "Referrals",
-                    "First touch, median",
-                    "Started care",
-                    "Incomplete",
-                    "Re-referral",
-                ],
-                [
-                    [
-                        r.partner,
-                        r.referrals,
-                        hours(r.first_touch_median_hours),
-                        percent(r.conversion),
-                        percent(r.incomplete),
-                        percent(r.re_referral),
-                    ]
-                    for r in metrics.league_table(scope)
-                ],
-            ),
-        )
-    return tables
+    builders = [_table_builder(spec, scope) for spec in queried]
+    trend_list = _trend_builders(period, partner_id, trend_figures)
+    results = side_by_side(builders + trend_list)
+    built = dict(zip([spec.name for spec in queried], results[: len(builders)], strict=True))
+    trends = results[len(builders) :]
+    tables = [built[spec.name] if spec.rows is not None else trend_table(trends) for spec in specs]
+    return tables, trends
 
 
-@dataclass(frozen=True)
-class Trend:
-    title: str
-    labels: list[str]
-    values: list[float | None]
-    unit: str  # "h" or "%"
+def one_table(spec: ScorecardTable, period: Period, partner_id: int | None) -> Table:
+    """A single table (for its CSV), running only its own queries."""
+    if spec.rows is None:
+        return trend_table(trends(period, partner_id))
+    return _table_builder(spec, period.scope(partner_id))()
 
 
-# The trend figures, headline first: (title, per-cohort values, unit).
-TREND_FIGURES = (
-    (
-        "First touch, median (hours)",
-        lambda c: [t.median_hours for t in metrics.first_touch_by_cohort(c)],
-        "h",
-    ),
-    ("Started care (%)", lambda c: [_pct(x.rate) for x in metrics.conversion_by_cohort(c)], "%"),
-    (
-        "Incomplete referrals (%)",
-        lambda c: [_pct(x.rate) for x in metrics.incomplete_by_cohort(c)],
-        "%",
-    ),
-    (
-        "Re-referral within 30 days (%)",
-        lambda c: [_pct(x.rate) for x in metrics.re_referral_by_cohort(c)],
-        "%",
-    ),
-)
+def _table_builder(spec: ScorecardTable, scope: metrics.Scope) -> Builder:
+    assert spec.rows is not None
+    rows = spec.rows
+    return lambda: Table(spec, rows(scope))
 
 
 def trends(
@@ -198,22 +111,18 @@ def trends(
 def _trend_builders(period: Period, partner_id: int | None, figures: int) -> list[Builder]:
     weeks = weeks_ending(period)
     cohorts = metrics.Cohorts.of([week.scope(partner_id) for week in weeks])
-    labels = [week.first_day.strftime("%d %b") for week in weeks]
+    mondays = [week.first_day for week in weeks]
     return [
-        lambda title=title, values=values, unit=unit: Trend(title, labels, values(cohorts), unit)
-        for title, values, unit in TREND_FIGURES[:figures]
+        lambda column=column, values=values: Trend(column, mondays, values(cohorts))
+        for column, values in TREND_FIGURES[:figures]
     ]
 
 
 def trend_table(trend_list: list[Trend]) -> Table:
-    labels = trend_list[0].labels if trend_list else []
+    """The trends as a table: a row per week, a column per figure (all of them)."""
+    if [t.column for t in trend_list] != list(TRENDS.columns[1:]):
+        raise ValueError("the trends table has every trend figure, in order")
+    weeks = trend_list[0].weeks
     return Table(
-        "trends",
-        "Last 12 weeks",
-        ["Week of", *[t.title for t in trend_list]],
-        [[label, *[t.values[i] for t in trend_list]] for i, label in enumerate(labels)],
+        TRENDS, [(monday, *(t.values[i] for t in trend_list)) for i, monday in enumerate(weeks)]
     )
-
-
-def _pct(rate: float | None) -> float | None:
-    return None if rate is None else round(rate * 100, 1)

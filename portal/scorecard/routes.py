@@ -1,43 +1,61 @@
-"""The staff scorecard, its CSV downloads, and the partner's own dashboard."""
+"""The staff scorecard, its CSV downloads, the partner's own dashboard, and the data
+dictionary of every export."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, render_template
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal.accounts.sessions import roles_required
 from portal.auditing import record_audit
+from portal.exports import DICTIONARY, Export, Kind, csv_download, dictionary_rows
 from portal.extensions import db
 from portal.models import Partner, Role
-from portal.scorecard.periods import Period, parse_period, today
-from portal.scorecard.report import scorecard_report, scorecard_tables, trend_table
+from portal.query_args import choice_arg, date_arg, id_arg
+from portal.scorecard.periods import PERIOD_KINDS, Period, parse_period, today
+from portal.scorecard.report import Table, display, one_table, scorecard_report
+from portal.scorecard.tables import ScorecardTable, tables_for
 
 bp = Blueprint("scorecard", __name__)
+bp.add_app_template_filter(display, "figure")
 
 SCORECARD_ROLES = (Role.PARTNER_SUCCESS, Role.ADMIN, Role.INTAKE, Role.CLINICAL)
 
 
-def _partner_filter() -> int | None:
-    return request.args.get("partner", type=int) or None
+def _requested_period(default: Period | None = None) -> Period:
+    """The period the query string asks for, each argument parsed and bounded first."""
+    return parse_period(
+        choice_arg("period", PERIOD_KINDS),
+        on=date_arg("on"),
+        start=date_arg("start"),
+        end=date_arg("end"),
+        default=default,
+    )
 
 
-def _staff_report(period: Period, partner_id: int | None):
-    tables, trend_list = scorecard_report(period, partner_id, staff=True)
-    return tables + [trend_table(trend_list)], trend_list
+def _dashboard_period() -> Period:
+    # A partner always sees its own office. A `partner` argument is still bounded like
+    # everywhere else (a malformed one is a 400), then ignored.
+    id_arg("partner")
+    end = today()
+    return _requested_period(default=Period("custom", end - timedelta(days=89), end))
+
+
+def _download_args(period: Period, partner_id: int | None = None) -> dict:
+    """The query arguments that ask a CSV for exactly the period (and partner) shown."""
+    return {**period.arguments, "partner": partner_id}
 
 
 @bp.get("/scorecard")
 @roles_required(*SCORECARD_ROLES)
 def scorecard():
     """Where referrals leak: a week, a month or a range; all partners or one."""
-    period = parse_period(request.args)
-    partner_id = _partner_filter()
-    tables, trend_list = _staff_report(period, partner_id)
+    period = _requested_period()
+    partner_id = id_arg("partner")
+    tables, trend_list = scorecard_report(period, partner_id, staff=True)
     return render_template(
         "scorecard/scorecard.html",
         period=period,
@@ -46,6 +64,7 @@ def scorecard():
         tables=tables,
         trends=trend_list,
         today=today(),
+        download_args=_download_args(period, partner_id),
     )
 
 
@@ -53,10 +72,9 @@ def scorecard():
 @roles_required(*SCORECARD_ROLES)
 def scorecard_csv(name: str):
     """One scorecard table as CSV, for the same period and partner as the page."""
-    period = parse_period(request.args)
-    partner_id = _partner_filter()
-    tables, _trends = _staff_report(period, partner_id)
-    table = _table_or_404(tables, name)
+    period = _requested_period()
+    partner_id = id_arg("partner")
+    table = one_table(_table_or_404(name, staff=True, partner_id=partner_id), period, partner_id)
     record_audit(
         "scorecard.exported",
         actor=current_user,
@@ -66,14 +84,15 @@ def scorecard_csv(name: str):
         partner_id=partner_id,
     )
     db.session.commit()
-    return _csv(table, period)
+    partner_part = f"partner-{partner_id}" if partner_id else None
+    return _download(table, period, partner_part)
 
 
 @bp.get("/dashboard")
 @roles_required(Role.PARTNER)
 def partner_dashboard():
     """A referring office's own funnel, time to first touch and outcome mix."""
-    period = parse_period(request.args, default=_last_90_days())
+    period = _dashboard_period()
     tables, trend_list = scorecard_report(
         period, current_user.partner_id, staff=False, trend_figures=2
     )
@@ -83,6 +102,7 @@ def partner_dashboard():
         tables=tables,
         trends=trend_list,
         today=today(),
+        download_args=_download_args(period),
     )
 
 
@@ -90,33 +110,59 @@ def partner_dashboard():
 @roles_required(Role.PARTNER)
 def partner_dashboard_csv(name: str):
     """The partner's own dashboard tables as CSV."""
-    period = parse_period(request.args, default=_last_90_days())
-    tables = scorecard_tables(period, current_user.partner_id, staff=False)
-    table = _table_or_404(tables, name)
+    period = _dashboard_period()
+    partner_id = current_user.partner_id
+    table = one_table(_table_or_404(name, staff=False, partner_id=partner_id), period, partner_id)
     record_audit("dashboard.exported", actor=current_user, target_type="dashboard", target_id=name)
     db.session.commit()
-    return _csv(table, period)
+    return _download(table, period)
 
 
-def _last_90_days() -> Period:
-    end = today()
-    return Period("custom", end - timedelta(days=89), end)
+@bp.get("/exports/dictionary")
+@roles_required(*Role)
+def data_dictionary():
+    """What every column of every export you can download holds: type, unit, meaning."""
+    exports = _exports_for_current_user()
+    return render_template(
+        "scorecard/dictionary.html",
+        exports=exports,
+        rows={export.name: dictionary_rows([export]) for export in exports},
+        dictionary=DICTIONARY,
+        kinds=list(Kind),
+        source="scorecard.partner_dashboard"
+        if current_user.is_partner_user
+        else "scorecard.scorecard",
+    )
 
 
-def _table_or_404(tables, name: str):
+@bp.get("/exports/dictionary.csv")
+@roles_required(*Role)
+def data_dictionary_csv():
+    """The data dictionary as CSV, from the same declarations as the page."""
+    return csv_download(
+        DICTIONARY.columns, dictionary_rows(_exports_for_current_user()), "data-dictionary"
+    )
+
+
+def _exports_for_current_user() -> list[Export]:
+    """The exports this user can download (a partner: its dashboard's), and the
+    dictionary itself."""
+    staff = not current_user.is_partner_user
+    partner_id = None if staff else current_user.partner_id
+    return [*tables_for(staff=staff, partner_id=partner_id), DICTIONARY]
+
+
+def _table_or_404(name: str, *, staff: bool, partner_id: int | None) -> ScorecardTable:
     """The table a CSV asks for; a name that is not one is a 404, and not an export."""
-    table = next((t for t in tables if t.name == name), None)
+    table = next(
+        (t for t in tables_for(staff=staff, partner_id=partner_id) if t.name == name), None
+    )
     if table is None:
         abort(404)
     return table
 
 
-def _csv(table, period: Period) -> Response:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(table.header)
-    writer.writerows(["" if cell is None else cell for cell in row] for row in table.rows)
-    filename = f"{table.name}-{period.first_day.isoformat()}-{period.last_day.isoformat()}.csv"
-    response = Response(buffer.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+def _download(table: Table, period: Period, *more_name: str | None) -> Response:
+    return csv_download(
+        table.columns, table.rows, table.name, period.first_day, period.last_day, *more_name
+    )

@@ -11,7 +11,8 @@ from portal.extensions import db
 from portal.models import JobState
 from portal.notifications.outbox import portal_url, queue_email
 from portal.scorecard.periods import last_complete_week
-from portal.scorecard.report import summary_rows
+from portal.scorecard.report import display, one_table
+from portal.scorecard.tables import SUMMARY
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,11 @@ def send_weekly_summary() -> bool:
         recipient=current_app.config["PARTNER_SUCCESS_EMAIL"],
         template="weekly_summary",
         period=week.label,
-        rows=summary_rows(week.scope()),
-        link=portal_url("scorecard.scorecard", period="week", on=week.first_day.isoformat()),
+        rows=[
+            (column.label, display(value, column))
+            for column, value in one_table(SUMMARY, week, None).figures()
+        ],
+        link=portal_url("scorecard.scorecard", **week.arguments),
     )
     state.value = {"week": week.first_day.isoformat()}
     state.updated_at = utcnow()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import select
 
 from portal.clock import frozen_at
+from portal.exports import Kind
 from portal.extensions import db
 from portal.models import AuditEntry, OutboxMessage, Status
+from portal.scorecard.report import display
+from portal.scorecard.tables import TABLES
 from portal.scorecard.tasks import send_weekly_summary
 from tests.fixtures.desk import make_referral
 
@@ -28,7 +32,20 @@ def history(app, desk):
 
 
 def rows_of(response) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    return list(csv.reader(io.StringIO(response.get_data(as_text=True).removeprefix("\ufeff"))))
+
+
+def read_back(cell: str, column):
+    """A CSV cell as the typed value the page formatted."""
+    if cell == "":
+        return None
+    if column.kind is Kind.INTEGER:
+        return int(cell)
+    if column.kind is Kind.NUMBER:
+        return float(cell)
+    if column.kind is Kind.DATE:
+        return date.fromisoformat(cell)
+    return cell
 
 
 def test_staff_scorecard_shows_every_table_and_charts(client_for, desk, history):
@@ -47,25 +64,21 @@ def test_staff_scorecard_shows_every_table_and_charts(client_for, desk, history)
 
 
 def test_every_csv_matches_its_table_on_the_page(client_for, desk, history):
+    """The CSV holds raw values under typed headers; shown as the page shows them, each
+    is a cell of the same table on the page."""
     client = client_for(desk.success)
     page = client.get(f"/scorecard?{history}").get_data(as_text=True)
-    for name in (
-        "summary",
-        "league",
-        "funnel",
-        "outcomes",
-        "not_converted",
-        "breaches",
-        "months",
-        "trends",
-    ):
-        response = client.get(f"/scorecard/{name}.csv?{history}")
+    for table in TABLES:
+        response = client.get(f"/scorecard/{table.name}.csv?{history}")
         assert response.status_code == 200 and response.mimetype == "text/csv"
         assert "attachment" in response.headers["Content-Disposition"]
-        for row in rows_of(response)[1:]:
-            for cell in row:
-                if cell:
-                    assert cell.replace("'", "&#39;") in page, (name, cell)
+        header, *rows = rows_of(response)
+        assert header == [column.name for column in table.columns]
+        section = page.split(f'id="table-{table.name}"')[1].split("</section>")[0]
+        for row in rows:
+            for column, cell in zip(table.columns, row, strict=True):
+                shown = escape(display(read_back(cell, column), column))
+                assert f"<td>{shown}</td>" in section, (table.name, column.name, cell)
     funnel = rows_of(client.get(f"/scorecard/funnel.csv?{history}"))
     assert funnel[1] == ["Received", "3"]
 
