@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import BaseConverter, IntegerConverter
 
 BIGGEST_ID = 2**63 - 1  # a BIGINT on PostgreSQL, an INTEGER on SQLite
 
@@ -15,5 +15,20 @@ class IdConverter(IntegerConverter):
         super().__init__(map, min=1, max=BIGGEST_ID)
 
 
+class ReferenceConverter(BaseConverter):
+    """`<ref:name>`: a referral reference such as R-7K3M-9QXD. Anything else is a 404
+    before any query (PostgreSQL cannot even compare a string holding NUL)."""
+
+    regex = r"R-[0-9A-Z]{4}-[0-9A-Z]{4}"
+
+
+class TokenConverter(BaseConverter):
+    """`<token:name>`: a signed token (URL-safe base64 and dots), at most 400 characters."""
+
+    regex = r"[A-Za-z0-9_.\-]{1,400}"
+
+
 def install_converters(app) -> None:
     app.url_map.converters["id"] = IdConverter
+    app.url_map.converters["ref"] = ReferenceConverter
+    app.url_map.converters["token"] = TokenConverter

@@ -1,36 +1,210 @@
-"""Error pages that say what happened and never echo request data."""
+"""Error pages: what happened, what to do next, and a reference that matches a log line.
+
+Every HTTP error the portal raises or meets (400 to 500) is rendered here in one of
+three shapes, chosen by who asked:
+- patients on a signed-link page get the practice's page in plain language, with its
+  phone number and nothing about the referral;
+- htmx requests get a fragment the page shows in its alert region (portal.js);
+- everyone else gets the portal's page.
+
+Messages never echo what the request carried. A 400's own description is shown: the
+portal writes those (query_args, abort(400, description=...)), never the client.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
+
+from portal.extensions import db
+from portal.request_ids import current_request_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ErrorCopy:
+    title: str
+    message: str
+    next_step: str
+
+
+STAFF_COPY = {
+    400: ErrorCopy(
+        "Sorry, we could not use that request",
+        "Something in the request was not in a form the portal accepts.",
+        "Go back, check what you entered and try again.",
+    ),
+    403: ErrorCopy(
+        "You cannot do this",
+        "Your account does not allow this.",
+        "If you think it should, ask your portal administrator.",
+    ),
+    404: ErrorCopy(
+        "Page not found",
+        "There is nothing here, or you cannot see it.",
+        "If you typed the web address, check it. If you followed a link, start again "
+        "from the start page.",
+    ),
+    405: ErrorCopy(
+        "That cannot be done from here",
+        "This page does not accept that kind of request.",
+        "Go back and use the buttons on the page.",
+    ),
+    410: ErrorCopy(
+        "This page has gone",
+        "What was here has expired or been removed.",
+        "Start again from the start page.",
+    ),
+    413: ErrorCopy(
+        "Upload too large",
+        "The files you sent are too large together.",
+        "Send fewer or smaller documents.",
+    ),
+    429: ErrorCopy(
+        "Too many attempts",
+        "There have been too many tries in a short time.",
+        "Wait a little and try again.",
+    ),
+    500: ErrorCopy(
+        "Sorry, there is a problem with the service",
+        "The portal could not finish what you asked. What you were doing was not saved.",
+        "Try again in a few minutes. If it keeps happening, tell your portal "
+        "administrator the reference below.",
+    ),
+}
+CSRF_COPY = ErrorCopy(
+    "The form expired",
+    "For your security the form could not be accepted.",
+    "Go back, reload the page and try again.",
+)
+
+# Patients read these on a phone, often once: short sentences, and a phone number.
+PATIENT_COPY = {
+    400: ErrorCopy(
+        "Sorry, please try again",
+        "We could not read what was sent.",
+        "Go back, reload the page and try again.",
+    ),
+    404: ErrorCopy(
+        "This page does not work",
+        "Check that you opened the whole link from our message.",
+        "If it still does not work, call us.",
+    ),
+    429: ErrorCopy(
+        "Please wait a moment",
+        "There have been too many tries in a short time.",
+        "Wait a minute and try again, or call us.",
+    ),
+    500: ErrorCopy(
+        "Sorry, something went wrong on our side",
+        "Your answer was not saved.",
+        "Try again in a few minutes, or call us.",
+    ),
+}
+PATIENT_CSRF_COPY = ErrorCopy(
+    "Sorry, please try again",
+    "The page was open for a long time, so for your security we could not accept it.",
+    "Go back, reload the page and try again.",
+)
+
+
+def _is_patient_page() -> bool:
+    # By path, not blueprint: a mangled link (a trailing ")" or a token cut short) or a
+    # wrong method matches no patient route, yet it is a patient who opened it.
+    return request.path.startswith("/p/")
+
+
+def _copy_for(error: HTTPException) -> ErrorCopy:
+    code = error.code or 500
+    if _is_patient_page():
+        if isinstance(error, CSRFError):
+            return PATIENT_CSRF_COPY
+        return PATIENT_COPY.get(code) or PATIENT_COPY[400 if code < 500 else 500]
+    if isinstance(error, CSRFError):
+        return CSRF_COPY
+    copy = STAFF_COPY.get(code) or STAFF_COPY[400 if code < 500 else 500]
+    if code == 400 and _portal_description(error):
+        return ErrorCopy(copy.title, error.description, copy.next_step)
+    return copy
+
+
+def _portal_description(error: HTTPException) -> bool:
+    """A 400 whose description the portal wrote (not Werkzeug's generic sentence)."""
+    return (
+        isinstance(error, BadRequest)
+        and not isinstance(error, CSRFError)
+        and bool(error.description)
+        and error.description != BadRequest.description
+    )
+
+
+def render_error(error: HTTPException):
+    """The page (or fragment) for `error`, with its status and headers."""
+    code = error.code or 500
+    context = {"code": code, "copy": _copy_for(error)}
+    if _is_patient_page():
+        template = "patients/error.html"
+        context["phone"] = current_app.config["PRACTICE_PHONE"]
+    elif request.headers.get("HX-Request") == "true":
+        template = "errors/_fragment.html"
+    else:
+        template = "errors/server_error.html" if code >= 500 else "errors/error.html"
+    headers = {}
+    if code == 405 and getattr(error, "valid_methods", None):
+        headers["Allow"] = ", ".join(error.valid_methods)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if code >= 500:
+        return _render_without_database(template, context), code, headers
+    return render_template(template, **context), code, headers
+
+
+def _render_without_database(template: str, context: dict) -> str:
+    """Render with the template alone: no context processors, no signed-in user, so a
+    page still comes out when the database is what failed; if even that fails, a line
+    of HTML with the reference."""
+    request_id = current_request_id()
+    try:
+        return current_app.jinja_env.get_template(template).render(
+            request_id=request_id, **context
+        )
+    except Exception:
+        log.exception("the error page could not be rendered")
+        return (
+            "<!doctype html><html lang=en><title>Error</title>"
+            "<h1>Sorry, there is a problem with the service</h1>"
+            f"<p>Try again in a few minutes. Reference: {escape(request_id or '')}</p></html>"
+        )
 
 
 def install_error_handlers(app: Flask) -> None:
-    def page(code: int, title: str, message: str):
-        return render_template("errors/error.html", code=code, title=title, message=message), code
+    # Flask hands redirects raised with abort(redirect(...)) and routing redirects
+    # back to the client itself; only real errors reach these handlers.
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        return render_error(error)
 
-    @app.errorhandler(403)
-    def forbidden(_error):
-        return page(403, "Not allowed", "Your account cannot do this.")
-
-    @app.errorhandler(404)
-    def not_found(_error):
-        return page(404, "Page not found", "There is nothing here, or you cannot see it.")
-
-    @app.errorhandler(413)
-    def too_large(_error):
-        return page(
-            413,
-            "Upload too large",
-            "The files you sent are too large together. Send fewer or smaller documents.",
+    @app.errorhandler(InternalServerError)
+    def server_error(error: InternalServerError):
+        # Whatever the request half-wrote is abandoned; if the database itself is gone,
+        # the rollback fails too and the page is still rendered without it. Flask has
+        # already logged the traceback (under this request's id); this line names the
+        # endpoint, never the path (a patient link's path holds its token).
+        with contextlib.suppress(Exception):
+            db.session.rollback()
+        original = error.original_exception or error
+        log.error(
+            "unhandled %s on %s %s",
+            type(original).__name__,
+            request.method,
+            request.endpoint or "(no endpoint)",
         )
-
-    @app.errorhandler(CSRFError)
-    def csrf_failed(_error):
-        return page(
-            400,
-            "The form expired",
-            "For your security the form could not be accepted. Go back, reload the page "
-            "and try again.",
-        )
+        return render_error(error)

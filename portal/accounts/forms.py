@@ -1,35 +1,27 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from portal.accounts.passwords import MIN_PASSWORD_LENGTH, password_problems
+from portal.forms import PortalForm
 from portal.models import STAFF_ROLES, Role
 
 
-def no_control_characters(_form, field) -> None:
-    """Typed text never holds NUL or other control characters (PostgreSQL refuses NUL)."""
-    if field.data and any(ord(c) < 32 or ord(c) == 127 for c in field.data):
-        raise ValidationError("Remove the control characters from this field.")
-
-
-class SignInForm(FlaskForm):
-    email = EmailField(
-        "Email address", validators=[DataRequired(), Length(max=254), no_control_characters]
-    )
+class SignInForm(PortalForm):
+    email = EmailField("Email address", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
 
 
-class SecondFactorForm(FlaskForm):
+class SecondFactorForm(PortalForm):
     code = StringField(
         "Code",
         description="The 6-digit code from your authenticator app, or one of your recovery codes.",
-        validators=[DataRequired(message="Enter the code."), Length(max=40), no_control_characters],
+        validators=[DataRequired(message="Enter the code."), Length(max=40)],
     )
 
 
-class NewPasswordForm(FlaskForm):
+class NewPasswordForm(PortalForm):
     """A new password, checked against the account it is for (set `account` first)."""
 
     password = PasswordField(
@@ -46,6 +38,7 @@ class NewPasswordForm(FlaskForm):
         validators=[
             DataRequired(message="Enter the password again."),
             EqualTo("password", message="The two passwords do not match."),
+            Length(max=200, message="Use at most 200 characters."),
         ],
     )
 
@@ -65,31 +58,31 @@ class NewPasswordForm(FlaskForm):
 
 class ChangePasswordForm(NewPasswordForm):
     current_password = PasswordField(
-        "Current password", validators=[DataRequired(message="Enter your current password.")]
+        "Current password",
+        validators=[DataRequired(message="Enter your current password."), Length(max=200)],
     )
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(PortalForm):
     email = EmailField(
         "Email address",
         validators=[
             DataRequired(message="Enter your email address."),
             Length(max=254),
-            no_control_characters,
         ],
     )
 
 
-class ConfirmWithCodeForm(FlaskForm):
+class ConfirmWithCodeForm(PortalForm):
     """Changes to the second factor itself ask for a current code first."""
 
     code = StringField(
         "Code from your authenticator app",
-        validators=[DataRequired(message="Enter the code."), Length(max=40), no_control_characters],
+        validators=[DataRequired(message="Enter the code."), Length(max=40)],
     )
 
 
-class RoleForm(FlaskForm):
+class RoleForm(PortalForm):
     role = SelectField(
         "Role",
         choices=[(r.value, r.label) for r in Role if r in STAFF_ROLES],

@@ -63,6 +63,7 @@ from portal.accounts.sessions import (
     sign_out_this_browser,
     start_session,
 )
+from portal.accounts.throttling import REQUEST_WINDOW
 from portal.extensions import db
 from portal.models import Role, User, UserSession
 
@@ -80,11 +81,18 @@ def home_for(role: Role) -> str:
     return url_for("intake.queue")
 
 
+NEXT_MAX_LENGTH = 2000
+
+
 def _safe_next(target: str | None) -> str | None:
-    """Only same-site paths are followed after sign-in."""
-    if not target:
+    """Only same-site paths are followed after sign-in (and only short ones: the path
+    waits in the state cookie, which a browser drops past 4 kB)."""
+    if not target or len(target) > NEXT_MAX_LENGTH:
         return None
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. "//[" : an unclosed IPv6 host
+        return None
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     if "\\" in target or any(ord(c) < 32 for c in target):
@@ -132,7 +140,12 @@ def sign_in():
                 return redirect(url_for("accounts.second_factor"))
             return redirect(next_page or home_for(user.role))
     elif request.method == "POST":
-        error = "Enter your email address and password."
+        # A field the form refused (control characters, far too long) says why; an
+        # empty one gets the usual prompt. Neither is an attempt at an account.
+        refusals = [e for name in ("email", "password") for e in form[name].errors]
+        message = next((e for e in refusals if "required" not in e.lower()), None)
+        error = message or "Enter your email address and password."
+        return render_template("accounts/sign_in.html", form=form, error=error), 422
     return render_template("accounts/sign_in.html", form=form, error=error), (401 if error else 200)
 
 
@@ -253,7 +266,7 @@ def sign_out():
     return redirect(url_for("accounts.sign_in"))
 
 
-@bp.route("/invitations/<token>", methods=["GET", "POST"])
+@bp.route("/invitations/<token:token>", methods=["GET", "POST"])
 def accept(token: str):
     """Set a password from an invitation link."""
     try:
@@ -271,7 +284,9 @@ def accept(token: str):
             return redirect(url_for("accounts.set_up_second_factor"))
         flash("Your password is set. Welcome to the referral portal.", "success")
         return redirect(home_for(user.role))
-    return render_template("accounts/accept_invitation.html", form=form, invitation=invitation)
+    return render_template(
+        "accounts/accept_invitation.html", form=form, invitation=invitation
+    ), 422 if form.errors else 200
 
 
 # --- Forgotten passwords -------------------------------------------------------------
@@ -289,7 +304,7 @@ def forgot_password():
                 form=form,
                 error="Too many reset requests from your network. Wait an hour and try again, "
                 "or ask your administrator.",
-            ), 429
+            ), 429, {"Retry-After": str(int(REQUEST_WINDOW.total_seconds()))}
         request_password_reset(form.email.data, address)
         db.session.commit()
         return render_template("accounts/forgot_password_sent.html")

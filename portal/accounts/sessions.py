@@ -44,6 +44,7 @@ from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db, login_manager
 from portal.models import Role, User, UserSession
+from portal.text import printable
 
 
 def passive(view: Callable) -> Callable:
@@ -211,7 +212,7 @@ def create_session_row(
             last_seen_at=now,
             expires_at=expires_at,
             idle_expires_at=min(now + idle_timeout(user), expires_at),
-            user_agent=(user_agent or request.user_agent.string)[:255],
+            user_agent=printable(user_agent or request.user_agent.string, max_length=255),
             address=address or client_address(),
         )
     )

@@ -127,10 +127,13 @@ def record_attempt(kind: AttemptKind, email: str, address: str, *, succeeded: bo
     )
 
 
+REQUEST_WINDOW = timedelta(hours=1)
+
+
 def recent_requests(kind: AttemptKind, **match: str) -> int:
-    """How many `kind` attempts (of any outcome) match in the last hour."""
+    """How many `kind` attempts (of any outcome) match in the last REQUEST_WINDOW."""
     statement = select(func.count(SignInAttempt.id)).where(
-        SignInAttempt.kind == kind, SignInAttempt.at > utcnow() - timedelta(hours=1)
+        SignInAttempt.kind == kind, SignInAttempt.at > utcnow() - REQUEST_WINDOW
     )
     for column, value in match.items():
         statement = statement.where(getattr(SignInAttempt, column) == value)

@@ -65,6 +65,7 @@ from portal.models import (
 from portal.notifications.delivery import retry_dead_message
 from portal.notifications.outbox import portal_url
 from portal.notifications.referrals import send_invitation
+from portal.query_args import page_arg, text_arg
 from portal.referrals.forms import item_labels
 from portal.sla.clocks import load_calendar, target_minutes
 
@@ -114,7 +115,7 @@ def new_partner():
     )
 
 
-@bp.route("/partners/<int:partner_id>", methods=["GET", "POST"])
+@bp.route("/partners/<id:partner_id>", methods=["GET", "POST"])
 @roles_required(*PARTNER_MANAGERS)
 def partner(partner_id: int):
     """A partner's details and users; invite a new user for it."""
@@ -136,7 +137,7 @@ def partner(partner_id: int):
         users=users,
         form=form,
         invitation_link=invitation_link,
-    )
+    ), 422 if form.errors else 200
 
 
 def _invite(form: PartnerInviteForm, role: Role, partner: Partner | None) -> str | None:
@@ -173,7 +174,7 @@ def users():
     ).all()
     return render_template(
         "admin/users.html", users=staff, form=form, invitation_link=invitation_link
-    )
+    ), 422 if form.errors else 200
 
 
 def _account_or_404(user_id: int) -> User:
@@ -321,7 +322,7 @@ def service_lines():
 
 
 @bp.route("/service-lines/new", methods=["GET", "POST"])
-@bp.route("/service-lines/<int:line_id>", methods=["GET", "POST"])
+@bp.route("/service-lines/<id:line_id>", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
 def edit_service_line(line_id: int | None = None):
     """Create or edit a service line, its eligibility criteria and required items."""
@@ -365,8 +366,8 @@ def edit_service_line(line_id: int | None = None):
 @roles_required(Role.ADMIN)
 def audit():
     """The audit log, newest first, filterable by referral reference."""
-    page = max(1, request.args.get("page", 1, type=int))
-    target = request.args.get("target", "").strip().upper()[:40]
+    page = page_arg()
+    target = text_arg("target", max_length=40).upper()
     statement = select(AuditEntry).order_by(AuditEntry.id.desc())
     if target:
         statement = statement.where(AuditEntry.target_id == target)
@@ -444,7 +445,7 @@ def sla_settings():
     ), (422 if request.method == "POST" else 200)
 
 
-@bp.post("/sla/holidays/<int:holiday_id>/delete")
+@bp.post("/sla/holidays/<id:holiday_id>/delete")
 @roles_required(Role.ADMIN)
 def delete_holiday(holiday_id: int):
     """Remove a holiday."""
@@ -473,7 +474,7 @@ def dead_letters():
     return render_template("admin/dead_letters.html", messages=messages, pending=pending)
 
 
-@bp.post("/outbox/<int:message_id>/retry")
+@bp.post("/outbox/<id:message_id>/retry")
 @roles_required(Role.ADMIN)
 def retry_message(message_id: int):
     """Put a dead-lettered message back in the queue."""

@@ -11,12 +11,14 @@ from sqlalchemy.orm import selectinload
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import SETTLED_RANK, Referral, SlaClock, Status, Urgency
+from portal.query_args import choice_arg, id_arg, text_arg
 from portal.referrals.references import normalise_reference
 
 OPEN = "open"
 ALL = "all"
 
 SLA_FILTERS = ("at_risk", "breached", "paused")
+SEARCH_MAX_LENGTH = 40
 
 
 def clock_state(now: datetime) -> ScalarSelect[str]:
@@ -52,24 +54,30 @@ class QueueFilters:
     search: str = ""
 
     @classmethod
-    def from_args(cls, args) -> QueueFilters:
-        status = args.get("status", OPEN)
-        if status not in {OPEN, ALL} and status not in {s.value for s in Status}:
-            status = OPEN
-        urgency = args.get("urgency", "")
-        if urgency not in {u.value for u in Urgency}:
-            urgency = ""
-        sla = args.get("sla", "")
-        if sla not in SLA_FILTERS:
-            sla = ""
+    def from_request(cls) -> QueueFilters:
+        """The filters the request's query string asks for; 400 for any it cannot use."""
         return cls(
-            status=status,
-            urgency=urgency,
-            sla=sla,
-            service_line_id=args.get("service_line", type=int),
-            partner_id=args.get("partner", type=int),
-            search=args.get("q", "").strip()[:40],
+            status=choice_arg("status", {OPEN, ALL, *(s.value for s in Status)}, OPEN),
+            urgency=choice_arg("urgency", {u.value for u in Urgency}),
+            sla=choice_arg("sla", SLA_FILTERS),
+            service_line_id=id_arg("service_line"),
+            partner_id=id_arg("partner"),
+            search=text_arg("q", max_length=SEARCH_MAX_LENGTH),
         )
+
+
+    def query_args(self) -> dict[str, str | int]:
+        """The filters as query parameters (for page links): only what differs from the
+        defaults, and nothing the request carried that is not a filter."""
+        values = {
+            "status": self.status if self.status != OPEN else "",
+            "urgency": self.urgency,
+            "sla": self.sla,
+            "service_line": self.service_line_id or "",
+            "partner": self.partner_id or "",
+            "q": self.search,
+        }
+        return {name: value for name, value in values.items() if value}
 
 
 def queue_statement(filters: QueueFilters) -> Select[tuple[Referral]]:

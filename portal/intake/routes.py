@@ -12,6 +12,7 @@ from portal.auditing import record_audit
 from portal.extensions import db
 from portal.intake.queue import QueueFilters, queue_page
 from portal.models import STAFF_ROLES, Partner, ServiceLine, Status, Urgency
+from portal.query_args import page_arg
 from portal.sla.views import clock_views
 
 bp = Blueprint("intake", __name__)
@@ -21,8 +22,8 @@ bp = Blueprint("intake", __name__)
 @roles_required(*STAFF_ROLES)
 def queue():
     """Referrals to work, urgent first then oldest; filters refresh the table in place."""
-    filters = QueueFilters.from_args(request.args)
-    page = max(1, request.args.get("page", 1, type=int))
+    filters = QueueFilters.from_request()
+    page = page_arg()
     # Which filters, not what was typed: staff search by patient name, so the search
     # text itself never reaches the log.
     record_audit(

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.clock import utcnow
 from portal.models.base import Base, enum_column
 from portal.models.referral import Status
 from portal.models.user import User
+
+SUMMARY_MAX_LENGTH = 300
 
 
 class ReferralEvent(Base):
@@ -30,9 +32,18 @@ class ReferralEvent(Base):
     from_status: Mapped[Status | None] = mapped_column(enum_column(Status, "from_status"))
     to_status: Mapped[Status | None] = mapped_column(enum_column(Status, "to_status"))
     partner_visible: Mapped[bool]
-    # What the partner reads: no staff-only detail.
-    summary: Mapped[str] = mapped_column(String(300))
+    # What the partner reads: no staff-only detail. A headline: see `_fit_summary`.
+    summary: Mapped[str] = mapped_column(String(SUMMARY_MAX_LENGTH))
     # Staff-only note; never rendered for partners.
     staff_note: Mapped[str] = mapped_column(Text, default="")
 
     actor: Mapped[User | None] = relationship(lazy="joined")
+
+    @validates("summary")
+    def _fit_summary(self, _key: str, value: str) -> str:
+        """A headline built from a list (missing items) can outgrow its column: it ends
+        in an ellipsis rather than being refused by PostgreSQL (SQLite would keep it
+        whole). Typed text that lands here is bounded by its form to fit whole."""
+        if len(value) <= SUMMARY_MAX_LENGTH:
+            return value
+        return value[: SUMMARY_MAX_LENGTH - 1] + "…"

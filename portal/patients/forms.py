@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, RadioField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 
+from portal.forms import PortalForm
 from portal.models import ContactMethod, PatientAnswer
 
 
-class DateOfBirthForm(FlaskForm):
+class DateOfBirthForm(PortalForm):
     """Three boxes, as on GOV.UK: easier on a phone than a date picker for a birth date."""
 
     day = IntegerField(
@@ -32,11 +32,11 @@ class DateOfBirthForm(FlaskForm):
     def date_of_birth(self) -> date | None:
         try:
             return date(self.year.data, self.month.data, self.day.data)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
 
 
-class NextStepForm(FlaskForm):
+class NextStepForm(PortalForm):
     contact = RadioField(
         "How should we contact you?",
         choices=[

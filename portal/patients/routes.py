@@ -69,7 +69,7 @@ def _next_step_form(link: PatientLink) -> NextStepForm:
     return form
 
 
-@bp.get("/<token>")
+@bp.get("/<token:token>")
 def next_step(token: str):
     """The link itself: ask for the date of birth, or show the choices once verified."""
     try:
@@ -85,7 +85,7 @@ def next_step(token: str):
     return _choices_page(_next_step_form(link), link)
 
 
-@bp.post("/<token>/verify")
+@bp.post("/<token:token>/verify")
 def verify(token: str):
     """Check the date of birth; five wrong tries lock the link."""
     try:
@@ -119,7 +119,7 @@ def verify(token: str):
     return redirect(url_for("patients.next_step", token=token), 303)
 
 
-@bp.post("/<token>/answer")
+@bp.post("/<token:token>/answer")
 def answer(token: str):
     """Record the patient's choice: this is the only request that uses the link up."""
     try:

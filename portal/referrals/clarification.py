@@ -128,9 +128,12 @@ def request_information(
         "request_info",
         actor,
         expected_version=expected_version,
-        summary=summary[:300],
+        summary=summary,
         staff_note=note,
     )
+
+
+PARTNER_MESSAGE_PREFIX = "Message from the referring office: "
 
 
 def _ask(
@@ -199,14 +202,14 @@ def answer_information(
         actor,
         expected_version=expected_version,
         to_status=to_status,
-        summary=summary[:300],
+        summary=summary,
     )
     if answer.message.strip():
         record_event(
             referral,
             kind="partner_message",
             actor=actor,
-            summary=f"Message from the referring office: {answer.message.strip()}"[:300],
+            summary=f"{PARTNER_MESSAGE_PREFIX}{answer.message.strip()}",
             partner_visible=True,
         )
     if not still_missing:

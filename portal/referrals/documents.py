@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 from werkzeug.datastructures import FileStorage
+
+from portal.text import printable
 
 # Leading bytes of each accepted format.
 SIGNATURES = (
@@ -40,10 +41,10 @@ def sniff_content_type(head: bytes) -> str | None:
 
 
 def safe_filename(name: str) -> str:
-    """A display name with no path and no control characters."""
+    """A display name with no path, no control characters or direction overrides."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = re.sub(r"[\x00-\x1f\x7f\"]", "", name).strip() or "document"
-    return name[:200]
+    name = printable(name.replace('"', ""), max_length=200).strip()
+    return name or "document"
 
 
 def read_upload(storage: FileStorage, max_bytes: int) -> Upload:

@@ -7,7 +7,6 @@ from datetime import date, datetime
 
 import phonenumbers
 from flask import current_app
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, MultipleFileField
 from wtforms import (
     BooleanField,
@@ -36,6 +35,7 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.clock import utcnow
+from portal.forms import PortalForm
 from portal.localtime import local_to_utc
 from portal.models import (
     AppointmentMode,
@@ -60,7 +60,7 @@ OLDEST_PLAUSIBLE_AGE_YEARS = 120
 PHONE_REGION = "US"
 
 
-def valid_npi(_form: FlaskForm, field: Field) -> None:
+def valid_npi(_form: PortalForm, field: Field) -> None:
     value = (field.data or "").strip().replace(" ", "")
     if not (len(value) == 10 and value.isdigit()):
         raise ValidationError("Enter the 10-digit NPI of the referring provider.")
@@ -69,7 +69,7 @@ def valid_npi(_form: FlaskForm, field: Field) -> None:
     field.data = value
 
 
-def plausible_date_of_birth(_form: FlaskForm, field: Field) -> None:
+def plausible_date_of_birth(_form: PortalForm, field: Field) -> None:
     today = utcnow().date()
     if field.data is None:
         return
@@ -81,7 +81,7 @@ def plausible_date_of_birth(_form: FlaskForm, field: Field) -> None:
         )
 
 
-def phone_number(_form: FlaskForm, field: Field) -> None:
+def phone_number(_form: PortalForm, field: Field) -> None:
     """Accept the usual ways of writing a number; store it in E.164."""
     if not field.data:
         return
@@ -101,6 +101,15 @@ def item_labels(text: str | None) -> list[str]:
         if line.strip():
             seen.setdefault(line.strip(), None)
     return list(seen)
+
+
+ITEM_LABEL_MAX_LENGTH = 120  # referral_item.label and required_item.label
+
+
+def item_labels_fit(_form: PortalForm, field: Field) -> None:
+    """Each line of a one-item-per-line textarea becomes an item label: keep each short."""
+    if any(len(label) > ITEM_LABEL_MAX_LENGTH for label in item_labels(field.data)):
+        raise ValidationError(f"Keep each line under {ITEM_LABEL_MAX_LENGTH} characters.")
 
 
 def stripped(value: str | None) -> str | None:
@@ -142,7 +151,7 @@ class ItemFieldsMixin:
         }
 
 
-class ReferralForm(ItemFieldsMixin, FlaskForm):
+class ReferralForm(ItemFieldsMixin, PortalForm):
     """The one-page referral form. Use `referral_form_class` to get one with the
     selected service line's required items."""
 
@@ -155,7 +164,7 @@ class ReferralForm(ItemFieldsMixin, FlaskForm):
         "Referring provider's NPI",
         description="10 digits.",
         filters=[stripped],
-        validators=[valid_npi],
+        validators=[Length(max=20, message="Enter the 10-digit NPI."), valid_npi],
     )
     patient_first_name = StringField(
         "First name",
@@ -240,7 +249,7 @@ class ReferralForm(ItemFieldsMixin, FlaskForm):
     consent_to_outcome_sharing = BooleanField(
         "The patient consented to outcome sharing with our office"
     )
-    submission_token = HiddenField()
+    submission_token = HiddenField(validators=[Length(max=64)])
 
     def __init__(self, *args, service_lines: list[ServiceLine], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -333,20 +342,24 @@ def referral_form_class(service_line: ServiceLine | None, *, for_staff: bool) ->
 # --- Actions on a referral -----------------------------------------------------------
 
 
-class VersionedForm(FlaskForm):
+class VersionedForm(PortalForm):
     """Every action form carries the version the user saw, to detect conflicts."""
 
     version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
 
 
+def staff_note_field(max_length: int = 2000) -> TextAreaField:
+    return TextAreaField(
+        "Staff note (never shown to the referring office)",
+        filters=[stripped],
+        validators=[Optional(), Length(max=max_length)],
+    )
+
+
 class ActionForm(VersionedForm):
     """A staff action, with an optional staff-only note."""
 
-    note = TextAreaField(
-        "Staff note (never shown to the referring office)",
-        filters=[stripped],
-        validators=[Optional(), Length(max=2000)],
-    )
+    note = staff_note_field()
 
 
 class AcceptForm(ActionForm):
@@ -413,6 +426,7 @@ class RedirectForm(ActionForm):
 
 
 class OutreachForm(ActionForm):
+    note = staff_note_field(max_length=500)  # outreach_attempt.note holds 500
     channel = SelectField(
         "Contacted by",
         choices=[
@@ -473,13 +487,13 @@ class RequestInfoForm(ActionForm):
         "Other documents needed",
         description="One per line.",
         filters=[stripped],
-        validators=[Optional(), Length(max=1000)],
+        validators=[Optional(), Length(max=1000), item_labels_fit],
     )
     other_questions = TextAreaField(
         "Other questions",
         description="One per line.",
         filters=[stripped],
-        validators=[Optional(), Length(max=1000)],
+        validators=[Optional(), Length(max=1000), item_labels_fit],
     )
     message = TextAreaField(
         "Message to the referring office",
@@ -553,7 +567,7 @@ class SendLinkForm(ActionForm):
         return valid
 
 
-class BreachReasonForm(OtherReasonMixin, FlaskForm):
+class BreachReasonForm(OtherReasonMixin, PortalForm):
     reason = SelectField(
         "Why was the target missed?",
         choices=reason_choices(BREACH_REASONS, "Choose a reason"),
@@ -564,13 +578,14 @@ class BreachReasonForm(OtherReasonMixin, FlaskForm):
     )
 
 
-class AnswerInfoForm(ItemFieldsMixin, FlaskForm):
+class AnswerInfoForm(ItemFieldsMixin, PortalForm):
     """The partner's answer; `answer_form_class` adds one field per open item."""
 
+    # Shown whole on the timeline, after "Message from the referring office: ".
     message = TextAreaField(
         "Anything else to tell intake (optional)",
         filters=[stripped],
-        validators=[Optional(), Length(max=1000)],
+        validators=[Optional(), Length(max=260)],
     )
 
     def __init__(self, *args, open_items=(), **kwargs) -> None:

@@ -42,6 +42,7 @@ from portal.models import (
     Urgency,
 )
 from portal.patients.services import Slot, latest_link, send_next_step_link
+from portal.query_args import page_arg
 from portal.referrals import forms, services
 from portal.referrals.access import get_referral_or_404, visible_referrals
 from portal.referrals.clarification import (
@@ -116,7 +117,7 @@ def unread_badge() -> dict[str, Any]:
 @roles_required(Role.PARTNER)
 def index():
     """The partner's referrals, newest first."""
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_arg()
     size = current_app.config["QUEUE_PAGE_SIZE"]
     referrals = list(
         db.session.scalars(
@@ -203,7 +204,7 @@ def requirements():
     return render_template("referrals/_requirements.html", form=form)
 
 
-@bp.get("/<reference>/submitted")
+@bp.get("/<ref:reference>/submitted")
 @roles_required(*SUBMITTING_ROLES)
 def submitted(reference: str):
     """Confirmation with the reference to quote."""
@@ -211,7 +212,7 @@ def submitted(reference: str):
     return render_template("referrals/submitted.html", referral=referral)
 
 
-@bp.get("/<reference>")
+@bp.get("/<ref:reference>")
 @login_required
 def detail(reference: str):
     """One referral: status, timeline and, for staff, the actions open to them."""
@@ -289,7 +290,7 @@ def _timeline_context(referral: Referral) -> dict[str, Any]:
     }
 
 
-@bp.get("/<reference>/timeline")
+@bp.get("/<ref:reference>/timeline")
 @passive
 @login_required
 def timeline(reference: str):
@@ -312,7 +313,7 @@ def timeline(reference: str):
     return response
 
 
-@bp.get("/<reference>/documents/<int:document_id>")
+@bp.get("/<ref:reference>/documents/<id:document_id>")
 @login_required
 def document(reference: str, document_id: int):
     """Download a supporting document (staff with patient access and the partner)."""
@@ -489,7 +490,7 @@ ACTIONS: dict[str, Action] = {
 }
 
 
-@bp.post("/<reference>/actions/<action>")
+@bp.post("/<ref:reference>/actions/<action>")
 @login_required
 def act(reference: str, action: str):
     """Perform one workflow action; refusals and conflicts re-render with the input kept."""
@@ -530,7 +531,7 @@ def act(reference: str, action: str):
     return redirect(url_for("referrals.detail", reference=referral.reference))
 
 
-@bp.post("/<reference>/breaches/<int:clock_id>")
+@bp.post("/<ref:reference>/breaches/<id:clock_id>")
 @roles_required(*STAFF_ROLES)
 def record_breach(reference: str, clock_id: int):
     """Record why a stage missed its target (a list plus other)."""
@@ -557,7 +558,7 @@ def _answer_form(referral: Referral, **kwargs: Any) -> forms.AnswerInfoForm | No
     return forms.answer_form_class(items)(open_items=items, **kwargs)
 
 
-@bp.post("/<reference>/information")
+@bp.post("/<ref:reference>/information")
 @roles_required(Role.PARTNER)
 def answer_information_request(reference: str):
     """The partner answers intake's request in place (an htmx form; works without JS)."""

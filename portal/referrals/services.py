@@ -461,7 +461,7 @@ def share_follow_up(
         "share_follow_up",
         actor,
         expected_version=expected_version,
-        summary=f"Follow-up note: {message}"[:300],
+        summary=f"Follow-up note: {message}",
     )
 
 

@@ -9,4 +9,29 @@
       window.setTimeout(function () { button.disabled = true; button.textContent = "Sending…"; }, 0);
     }
   });
+
+  // An htmx request that failed (a 4xx other than a form's 422, or a 5xx) answers with
+  // a short fragment from the portal's error handler: show it where it will be read.
+  // A poll that cannot reach the server at all says so in the same place.
+  document.addEventListener("htmx:responseError", function (event) {
+    var region = document.getElementById("request-problem");
+    var xhr = event.detail.xhr;
+    if (!region || !xhr) { return; }
+    var type = xhr.getResponseHeader("Content-Type") || "";
+    if (type.indexOf("text/html") === 0 && xhr.responseText.trim().indexOf("<div") === 0) {
+      region.innerHTML = xhr.responseText;
+    } else {
+      region.textContent = "Sorry, the page could not be updated (error " + xhr.status + "). Reload it to try again.";
+    }
+  });
+  document.addEventListener("htmx:sendError", function () {
+    var region = document.getElementById("request-problem");
+    if (region) {
+      region.textContent = "The portal cannot be reached just now. Check your connection; the page will update when it can.";
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var region = document.getElementById("request-problem");
+    if (region && event.detail.successful && region.firstChild) { region.textContent = ""; }
+  });
 })();

@@ -20,8 +20,8 @@ def referral_routes(app) -> list[tuple[str, str]]:
 
 def fill(rule: str, reference: str) -> str:
     return (
-        rule.replace("<reference>", reference)
-        .replace("<int:document_id>", "1")
+        rule.replace("<ref:reference>", reference)
+        .replace("<id:document_id>", "1")
         .replace("<action>", "withdraw")
     )
 
@@ -29,11 +29,11 @@ def fill(rule: str, reference: str) -> str:
 def test_the_route_list_covers_every_referral_page(app):
     rules = {rule for _method, rule in referral_routes(app)}
     assert {
-        "/referrals/<reference>",
-        "/referrals/<reference>/timeline",
-        "/referrals/<reference>/submitted",
-        "/referrals/<reference>/actions/<action>",
-        "/referrals/<reference>/documents/<int:document_id>",
+        "/referrals/<ref:reference>",
+        "/referrals/<ref:reference>/timeline",
+        "/referrals/<ref:reference>/submitted",
+        "/referrals/<ref:reference>/actions/<action>",
+        "/referrals/<ref:reference>/documents/<id:document_id>",
     } <= rules
 
 
