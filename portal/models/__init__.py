@@ -2,7 +2,7 @@
 
 from portal.models.audit import AuditEntry
 from portal.models.base import Base
-from portal.models.clarification import InfoRequest
+from portal.models.clarification import CloseReason, InfoRequest
 from portal.models.consent import Consent, ConsentKind
 from portal.models.event import ReferralEvent
 from portal.models.job_state import JobState
@@ -63,6 +63,7 @@ __all__ = [
     "ContactMethod",
     "Document",
     "Holiday",
+    "CloseReason",
     "InfoRequest",
     "Invitation",
     "ItemKind",

@@ -212,6 +212,11 @@ class Referral(Base):
 
     submitted_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     submission_token: Mapped[str] = mapped_column(String(64))
+    # The same office's earlier referral for the same patient (name and date of birth,
+    # within DUPLICATE_WINDOW_DAYS), submitted anyway: staff see a mark in the queue.
+    # No foreign key: SQLite could then neither drop the column in place nor copy the
+    # table (the generated queue_rank); referrals are never deleted.
+    possible_duplicate_of_id: Mapped[int | None]
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

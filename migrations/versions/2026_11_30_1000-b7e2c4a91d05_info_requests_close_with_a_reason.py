@@ -1,0 +1,76 @@
+"""information requests close with a reason; close the ones left open
+
+Revision ID: b7e2c4a91d05
+Revises: a9c4e1f7b2d3
+Create Date: 2026-11-30 10:00:00+00:00
+
+A request used to close only when every item arrived, so a referral that left
+needs-info another way (staff resumed review, a newer request, a withdrawal) kept an
+open request the partner was offered and then refused. Requests now close whenever
+the referral leaves needs-info, saying why; this closes those already left behind.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "b7e2c4a91d05"
+down_revision = "a9c4e1f7b2d3"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("info_request") as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "close_reason",
+                sa.Enum(
+                    "answered",
+                    "resumed",
+                    "superseded",
+                    "left",
+                    name="info_request_close_reason",
+                    native_enum=False,
+                    create_constraint=True,
+                    length=10,
+                ),
+                nullable=True,
+            )
+        )
+    op.execute("UPDATE info_request SET close_reason = 'answered' WHERE closed_at IS NOT NULL")
+    # Requests left open on referrals no longer waiting for information: the newest is
+    # closed as "resumed" if review went on, "left" otherwise; older ones as superseded.
+    op.execute(
+        """
+        UPDATE info_request SET close_reason = 'superseded', closed_at = requested_at
+        WHERE closed_at IS NULL AND EXISTS (
+            SELECT 1 FROM info_request newer
+            WHERE newer.referral_id = info_request.referral_id
+              AND newer.id > info_request.id
+        )
+        """
+    )
+    op.execute(
+        """
+        UPDATE info_request
+        SET close_reason = CASE
+                WHEN (SELECT status FROM referral WHERE referral.id = info_request.referral_id)
+                     IN ('in_review', 'submitted') THEN 'resumed'
+                ELSE 'left'
+            END,
+            closed_at = (SELECT updated_at FROM referral
+                         WHERE referral.id = info_request.referral_id),
+            next_reminder_at = NULL
+        WHERE closed_at IS NULL AND (
+            SELECT status FROM referral WHERE referral.id = info_request.referral_id
+        ) <> 'needs_info'
+        """
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("info_request") as batch_op:
+        batch_op.drop_constraint(op.f("ck_info_request_info_request_close_reason"), type_="check")
+        batch_op.drop_column("close_reason")
