@@ -12,6 +12,7 @@ from portal.clock import utcnow
 from portal.database import refresh_planner_statistics
 from portal.extensions import db
 from portal.models import PasswordReset, SignInAttempt
+from portal.referrals.drafts import delete_expired_drafts
 
 
 def refresh_statistics() -> None:
@@ -21,6 +22,14 @@ def refresh_statistics() -> None:
 def purge_sessions() -> None:
     """Delete expired sessions (each audited), a batch per transaction."""
     while purge_expired_sessions(batch_size=500):
+        db.session.commit()
+    db.session.commit()
+
+
+def purge_expired_drafts() -> None:
+    """Delete referral drafts not saved for DRAFT_DAYS (each audited), a batch per
+    transaction."""
+    while delete_expired_drafts(batch_size=500):
         db.session.commit()
     db.session.commit()
 
@@ -42,4 +51,5 @@ def purge_sign_in_history() -> None:
 def register(every, _app: Flask) -> None:
     every(refresh_statistics, seconds=6 * 3600)
     every(purge_sessions, seconds=600)
+    every(purge_expired_drafts, seconds=3600)
     every(purge_sign_in_history, seconds=24 * 3600)

@@ -74,6 +74,9 @@ def register_blueprints(app: Flask) -> None:
     from portal.intake.routes import bp as intake_bp
     from portal.notifications.routes import bp as notifications_bp
     from portal.patients.routes import bp as patients_bp
+
+    # Pages of the referrals blueprint kept in modules of their own.
+    from portal.referrals import action_routes, draft_routes  # noqa: F401
     from portal.referrals.routes import bp as referrals_bp
     from portal.scorecard.routes import bp as scorecard_bp
 

@@ -67,6 +67,8 @@ class Config:
     DOCUMENT_MAX_BYTES = int(os.environ.get("DOCUMENT_MAX_BYTES", str(10 * 1024 * 1024)))
     DOCUMENT_MAX_COUNT = 10
     MAX_CONTENT_LENGTH = 12 * DOCUMENT_MAX_BYTES
+    # A referral draft (saved to finish later) is deleted this long after its last save.
+    DRAFT_DAYS = int(os.environ.get("DRAFT_DAYS", "30"))
 
     # Argon2id parameters; a change makes existing hashes rehash at the next sign-in.
     ARGON2_TIME_COST = int(os.environ.get("ARGON2_TIME_COST", "3"))
@@ -136,6 +138,9 @@ class Config:
     TIMELINE_POLL_SECONDS = int(os.environ.get("TIMELINE_POLL_SECONDS", "5"))
 
     QUEUE_PAGE_SIZE = 50
+    # A new referral for a patient (same name and date of birth) the same office sent
+    # this many days ago or less, still open, asks for "submit anyway".
+    DUPLICATE_WINDOW_DAYS = int(os.environ.get("DUPLICATE_WINDOW_DAYS", "30"))
 
     # --- Schedules: every timing rule, with its default, in one place. -------------
     # Business time runs on this week unless an admin has set another (and holidays).

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from werkzeug.routing import BaseConverter, IntegerConverter
 
+from portal.referrals.references import REFERENCE_REGEX
+
 BIGGEST_ID = 2**63 - 1  # a BIGINT on PostgreSQL, an INTEGER on SQLite
 
 
@@ -19,7 +21,7 @@ class ReferenceConverter(BaseConverter):
     """`<ref:name>`: a referral reference such as R-7K3M-9QXD. Anything else is a 404
     before any query (PostgreSQL cannot even compare a string holding NUL)."""
 
-    regex = r"R-[0-9A-Z]{4}-[0-9A-Z]{4}"
+    regex = REFERENCE_REGEX
 
 
 class TokenConverter(BaseConverter):

@@ -318,6 +318,7 @@ def _play_referral(rng, *, now, partner, submitter, line, intake, clinical) -> N
         source_channel=Channel.PORTAL,
         item_answers=item_answers,
         item_documents=item_documents,
+        check_for_duplicates=False,  # random names: a repeat is chance, not a resend
     )
     with frozen_at(moment):
         referral = services.submit_referral(submission, submitter).referral

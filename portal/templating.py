@@ -9,6 +9,7 @@ from flask import Flask
 from portal.clock import utcnow
 from portal.localtime import format_local
 from portal.models import Role, Status
+from portal.phones import display_phone, tel_uri
 
 
 def format_age(value: datetime | None) -> str:
@@ -59,4 +60,8 @@ def install_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = format_local
     app.jinja_env.filters["age"] = format_age
     app.jinja_env.filters["device"] = describe_device
+    # Phones are stored in E.164: `number|phone_display` reads "(202) 555-0143" and
+    # `number|tel_uri` is the link's "tel:+12025550143" (_macros/phone.html has both).
+    app.jinja_env.filters["phone_display"] = display_phone
+    app.jinja_env.filters["tel_uri"] = tel_uri
     app.jinja_env.globals.update(Role=Role, Status=Status, now=utcnow)

@@ -315,7 +315,7 @@ def forgot_password():
 
 @bp.route("/password/reset", methods=["GET", "POST"])
 def reset_password():
-    """Choose a new password from an emailed link (single use, 30 minutes)."""
+    """Choose a new password from an emailed link (single use, PASSWORD_RESET_MAX_AGE)."""
     token = request.args.get("token")
     if token is not None:
         # Keep the token out of the address bar, history and any later Referer.

@@ -65,6 +65,7 @@ from portal.models import (
 from portal.notifications.delivery import retry_dead_message
 from portal.notifications.outbox import portal_url
 from portal.notifications.referrals import send_invitation
+from portal.pagination import one_page
 from portal.query_args import page_arg, text_arg
 from portal.referrals.forms import item_labels
 from portal.sla.clocks import load_calendar, target_minutes
@@ -371,9 +372,7 @@ def audit():
     statement = select(AuditEntry).order_by(AuditEntry.id.desc())
     if target:
         statement = statement.where(AuditEntry.target_id == target)
-    entries = db.session.scalars(
-        statement.limit(AUDIT_PAGE_SIZE + 1).offset((page - 1) * AUDIT_PAGE_SIZE)
-    ).all()
+    entries, has_next = one_page(statement, page, AUDIT_PAGE_SIZE)
     actors = {
         user.id: user
         for user in db.session.scalars(
@@ -382,11 +381,11 @@ def audit():
     }
     return render_template(
         "admin/audit.html",
-        entries=entries[:AUDIT_PAGE_SIZE],
+        entries=entries,
         actors=actors,
         target=target,
         page=page,
-        has_next=len(entries) > AUDIT_PAGE_SIZE,
+        has_next=has_next,
     )
 
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ScalarSelect, Select, case, select
+from sqlalchemy import ScalarSelect, Select, select
 from sqlalchemy.orm import selectinload
 
 from portal.clock import utcnow
-from portal.extensions import db
 from portal.models import SETTLED_RANK, Referral, SlaClock, Status, Urgency
+from portal.pagination import one_page
 from portal.query_args import choice_arg, id_arg, text_arg
 from portal.referrals.references import normalise_reference
+from portal.sla.clocks import CLOCK_STATES, clock_state_sql
 
 OPEN = "open"
 ALL = "all"
 
-SLA_FILTERS = ("at_risk", "breached", "paused")
+SLA_FILTERS = CLOCK_STATES
 SEARCH_MAX_LENGTH = 40
 
 
@@ -31,14 +32,7 @@ def clock_state(now: datetime) -> ScalarSelect[str]:
     that open clocks are the ones with due times, and hashes them all.)
     """
     return (
-        select(
-            case(
-                (SlaClock.resumed_at.is_(None), "paused"),
-                (SlaClock.due_at <= now, "breached"),
-                (SlaClock.at_risk_at <= now, "at_risk"),
-                else_="ok",
-            )
-        )
+        select(clock_state_sql(now))
         .where(SlaClock.referral_id == Referral.id, SlaClock.stopped_at.is_(None))
         .scalar_subquery()
     )
@@ -87,6 +81,7 @@ def queue_statement(filters: QueueFilters) -> Select[tuple[Referral]]:
             selectinload(Referral.partner),
             selectinload(Referral.service_line),
             selectinload(Referral.active_clock),
+            selectinload(Referral.possible_duplicate_of),
         )
         # Urgent open work, routine open work, then settled; oldest first in each.
         # The order of an index: a page is read off it without sorting the desk.
@@ -118,7 +113,4 @@ def queue_statement(filters: QueueFilters) -> Select[tuple[Referral]]:
 
 def queue_page(filters: QueueFilters, page: int, size: int) -> tuple[list[Referral], bool]:
     """One page of the queue and whether there is a next one."""
-    rows = list(
-        db.session.scalars(queue_statement(filters).limit(size + 1).offset((page - 1) * size))
-    )
-    return rows[:size], len(rows) > size
+    return one_page(queue_statement(filters), page, size)

@@ -2,10 +2,11 @@
 
 from portal.models.audit import AuditEntry
 from portal.models.base import Base
-from portal.models.clarification import CloseReason, InfoRequest
 from portal.models.consent import Consent, ConsentKind
+from portal.models.draft import DraftDocument, ReferralDraft
 from portal.models.event import ReferralEvent
 from portal.models.job_state import JobState
+from portal.models.needs_info import CloseReason, InfoRequest
 from portal.models.outbox import MessageChannel, MessageStatus, OutboxMessage
 from portal.models.partner import Partner
 from portal.models.patient_link import PatientAnswer, PatientLink, SlotOffer
@@ -62,6 +63,7 @@ __all__ = [
     "ConsentKind",
     "ContactMethod",
     "Document",
+    "DraftDocument",
     "Holiday",
     "CloseReason",
     "InfoRequest",
@@ -79,6 +81,7 @@ __all__ = [
     "PatientAnswer",
     "PatientLink",
     "Referral",
+    "ReferralDraft",
     "ReferralEvent",
     "RecoveryCode",
     "ReferralItem",

@@ -11,17 +11,17 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Index,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.clock import utcnow
 from portal.models.base import Base, enum_column
 from portal.models.partner import Partner
 from portal.models.service_line import ItemKind, RequiredItem, ServiceLine
+from portal.models.stored_file import StoredFile
 from portal.models.user import User
 
 if TYPE_CHECKING:
@@ -261,6 +261,11 @@ class Referral(Base):
         viewonly=True,
         uselist=False,
     )
+    # Read for the "possible duplicate" mark; set through possible_duplicate_of_id.
+    possible_duplicate_of: Mapped[Referral | None] = relationship(
+        primaryjoin="foreign(Referral.possible_duplicate_of_id) == remote(Referral.id)",
+        viewonly=True,
+    )
 
     @property
     def outcome_class(self) -> OutcomeClass:
@@ -304,20 +309,13 @@ class ReferralItem(Base):
         return self.provided_at is not None
 
 
-class Document(Base):
+class Document(StoredFile, Base):
     """A supporting document. Stored in the database so every web node sees it."""
 
     __tablename__ = "document"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"), index=True)
-    filename: Mapped[str] = mapped_column(String(200))
-    content_type: Mapped[str] = mapped_column(String(40))
-    size_bytes: Mapped[int]
-    sha256: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
-    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
-    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     referral: Mapped[Referral] = relationship(back_populates="documents")
 

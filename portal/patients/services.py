@@ -29,8 +29,9 @@ from portal.notifications.referrals import (
     send_patient_next_step,
 )
 from portal.patients.links import NEXT_STEP, new_public_id, sign
-from portal.patients.tasks import schedule_patient_reminders
 from portal.referrals.workflow import TransitionRefused, apply_transition, record_event
+from portal.sla.calendar import BusinessCalendar
+from portal.sla.clocks import load_calendar
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,6 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
         if slot is None:
             raise TransitionRefused("Choose one of the times offered.")
         slot.chosen_at = now
-        referral.appointment_at, referral.appointment_mode = slot.starts_at, slot.mode
-        referral.appointment_reminder_sent_at = None
         event = apply_transition(
             referral,
             "patient_answered",
@@ -153,9 +152,12 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
             to_status=Status.SCHEDULED,
             summary=f"Patient confirmed next step: booked {format_local(slot.starts_at)} "
             f"({slot.mode}); prefers {contact_text}",
+            changes={
+                "appointment_at": slot.starts_at,
+                "appointment_mode": slot.mode,
+                "appointment_reminder_sent_at": None,
+            },
         )
-        referral.scheduled_at = referral.scheduled_at or now
-        referral.patient_reached_at = referral.patient_reached_at or now
         notify_partner_of_update(referral, "First visit scheduled")
         headline = "The patient booked a visit"
     elif choice.answer is PatientAnswer.CALL_ME:
@@ -166,8 +168,8 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
             expected_version=None,
             to_status=Status.ACCEPTED,
             summary=f"Patient confirmed next step: asked for a call; prefers {contact_text}",
+            changes={"patient_reached_at": referral.patient_reached_at or now},
         )
-        referral.patient_reached_at = referral.patient_reached_at or now
         headline = "The patient asked for a call"
     else:
         event = apply_transition(
@@ -179,8 +181,25 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
             summary="Patient declined the next step",
             staff_note=f"Patient's reason: {choice.reason}" if choice.reason else "",
         )
-        referral.outcome_at = now
         notify_partner_of_update(referral, "Closed: the patient declined")
         headline = "The patient declined"
     notify_intake(referral, headline)
     return event
+
+
+def reminder_points(
+    link: PatientLink, calendar: BusinessCalendar
+) -> tuple[list[datetime], datetime]:
+    """When the patient is reminded of their link, and when intake is told to phone."""
+    config = current_app.config
+    reminders = [
+        calendar.add_business_minutes(link.created_at, m)
+        for m in config["PATIENT_REMINDER_MINUTES"]
+    ]
+    flag = calendar.add_business_minutes(link.created_at, config["PATIENT_PHONE_FLAG_MINUTES"])
+    return reminders, flag
+
+
+def schedule_patient_reminders(link: PatientLink) -> None:
+    reminders, _flag = reminder_points(link, load_calendar())
+    link.next_reminder_at = reminders[0]

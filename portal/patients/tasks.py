@@ -15,26 +15,12 @@ from portal.models import ContactMethod, PatientLink, Referral, Status
 from portal.notifications.outbox import portal_url, queue_email, queue_sms
 from portal.notifications.referrals import notify_intake
 from portal.patients.links import sign
+from portal.patients.services import reminder_points
 from portal.referrals.workflow import record_event
 from portal.sla.calendar import BusinessCalendar
 from portal.sla.clocks import load_calendar
 
 log = logging.getLogger(__name__)
-
-
-def _points(link: PatientLink, calendar: BusinessCalendar) -> tuple[list[datetime], datetime]:
-    config = current_app.config
-    reminders = [
-        calendar.add_business_minutes(link.created_at, m)
-        for m in config["PATIENT_REMINDER_MINUTES"]
-    ]
-    flag = calendar.add_business_minutes(link.created_at, config["PATIENT_PHONE_FLAG_MINUTES"])
-    return reminders, flag
-
-
-def schedule_patient_reminders(link: PatientLink) -> None:
-    reminders, _flag = _points(link, load_calendar())
-    link.next_reminder_at = reminders[0]
 
 
 def _message_patient(
@@ -78,7 +64,7 @@ def _remind(link: PatientLink, now: datetime, calendar: BusinessCalendar) -> Non
     if finished or referral.status is not Status.ACCEPTED:
         link.next_reminder_at = None
         return
-    reminders, flag_at = _points(link, calendar)
+    reminders, flag_at = reminder_points(link, calendar)
     if now >= flag_at:
         link.phone_outreach_flagged_at, link.next_reminder_at = now, None
         record_event(

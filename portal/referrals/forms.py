@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
-from datetime import date, datetime
+from datetime import date
 
 import phonenumbers
 from flask import current_app
@@ -17,35 +16,31 @@ from wtforms import (
     IntegerField,
     RadioField,
     SelectField,
-    SelectMultipleField,
     StringField,
     TelField,
     TextAreaField,
-    TimeField,
 )
 from wtforms.validators import (
     DataRequired,
     Email,
     InputRequired,
     Length,
+    NumberRange,
     Optional,
     Regexp,
     ValidationError,
 )
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.clock import utcnow
 from portal.forms import PortalForm
-from portal.localtime import local_to_utc
 from portal.models import (
-    AppointmentMode,
     Channel,
     ContactMethod,
     ItemKind,
-    OutreachResult,
     ServiceLine,
     Urgency,
 )
+from portal.phones import EXAMPLE_PHONE, PHONE_REGION
 from portal.referrals.documents import (
     ACCEPTED_DESCRIPTION,
     DocumentRefused,
@@ -53,11 +48,11 @@ from portal.referrals.documents import (
     has_file,
     read_upload,
 )
+from portal.referrals.duplicates import is_submission_token
 from portal.referrals.npi import is_valid_npi
 from portal.sla.clocks import BREACH_REASONS
 
 OLDEST_PLAUSIBLE_AGE_YEARS = 120
-PHONE_REGION = "US"
 
 
 def valid_npi(_form: PortalForm, field: Field) -> None:
@@ -88,7 +83,7 @@ def phone_number(_form: PortalForm, field: Field) -> None:
     try:
         parsed = phonenumbers.parse(field.data, PHONE_REGION)
     except phonenumbers.NumberParseException:
-        raise ValidationError("Enter a phone number, like 555 201 3344.") from None
+        raise ValidationError(f"Enter a phone number, like {EXAMPLE_PHONE}.") from None
     if not phonenumbers.is_valid_number(parsed):
         raise ValidationError("This phone number is not valid: check the area code and digits.")
     field.data = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
@@ -257,8 +252,6 @@ class ReferralForm(ItemFieldsMixin, PortalForm):
         self.service_line.choices = [("", "Choose a service line")] + [
             (str(line.id), line.name) for line in service_lines
         ]
-        if not self.submission_token.data:
-            self.submission_token.data = secrets.token_urlsafe(24)
         self.uploads: list[Upload] = []
         self.item_uploads: dict[int, Upload] = {}
 
@@ -277,7 +270,7 @@ class ReferralForm(ItemFieldsMixin, PortalForm):
         ]
 
     def validate_submission_token(self, field: Field) -> None:
-        if not field.data or len(field.data) > 64:
+        if not is_submission_token(field.data or ""):
             raise ValidationError("The form is incomplete: reload the page and try again.")
 
     def validate_preferred_contact(self, field: Field) -> None:
@@ -339,45 +332,23 @@ def referral_form_class(service_line: ServiceLine | None, *, for_staff: bool) ->
     return type("ReferralFormForServiceLine", (base,), fields)
 
 
-# --- Actions on a referral -----------------------------------------------------------
+# --- Shared by the action forms (portal/referrals/actions.py) and the answer form ------
 
 
 class VersionedForm(PortalForm):
-    """Every action form carries the version the user saw, to detect conflicts."""
+    """Carries the version of the referral the user saw, to detect conflicts, and the
+    last timeline event they saw, to show them what changed if one happens."""
 
     version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
-
-
-def staff_note_field(max_length: int = 2000) -> TextAreaField:
-    return TextAreaField(
-        "Staff note (never shown to the referring office)",
-        filters=[stripped],
-        validators=[Optional(), Length(max=max_length)],
+    seen_event = IntegerField(
+        widget=HiddenField.widget, validators=[Optional(), NumberRange(min=0, max=2**63 - 1)]
     )
 
-
-class ActionForm(VersionedForm):
-    """A staff action, with an optional staff-only note."""
-
-    note = staff_note_field()
-
-
-class AcceptForm(ActionForm):
-    provider = StringField(
-        "Assigned provider",
-        filters=[stripped],
-        validators=[DataRequired("Name the provider the patient is assigned to."), Length(max=120)],
-    )
-
-
-DECLINE_REASONS = [
-    "Does not meet the eligibility criteria",
-    "Service not offered for this condition",
-    "Needs a higher level of care",
-    "Outside our service area",
-    "Insurance not accepted",
-]
-
+    def keep_for_retry(self, version: int, last_event_id: int) -> None:
+        """After a conflict: what the user typed stays, the hidden state moves on, so
+        submitting again acts on the referral as it is now."""
+        for field, value in ((self.version, version), (self.seen_event, last_event_id)):
+            field.data, field.raw_data = value, [str(value)]
 
 class OtherReasonMixin:
     """A list of reasons plus "other": `reason` and `other_reason` fields."""
@@ -395,178 +366,6 @@ def reason_choices(reasons: list[str], prompt: str) -> list[tuple[str, str]]:
     return [("", prompt)] + [(r, r) for r in reasons] + [("other", "Other")]
 
 
-class DeclineForm(OtherReasonMixin, ActionForm):
-    reason = SelectField(
-        "Reason",
-        choices=[("", "Choose a reason")]
-        + [(r, r) for r in DECLINE_REASONS]
-        + [("other", "Other")],
-        validators=[DataRequired("Choose why the referral is declined.")],
-    )
-    other_reason = StringField(
-        "Other reason", filters=[stripped], validators=[Optional(), Length(max=200)]
-    )
-
-    def validate_other_reason(self, field: Field) -> None:
-        if self.reason.data == "other" and not field.data:
-            raise ValidationError("Describe the other reason.")
-
-    @property
-    def reason_text(self) -> str:
-        return self.other_reason.data if self.reason.data == "other" else self.reason.data
-
-
-class RedirectForm(ActionForm):
-    destination = StringField(
-        "Redirect to",
-        description="The service or practice the patient is better served by.",
-        filters=[stripped],
-        validators=[DataRequired("Say where the referral is redirected."), Length(max=200)],
-    )
-
-
-class OutreachForm(ActionForm):
-    note = staff_note_field(max_length=500)  # outreach_attempt.note holds 500
-    channel = SelectField(
-        "Contacted by",
-        choices=[
-            (m.value, m.value.upper() if m is ContactMethod.SMS else m.value.title())
-            for m in ContactMethod
-        ],
-        validators=[DataRequired()],
-    )
-    result = SelectField(
-        "Result",
-        choices=[
-            (OutreachResult.REACHED.value, "Reached the patient"),
-            (OutreachResult.NO_ANSWER.value, "No answer"),
-            (OutreachResult.LEFT_MESSAGE.value, "Left a message"),
-            (OutreachResult.WRONG_NUMBER.value, "Wrong number or address"),
-        ],
-        validators=[DataRequired()],
-    )
-
-
-class ScheduleForm(ActionForm):
-    appointment_date = DateField("Date", validators=[InputRequired("Choose the visit date.")])
-    appointment_time = TimeField("Time", validators=[InputRequired("Choose the visit time.")])
-    mode = RadioField(
-        "Visit type",
-        choices=[(AppointmentMode.VIDEO.value, "Video"), (AppointmentMode.PHONE.value, "Phone")],
-        default=AppointmentMode.VIDEO.value,
-        validators=[InputRequired("Choose video or phone.")],
-    )
-
-    @property
-    def appointment_at(self) -> datetime:
-        return local_to_utc(self.appointment_date.data, self.appointment_time.data)
-
-
-class WithdrawForm(VersionedForm):
-    reason = StringField(
-        "Reason (optional)", filters=[stripped], validators=[Optional(), Length(max=200)]
-    )
-
-
-class NoteForm(ActionForm):
-    def validate_note(self, field: Field) -> None:
-        if not field.data:
-            raise ValidationError("Write the note.")
-
-
-class MultiCheckboxField(SelectMultipleField):
-    """A list of checkboxes, each with its own label."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-
-class RequestInfoForm(ActionForm):
-    required_items = MultiCheckboxField("Required items to ask for", coerce=int)
-    other_documents = TextAreaField(
-        "Other documents needed",
-        description="One per line.",
-        filters=[stripped],
-        validators=[Optional(), Length(max=1000), item_labels_fit],
-    )
-    other_questions = TextAreaField(
-        "Other questions",
-        description="One per line.",
-        filters=[stripped],
-        validators=[Optional(), Length(max=1000), item_labels_fit],
-    )
-    message = TextAreaField(
-        "Message to the referring office",
-        filters=[stripped],
-        validators=[Optional(), Length(max=1000)],
-    )
-
-    def prepare(self, referral) -> None:
-        """Offer the service line's items, ticking those still missing."""
-        self.required_items.choices = [
-            (item.id, item.label) for item in referral.service_line.required_items
-        ]
-        if self.required_items.data is None:
-            missing = {i.required_item_id for i in referral.missing_items}
-            self.required_items.data = [
-                item.id for item in referral.service_line.required_items if item.id in missing
-            ]
-
-
-class ShareFollowUpForm(VersionedForm):
-    message = TextAreaField(
-        "Follow-up note for the referring office",
-        description="Shown to the referring office. Only possible with the patient's consent.",
-        filters=[stripped],
-        validators=[DataRequired("Write the note."), Length(max=280)],
-    )
-
-
-class SendLinkForm(ActionForm):
-    via = RadioField(
-        "Send by",
-        choices=[(ContactMethod.SMS.value, "Text message"), (ContactMethod.EMAIL.value, "Email")],
-        validators=[InputRequired("Choose text message or email.")],
-    )
-    mode = RadioField(
-        "Visit type for the offered times",
-        choices=[(AppointmentMode.VIDEO.value, "Video"), (AppointmentMode.PHONE.value, "Phone")],
-        default=AppointmentMode.VIDEO.value,
-        validators=[InputRequired()],
-    )
-    slot_1_date = DateField("First time offered: date", validators=[Optional()])
-    slot_1_time = TimeField("First time offered: time", validators=[Optional()])
-    slot_2_date = DateField("Second time: date", validators=[Optional()])
-    slot_2_time = TimeField("Second time: time", validators=[Optional()])
-    slot_3_date = DateField("Third time: date", validators=[Optional()])
-    slot_3_time = TimeField("Third time: time", validators=[Optional()])
-
-    def prepare(self, referral) -> None:
-        if self.via.data is None:
-            self.via.data = (
-                ContactMethod.EMAIL.value
-                if referral.preferred_contact is ContactMethod.EMAIL
-                else ContactMethod.SMS.value
-            )
-
-    def offered(self) -> list[datetime]:
-        times = []
-        for index in (1, 2, 3):
-            day, clock = self[f"slot_{index}_date"].data, self[f"slot_{index}_time"].data
-            if day and clock:
-                times.append(local_to_utc(day, clock))
-        return times
-
-    def validate(self, extra_validators=None) -> bool:
-        valid = super().validate(extra_validators)
-        for index in (1, 2, 3):
-            day, clock = self[f"slot_{index}_date"], self[f"slot_{index}_time"]
-            if bool(day.data) != bool(clock.data):
-                clock.errors = [*clock.errors, "Give both a date and a time, or neither."]
-                valid = False
-        return valid
-
-
 class BreachReasonForm(OtherReasonMixin, PortalForm):
     reason = SelectField(
         "Why was the target missed?",
@@ -578,7 +377,7 @@ class BreachReasonForm(OtherReasonMixin, PortalForm):
     )
 
 
-class AnswerInfoForm(ItemFieldsMixin, PortalForm):
+class AnswerInfoForm(ItemFieldsMixin, VersionedForm):
     """The partner's answer; `answer_form_class` adds one field per open item."""
 
     # Shown whole on the timeline, after "Message from the referring office: ".

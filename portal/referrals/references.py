@@ -7,7 +7,8 @@ import secrets
 
 # Crockford-style alphabet: no I, L, O or U, so nothing is misread on the phone.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-REFERENCE_PATTERN = re.compile(r"^R-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$")
+# What a reference looks like; the `<ref:...>` URL converter matches the same.
+REFERENCE_REGEX = r"R-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}"
 
 
 def new_reference() -> str:
@@ -26,6 +27,3 @@ def normalise_reference(text: str) -> str:
         return f"R-{cleaned[:4]}-{cleaned[4:]}"
     return text.strip().upper()
 
-
-def looks_like_reference(text: str) -> bool:
-    return bool(REFERENCE_PATTERN.match(text))

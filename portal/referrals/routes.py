@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -21,38 +19,38 @@ from flask_login import current_user, login_required
 from htmx_flask import request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
-from sqlalchemy.orm.exc import StaleDataError
 
 from portal.accounts.sessions import passive, roles_required
 from portal.auditing import record_audit
 from portal.extensions import db
 from portal.models import (
-    STAFF_ROLES,
-    AppointmentMode,
     Channel,
     ConsentKind,
     ContactMethod,
     Document,
-    OutreachResult,
     Partner,
     Referral,
     Role,
     ServiceLine,
-    SlaClock,
     Urgency,
 )
-from portal.patients.services import Slot, latest_link, send_next_step_link
-from portal.query_args import page_arg
-from portal.referrals import forms, services
+from portal.pagination import one_page
+from portal.patients.services import latest_link
+from portal.query_args import page_arg, text_arg
+from portal.referrals import drafts, forms, services
 from portal.referrals.access import get_referral_or_404, visible_referrals
-from portal.referrals.clarification import (
-    InfoAnswer,
-    answer_information,
+from portal.referrals.actions import form_actions, new_action_form
+from portal.referrals.consent import current_wording, wording_for
+from portal.referrals.duplicates import (
+    PossibleDuplicate,
+    is_submission_token,
+    new_submission_token,
+    submitted_with_token,
+)
+from portal.referrals.needs_info import (
     open_items,
     open_request,
-    request_information,
 )
-from portal.referrals.consent import current_wording, wording_for
 from portal.referrals.unread import (
     UNREAD_CAP,
     mark_seen,
@@ -60,12 +58,9 @@ from portal.referrals.unread import (
     unread_referral_count,
 )
 from portal.referrals.workflow import (
-    ActionForbidden,
-    EditConflict,
-    TransitionRefused,
     allowed_actions,
 )
-from portal.sla.clocks import active_clock, breaches_of, record_breach_reason
+from portal.sla.clocks import active_clock, breaches_of
 from portal.sla.display import PARTNER_PROMISES
 from portal.sla.views import clock_views
 
@@ -119,17 +114,13 @@ def index():
     """The partner's referrals, newest first."""
     page = page_arg()
     size = current_app.config["QUEUE_PAGE_SIZE"]
-    referrals = list(
-        db.session.scalars(
-            visible_referrals(current_user)
-            .options(selectinload(Referral.service_line))
-            .order_by(Referral.submitted_at.desc(), Referral.id.desc())
-            .limit(size + 1)
-            .offset((page - 1) * size)
-        )
+    referrals, has_next = one_page(
+        visible_referrals(current_user)
+        .options(selectinload(Referral.service_line))
+        .order_by(Referral.submitted_at.desc(), Referral.id.desc()),
+        page,
+        size,
     )
-    has_next = len(referrals) > size
-    referrals = referrals[:size]
     return render_template(
         "referrals/index.html",
         unread=unread_references(current_user, [r.id for r in referrals]),
@@ -142,25 +133,59 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(*SUBMITTING_ROLES)
 def new():
-    """The one-page referral form."""
+    """The one-page referral form, opened as /referrals/new?form=<submission token>.
+
+    The token lives in the URL, so Back after sending finds the referral it made and
+    says so, rather than offering a blank form to type the patient in again.
+    """
+    if request.method == "GET":
+        token = _form_token_arg()
+        if not token:
+            return redirect(url_for("referrals.new", form=new_submission_token()))
+        sent = submitted_with_token(current_user, token)
+        if sent is not None:
+            return render_template("referrals/submitted.html", referral=sent, sent_before=True)
     service_lines = _active_service_lines()
     form = _build_referral_form(service_lines)
+    if request.method == "GET":
+        form.submission_token.data = token
+    draft = drafts.continued_draft(current_user)  # sending a saved draft deletes it
     refreshing = "show_requirements" in request.form
-    if not refreshing and form.validate_on_submit():
-        result = services.submit_referral(_submission_from(form), current_user)
-        if not result.created:
-            flash("This referral was already received; it was not sent twice.", "info")
-        return redirect(url_for("referrals.submitted", reference=result.referral.reference))
-    status = 422 if request.method == "POST" and not refreshing else 200
+    possible_duplicate = None
+    if not refreshing and form.validate_on_submit() and drafts.documents_fit(form, draft):
+        try:
+            submission = drafts.finish_draft(draft, _submission_from(form), current_user)
+            result = services.submit_referral(submission, current_user)
+        except PossibleDuplicate as warning:
+            possible_duplicate = warning.earlier
+        else:
+            if not result.created:
+                flash("This referral was already received; it was not sent twice.", "info")
+            return redirect(url_for("referrals.submitted", reference=result.referral.reference))
+    if possible_duplicate is not None:
+        status = 409
+    else:
+        status = 422 if request.method == "POST" and not refreshing else 200
     return (
         render_template(
             "referrals/new.html",
             form=form,
+            draft=draft,
+            possible_duplicate=possible_duplicate,
             contact_wording=current_wording(ConsentKind.CONTACT),
             sharing_wording=current_wording(ConsentKind.OUTCOME_SHARING),
         ),
         status,
     )
+
+
+def _form_token_arg() -> str:
+    """The `form` query parameter (the opened form's submission token); "" when absent,
+    400 when it is not one the portal could have made."""
+    token = text_arg("form", max_length=64)
+    if token and not is_submission_token(token):
+        abort(400, description="“form” is not a form the portal opened: start a new referral.")
+    return token
 
 
 def _submission_from(form: forms.ReferralForm) -> services.ReferralSubmission:
@@ -193,6 +218,7 @@ def _submission_from(form: forms.ReferralForm) -> services.ReferralSubmission:
         documents=form.uploads,
         item_answers=form.item_answers(),
         item_documents=form.item_uploads,
+        submit_anyway="submit_anyway" in request.form,
     )
 
 
@@ -233,22 +259,30 @@ def _render_detail(
     status: int = 200,
     answer_form: forms.AnswerInfoForm | None = None,
     answer_result: list | None = None,
+    changes_since: list | None = None,
 ) -> tuple[str, int]:
-    # Actions with a page of their own (the partner's answer) are not in ACTIONS.
-    actions = [t for t in allowed_actions(referral, current_user) if t.action in ACTIONS]
+    declared = form_actions()
+    actions = [t for t in allowed_actions(referral, current_user) if t.action in declared]
+    last_event = services.last_event_id(referral, current_user)
     action_forms = {}
     for transition in actions:
         if transition.action == failed_action and failed_form is not None:
             form = failed_form
-            form.version.data = referral.version
+            form.keep_for_retry(referral.version, last_event)
         else:
-            form = _new_action_form(
-                ACTIONS[transition.action], referral, formdata=None, version=referral.version
+            form = new_action_form(
+                declared[transition.action],
+                referral,
+                formdata=None,
+                version=referral.version,
+                seen_event=last_event,
             )
         action_forms[transition.action] = form
     consents = services.consents_of(referral)
     if answer_form is None and current_user.is_partner_user:
         answer_form = _answer_form(referral, formdata=None)
+    if answer_form is not None:
+        answer_form.keep_for_retry(referral.version, last_event)
     return (
         render_template(
             "referrals/detail.html",
@@ -257,6 +291,7 @@ def _render_detail(
             action_forms=action_forms,
             action_message=message,
             failed_action=failed_action,
+            changes_since=changes_since,
             consents=[(c, wording_for(c.kind, c.wording_version)) for c in consents],
             info_request=open_request(referral),
             answer_form=answer_form,
@@ -337,274 +372,8 @@ def _attachment_header(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
 
-# --- Actions -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Action:
-    form_class: type
-    perform: Callable[[Referral, Any, Any], object]
-    done: str
-
-
-def _new_action_form(spec: Action, referral: Referral, **kwargs: Any) -> Any:
-    """An action's form; forms whose choices depend on the referral get them here."""
-    form = spec.form_class(**kwargs)
-    if hasattr(form, "prepare"):
-        form.prepare(referral)
-    return form
-
-
-ACTIONS: dict[str, Action] = {
-    "first_touch": Action(
-        forms.ActionForm,
-        lambda r, u, f: services.record_first_touch(
-            r, u, expected_version=f.version.data, note=f.note.data or ""
-        ),
-        "First touch recorded.",
-    ),
-    "resume_review": Action(
-        forms.ActionForm,
-        lambda r, u, f: services.resume_review(
-            r, u, expected_version=f.version.data, note=f.note.data or ""
-        ),
-        "Back in review.",
-    ),
-    "accept": Action(
-        forms.AcceptForm,
-        lambda r, u, f: services.accept(
-            r, u, expected_version=f.version.data, provider=f.provider.data, note=f.note.data or ""
-        ),
-        "Referral accepted.",
-    ),
-    "decline": Action(
-        forms.DeclineForm,
-        lambda r, u, f: services.decline(
-            r, u, expected_version=f.version.data, reason=f.reason_text, note=f.note.data or ""
-        ),
-        "Referral declined.",
-    ),
-    "redirect": Action(
-        forms.RedirectForm,
-        lambda r, u, f: services.redirect_referral(
-            r,
-            u,
-            expected_version=f.version.data,
-            destination=f.destination.data,
-            note=f.note.data or "",
-        ),
-        "Referral redirected.",
-    ),
-    "log_outreach": Action(
-        forms.OutreachForm,
-        lambda r, u, f: services.log_outreach(
-            r,
-            u,
-            expected_version=f.version.data,
-            channel=ContactMethod(f.channel.data),
-            result=OutreachResult(f.result.data),
-            note=f.note.data or "",
-        ),
-        "Contact attempt logged.",
-    ),
-    "schedule": Action(
-        forms.ScheduleForm,
-        lambda r, u, f: services.schedule(
-            r,
-            u,
-            expected_version=f.version.data,
-            appointment_at=f.appointment_at,
-            mode=AppointmentMode(f.mode.data),
-            note=f.note.data or "",
-        ),
-        "Visit scheduled.",
-    ),
-    "record_completed": Action(
-        forms.ActionForm,
-        lambda r, u, f: services.record_completed(
-            r, u, expected_version=f.version.data, note=f.note.data or ""
-        ),
-        "Visit recorded as completed.",
-    ),
-    "record_no_show": Action(
-        forms.ActionForm,
-        lambda r, u, f: services.record_no_show(
-            r, u, expected_version=f.version.data, note=f.note.data or ""
-        ),
-        "No-show recorded.",
-    ),
-    "mark_unreachable": Action(
-        forms.ActionForm,
-        lambda r, u, f: services.mark_unreachable(
-            r, u, expected_version=f.version.data, note=f.note.data or ""
-        ),
-        "Referral closed: patient unreachable.",
-    ),
-    "withdraw": Action(
-        forms.WithdrawForm,
-        lambda r, u, f: services.withdraw(
-            r, u, expected_version=f.version.data, reason=f.reason.data or ""
-        ),
-        "Referral withdrawn.",
-    ),
-    "request_info": Action(
-        forms.RequestInfoForm,
-        lambda r, u, f: request_information(
-            r,
-            u,
-            expected_version=f.version.data,
-            required_item_ids=f.required_items.data or [],
-            other_documents=forms.item_labels(f.other_documents.data),
-            other_questions=forms.item_labels(f.other_questions.data),
-            message=f.message.data or "",
-            note=f.note.data or "",
-        ),
-        "Request sent to the referring office.",
-    ),
-    "send_patient_link": Action(
-        forms.SendLinkForm,
-        lambda r, u, f: send_next_step_link(
-            r,
-            u,
-            expected_version=f.version.data,
-            via=ContactMethod(f.via.data),
-            slots=[Slot(t, AppointmentMode(f.mode.data)) for t in f.offered()],
-            note=f.note.data or "",
-        ),
-        "Link sent to the patient.",
-    ),
-    "share_follow_up": Action(
-        forms.ShareFollowUpForm,
-        lambda r, u, f: services.share_follow_up(
-            r, u, expected_version=f.version.data, message=f.message.data
-        ),
-        "Follow-up note shared with the referring office.",
-    ),
-    "add_note": Action(
-        forms.NoteForm,
-        lambda r, u, f: services.add_staff_note(
-            r, u, expected_version=f.version.data, note=f.note.data
-        ),
-        "Note added.",
-    ),
-}
-
-
-@bp.post("/<ref:reference>/actions/<action>")
-@login_required
-def act(reference: str, action: str):
-    """Perform one workflow action; refusals and conflicts re-render with the input kept."""
-    referral = get_referral_or_404(current_user, reference)
-    spec = ACTIONS.get(action)
-    if spec is None:
-        abort(404)
-    form = _new_action_form(spec, referral)
-    if not form.validate():
-        return _render_detail(
-            referral,
-            failed_action=action,
-            failed_form=form,
-            message="Check the highlighted fields.",
-            status=422,
-        )
-    try:
-        spec.perform(referral, current_user, form)
-        db.session.commit()
-    except ActionForbidden as forbidden:
-        db.session.rollback()
-        return _refused(referral, action, form, str(forbidden), 403)
-    except TransitionRefused as refused:
-        db.session.rollback()
-        return _refused(referral, action, form, str(refused), 409)
-    except (EditConflict, StaleDataError):
-        db.session.rollback()
-        return _refused(
-            referral,
-            action,
-            form,
-            "Someone else changed this referral while you were working on it, so your "
-            "change was not saved. The page now shows the latest version; your entries "
-            "are kept below. Check them and submit again if they still apply.",
-            409,
-        )
-    flash(spec.done, "success")
-    return redirect(url_for("referrals.detail", reference=referral.reference))
-
-
-@bp.post("/<ref:reference>/breaches/<id:clock_id>")
-@roles_required(*STAFF_ROLES)
-def record_breach(reference: str, clock_id: int):
-    """Record why a stage missed its target (a list plus other)."""
-    referral = get_referral_or_404(current_user, reference)
-    clock = db.session.get(SlaClock, clock_id)
-    if clock is None or clock.referral_id != referral.id or clock.breached_at is None:
-        abort(404)
-    form = forms.BreachReasonForm()
-    if not form.validate():
-        return _render_detail(referral, message="Choose a breach reason.", status=422)
-    record_breach_reason(clock, form.reason_text, current_user)
-    record_audit(
-        "referral.breach_reason", actor=current_user, referral=referral, stage=clock.stage.value
-    )
-    db.session.commit()
-    flash("Breach reason recorded.", "success")
-    return redirect(url_for("referrals.detail", reference=reference))
-
-
 def _answer_form(referral: Referral, **kwargs: Any) -> forms.AnswerInfoForm | None:
     items = open_items(referral)
     if not items:
         return None
     return forms.answer_form_class(items)(open_items=items, **kwargs)
-
-
-@bp.post("/<ref:reference>/information")
-@roles_required(Role.PARTNER)
-def answer_information_request(reference: str):
-    """The partner answers intake's request in place (an htmx form; works without JS)."""
-    referral = get_referral_or_404(current_user, reference)
-    form = _answer_form(referral)
-    if form is None:
-        flash("Nothing is being asked for on this referral any more.", "info")
-        return redirect(url_for("referrals.detail", reference=reference))
-    still_missing = None
-    if form.validate():
-        try:
-            _event, still_missing = answer_information(
-                referral,
-                current_user,
-                InfoAnswer(form.item_answers(), form.item_uploads, form.message.data or ""),
-                expected_version=None,
-            )
-        except TransitionRefused as refused:
-            db.session.rollback()
-            form.message.errors = [str(refused)]
-        else:
-            db.session.commit()
-            if not request.htmx:
-                flash(
-                    "Thank you: everything asked for has been sent."
-                    if not still_missing
-                    else "Thank you. Some items are still missing.",
-                    "success",
-                )
-                return redirect(url_for("referrals.detail", reference=reference))
-            form = _answer_form(referral, formdata=None)
-    status = 422 if form is not None and form.errors else 200
-    if request.htmx:
-        return render_template(
-            "referrals/_needs_info.html",
-            referral=referral,
-            info_request=open_request(referral),
-            answer_form=form,
-            answer_result=still_missing,
-        ), status
-    return _render_detail(referral, answer_form=form, status=status)
-
-
-def _refused(referral: Referral, action: str, form: Any, message: str, status: int):
-    db.session.expire_all()
-    referral = get_referral_or_404(current_user, referral.reference)
-    return _render_detail(
-        referral, failed_action=action, failed_form=form, message=message, status=status
-    )

@@ -39,16 +39,21 @@ from portal.notifications.referrals import (
     notify_intake_of_urgent_referral,
     notify_partner_of_update,
 )
-from portal.referrals.clarification import ask_for_missing_items_at_submission
 from portal.referrals.consent import current_wording
 from portal.referrals.document_store import store_document
 from portal.referrals.documents import Upload
+from portal.referrals.duplicates import (
+    PossibleDuplicate,
+    find_possible_duplicate,
+    record_possible_duplicate,
+)
+from portal.referrals.needs_info import ask_for_missing_items_at_submission
 from portal.referrals.references import new_reference
 from portal.referrals.workflow import (
-    TRANSITIONS,
     TransitionRefused,
     apply_transition,
     record_event,
+    transitions,
 )
 from portal.sla.clocks import sync_clock
 
@@ -81,6 +86,11 @@ class ReferralSubmission:
     # Answers and documents for the service line's required items, by RequiredItem id.
     item_answers: dict[int, str] = field(default_factory=dict)
     item_documents: dict[int, Upload] = field(default_factory=dict)
+    # Look for an open referral from the office for the same patient first (duplicates.py):
+    # people submitting, yes; referrals built by code (the demo desk, tests), no.
+    check_for_duplicates: bool = True
+    # The office saw the possible-duplicate warning and chose to send anyway.
+    submit_anyway: bool = False
 
 
 @dataclass
@@ -101,16 +111,29 @@ def submit_referral(submission: ReferralSubmission, submitted_by: User) -> Submi
     """Record a new referral and route it: urgent, routine review, or needs_info.
 
     Idempotent on the form's submission token: a second submission of the same form
-    returns the first referral. Commits, because only a committed insert can detect a
-    concurrent duplicate.
+    returns the first referral. Raises PossibleDuplicate when the office has an open
+    referral for the same patient, unless it chose to submit anyway. Commits, because
+    only a committed insert can detect a concurrent duplicate.
     """
     if not submission.consent_to_contact:
         raise TransitionRefused("The patient's consent to be contacted is required.")
     existing = find_submitted(submission.partner.id, submission.submission_token)
     if existing is not None:
         return SubmissionResult(existing, created=False)
+    earlier = None
+    if submission.check_for_duplicates:
+        earlier = find_possible_duplicate(
+            submission.partner,
+            submission.patient_first_name,
+            submission.patient_last_name,
+            submission.patient_date_of_birth,
+        )
+        if earlier is not None and not submission.submit_anyway:
+            raise PossibleDuplicate(earlier)
     try:
         referral = _create_referral(submission, submitted_by)
+        if earlier is not None:
+            record_possible_duplicate(referral, earlier, submitted_by)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -201,21 +224,17 @@ def _route_new_referral(referral: Referral) -> None:
     """PRODUCT.md's three outcomes at intake."""
     missing = referral.missing_items
     if missing:
-        referral.status = Status.NEEDS_INFO
         ask_for_missing_items_at_submission(referral)
-        record_event(
+        apply_transition(
             referral,
-            kind="needs_info",
-            actor=None,
+            "incomplete_at_submission",
+            None,
+            expected_version=None,
             summary="More information needed: " + "; ".join(item.label for item in missing),
-            partner_visible=True,
-            from_status=Status.SUBMITTED,
-            to_status=Status.NEEDS_INFO,
         )
-        notify_partner_of_update(referral, "More information needed")
     else:
         notify_partner_of_update(referral, "Referral received")
-    sync_clock(referral)
+        sync_clock(referral)
     if referral.urgency is Urgency.URGENT:
         record_event(
             referral,
@@ -242,8 +261,6 @@ def record_first_touch(
 ) -> ReferralEvent:
     if referral.first_touch_at is not None:
         raise TransitionRefused("First touch was already recorded for this referral.")
-    # Set first: which SLA clock runs next depends on it.
-    referral.first_touch_at = utcnow()
     return apply_transition(
         referral, "first_touch", actor, expected_version=expected_version, staff_note=note
     )
@@ -252,8 +269,6 @@ def record_first_touch(
 def resume_review(
     referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
 ) -> ReferralEvent:
-    if referral.first_touch_at is None:
-        referral.first_touch_at = utcnow()
     return apply_transition(
         referral, "resume_review", actor, expected_version=expected_version, staff_note=note
     )
@@ -267,17 +282,15 @@ def accept(
     provider: str,
     note: str = "",
 ) -> ReferralEvent:
-    event = apply_transition(
+    return apply_transition(
         referral,
         "accept",
         actor,
         expected_version=expected_version,
         summary=f"Accepted and assigned to {provider}",
         staff_note=note,
+        changes={"assigned_provider": provider},
     )
-    referral.assigned_provider = provider
-    referral.triaged_at = event.at
-    return event
 
 
 def decline(
@@ -288,17 +301,15 @@ def decline(
     reason: str,
     note: str = "",
 ) -> ReferralEvent:
-    event = apply_transition(
+    return apply_transition(
         referral,
         "decline",
         actor,
         expected_version=expected_version,
         summary=f"Declined: not eligible ({reason})",
         staff_note=note,
+        changes={"decline_reason": reason},
     )
-    referral.decline_reason = reason
-    referral.triaged_at = referral.outcome_at = event.at
-    return event
 
 
 def redirect_referral(
@@ -309,17 +320,15 @@ def redirect_referral(
     destination: str,
     note: str = "",
 ) -> ReferralEvent:
-    event = apply_transition(
+    return apply_transition(
         referral,
         "redirect",
         actor,
         expected_version=expected_version,
         summary=f"Redirected to {destination}",
         staff_note=note,
+        changes={"redirect_destination": destination},
     )
-    referral.redirect_destination = destination
-    referral.triaged_at = referral.outcome_at = event.at
-    return event
 
 
 def log_outreach(
@@ -346,14 +355,13 @@ def log_outreach(
         notify_partner=first_reach,
         message_headline="Patient reached",
         staff_note=note,
+        changes={"patient_reached_at": utcnow()} if first_reach else None,
     )
     db.session.add(
         OutreachAttempt(
             referral=referral, at=event.at, actor=actor, channel=channel, result=result, note=note
         )
     )
-    if first_reach:
-        referral.patient_reached_at = event.at
     return event
 
 
@@ -370,24 +378,18 @@ def schedule(
         raise TransitionRefused("The appointment must be in the future.")
     rescheduling = referral.status is Status.SCHEDULED
     when = format_local(appointment_at)
-    # Set first: the visit's SLA clock is due after the appointment.
-    previous = referral.appointment_at
-    referral.appointment_at, referral.appointment_mode = appointment_at, mode
-    if previous != appointment_at:
-        referral.appointment_reminder_sent_at = None
-    event = apply_transition(
+    changes: dict[str, object] = {"appointment_at": appointment_at, "appointment_mode": mode}
+    if referral.appointment_at != appointment_at:
+        changes["appointment_reminder_sent_at"] = None  # remind again for the new time
+    return apply_transition(
         referral,
         "schedule",
         actor,
         expected_version=expected_version,
         summary=f"First visit {'rescheduled' if rescheduling else 'scheduled'}: {when}, {mode}",
         staff_note=note,
+        changes=changes,
     )
-    if referral.scheduled_at is None:
-        referral.scheduled_at = event.at
-    if referral.patient_reached_at is None:
-        referral.patient_reached_at = event.at
-    return event
 
 
 def record_completed(
@@ -395,11 +397,9 @@ def record_completed(
 ) -> ReferralEvent:
     if referral.appointment_at and referral.appointment_at > utcnow():
         raise TransitionRefused("The visit is still in the future; it cannot be completed yet.")
-    event = apply_transition(
+    return apply_transition(
         referral, "record_completed", actor, expected_version=expected_version, staff_note=note
     )
-    referral.outcome_at = event.at
-    return event
 
 
 def record_no_show(
@@ -421,25 +421,21 @@ def mark_unreachable(
             f"Log at least {OUTREACH_ATTEMPTS_BEFORE_UNREACHABLE} contact attempts before "
             f"marking the patient unreachable ({attempts} so far)."
         )
-    event = apply_transition(
+    return apply_transition(
         referral, "mark_unreachable", actor, expected_version=expected_version, staff_note=note
     )
-    referral.outcome_at = event.at
-    return event
 
 
 def withdraw(
     referral: Referral, actor: User, *, expected_version: int | None, reason: str = ""
 ) -> ReferralEvent:
-    event = apply_transition(
+    return apply_transition(
         referral,
         "withdraw",
         actor,
         expected_version=expected_version,
         summary="Withdrawn by the referring office" + (f": {reason}" if reason else ""),
     )
-    referral.outcome_at = event.at
-    return event
 
 
 def share_follow_up(
@@ -502,8 +498,8 @@ def event_headline(event: ReferralEvent, user: User) -> str:
     clinical content, otherwise the action's fixed wording (statuses and times only)."""
     if user.sees_patient_details:
         return event.summary
-    if event.kind in TRANSITIONS:
-        return TRANSITIONS[event.kind].summary
+    if event.kind in transitions():
+        return transitions()[event.kind].summary
     return CONTENT_FREE_HEADLINES.get(event.kind, event.summary)
 
 

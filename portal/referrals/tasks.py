@@ -13,29 +13,12 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import InfoRequest, Referral, Status
 from portal.notifications.outbox import portal_url, queue_email
+from portal.referrals.needs_info import escalation_time, reminder_times
 from portal.referrals.workflow import record_event
 from portal.sla.calendar import BusinessCalendar
 from portal.sla.clocks import load_calendar
 
 log = logging.getLogger(__name__)
-
-
-def reminder_times(request: InfoRequest, calendar: BusinessCalendar) -> list[datetime]:
-    return [
-        calendar.add_business_minutes(request.requested_at, minutes)
-        for minutes in current_app.config["NEEDS_INFO_REMINDER_MINUTES"]
-    ]
-
-
-def escalation_time(request: InfoRequest, calendar: BusinessCalendar) -> datetime:
-    minutes = current_app.config["NEEDS_INFO_ESCALATE_MINUTES"]
-    return calendar.add_business_minutes(request.requested_at, minutes)
-
-
-def schedule_follow_ups(request: InfoRequest) -> None:
-    """A new request: the first reminder is due after the first interval."""
-    request.reminders_sent = 0
-    request.next_reminder_at = reminder_times(request, load_calendar())[0]
 
 
 def chase_incomplete_referrals(limit: int = 200) -> int:

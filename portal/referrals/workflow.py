@@ -1,22 +1,28 @@
-"""The status machine, as data, and the one function every change goes through.
+"""The status machine's machinery, and the one function every change goes through.
 
-`TRANSITIONS` lists each action: the statuses it may start from and where each leads,
-the roles that may perform it, and whether the partner sees it. `apply_transition`
-checks an action against that table, moves the status, writes the timeline event and
-the audit entry, and queues the partner notification, all in the caller's
-transaction (the caller commits).
+The actions themselves are declared in portal/referrals/actions.py. `apply_transition`
+checks an action against them, moves the status, applies the fields the action changes
+and the milestones the move reaches, closes an information request the referral
+leaves behind, writes the timeline event and the audit entry, queues the partner
+notification and moves the SLA clock: all in the caller's transaction (the caller
+commits), always in that order, so no service has to get an order right.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import update
 
 from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import (
-    OPEN_STATUSES,
+    CloseReason,
+    InfoRequest,
     Referral,
     ReferralEvent,
     Role,
@@ -64,162 +70,28 @@ class Transition:
         return target if isinstance(target, frozenset) else frozenset({target})
 
 
-def _stay(*statuses: Status) -> dict[Status, Status]:
-    return {status: status for status in statuses}
+T = TypeVar("T", bound=Transition)
 
 
-S = Status
-TRANSITIONS: dict[str, Transition] = {
-    t.action: t
-    for t in (
-        Transition(
-            "first_touch",
-            "Record first touch",
-            {S.SUBMITTED: S.IN_REVIEW, S.NEEDS_INFO: S.NEEDS_INFO},
-            frozenset({Role.INTAKE}),
-            partner_visible=True,
-            summary="Intake has picked up the referral",
-        ),
-        Transition(
-            "resume_review",
-            "Information received: back to review",
-            {S.NEEDS_INFO: S.IN_REVIEW},
-            frozenset({Role.INTAKE}),
-            partner_visible=True,
-            summary="The missing information was received; review continues",
-        ),
-        Transition(
-            "accept",
-            "Accept",
-            {S.IN_REVIEW: S.ACCEPTED},
-            frozenset({Role.CLINICAL}),
-            partner_visible=True,
-            summary="Accepted",
-            notify_partner=True,
-        ),
-        Transition(
-            "decline",
-            "Decline as not eligible",
-            {S.IN_REVIEW: S.DECLINED},
-            frozenset({Role.CLINICAL}),
-            partner_visible=True,
-            summary="Declined: not eligible",
-            notify_partner=True,
-        ),
-        Transition(
-            "redirect",
-            "Redirect",
-            {S.IN_REVIEW: S.REDIRECTED},
-            frozenset({Role.CLINICAL}),
-            partner_visible=True,
-            summary="Redirected to another service",
-            notify_partner=True,
-        ),
-        Transition(
-            "log_outreach",
-            "Log a contact attempt",
-            _stay(S.ACCEPTED, S.SCHEDULED, S.NO_SHOW),
-            frozenset({Role.INTAKE}),
-            partner_visible=False,
-            summary="Contact attempt",
-        ),
-        Transition(
-            "schedule",
-            "Schedule the first visit",
-            {S.ACCEPTED: S.SCHEDULED, S.SCHEDULED: S.SCHEDULED, S.NO_SHOW: S.SCHEDULED},
-            frozenset({Role.INTAKE}),
-            partner_visible=True,
-            summary="First visit scheduled",
-            notify_partner=True,
-        ),
-        Transition(
-            "record_completed",
-            "Record visit completed",
-            {S.SCHEDULED: S.COMPLETED},
-            frozenset({Role.INTAKE}),
-            partner_visible=True,
-            summary="First visit completed: the patient has started care",
-            notify_partner=True,
-        ),
-        Transition(
-            "record_no_show",
-            "Record no-show",
-            {S.SCHEDULED: S.NO_SHOW},
-            frozenset({Role.INTAKE}),
-            partner_visible=True,
-            summary="The patient did not attend the first visit",
-        ),
-        Transition(
-            "mark_unreachable",
-            "Mark patient unreachable",
-            {S.ACCEPTED: S.UNREACHABLE, S.NO_SHOW: S.UNREACHABLE},
-            frozenset({Role.INTAKE}),
-            partner_visible=True,
-            summary="Closed: we could not reach the patient",
-            notify_partner=True,
-        ),
-        Transition(
-            "withdraw",
-            "Withdraw the referral",
-            {status: S.WITHDRAWN for status in OPEN_STATUSES},
-            frozenset({Role.PARTNER}),
-            partner_visible=True,
-            summary="Withdrawn by the referring office",
-        ),
-        Transition(
-            "request_info",
-            "Request missing information",
-            {S.SUBMITTED: S.NEEDS_INFO, S.IN_REVIEW: S.NEEDS_INFO, S.NEEDS_INFO: S.NEEDS_INFO},
-            frozenset({Role.INTAKE}),
-            partner_visible=True,
-            summary="More information needed",
-            notify_partner=True,
-        ),
-        Transition(
-            "answer_info",
-            "Send the missing information",
-            {S.NEEDS_INFO: frozenset({S.NEEDS_INFO, S.SUBMITTED, S.IN_REVIEW})},
-            frozenset({Role.PARTNER}),
-            partner_visible=True,
-            summary="Information sent by the referring office",
-        ),
-        Transition(
-            "send_patient_link",
-            "Send the patient their next step",
-            _stay(S.ACCEPTED),
-            frozenset({Role.INTAKE}),
-            partner_visible=True,
-            summary="We sent the patient a link to confirm their next step",
-        ),
-        Transition(
-            "patient_answered",
-            "Patient answered",
-            {S.ACCEPTED: frozenset({S.ACCEPTED, S.SCHEDULED, S.WITHDRAWN})},
-            frozenset(),
-            partner_visible=True,
-            summary="Patient confirmed next step",
-            system=True,
-        ),
-        Transition(
-            "share_follow_up",
-            "Share a follow-up note with the referring office",
-            _stay(*Status),
-            frozenset({Role.INTAKE, Role.CLINICAL, Role.PARTNER_SUCCESS}),
-            partner_visible=True,
-            summary="Follow-up note from the care team",
-            notify_partner=True,
-        ),
-        Transition(
-            "add_note",
-            "Add a staff note",
-            _stay(*Status),
-            frozenset({Role.INTAKE, Role.CLINICAL, Role.PARTNER_SUCCESS}),
-            partner_visible=False,
-            summary="Staff note",
-        ),
-    )
-}
-del S
+# Every transition, by action name, as portal/referrals/actions.py declares them.
+_DECLARED: dict[str, Transition] = {}
+
+
+def declare(transition: T) -> T:
+    """Add `transition` to the table (once per name)."""
+    if transition.action in _DECLARED:
+        raise ValueError(f"the action {transition.action!r} is declared twice")
+    _DECLARED[transition.action] = transition
+    return transition
+
+
+def transitions() -> Mapping[str, Transition]:
+    """Every declared transition by name. The declarations are imported on first use,
+    not at the top: they import the services, which import this module."""
+    if not _DECLARED:
+        import portal.referrals.actions  # noqa: F401
+    return _DECLARED
+
 
 ROLE_NAMES = {
     Role.PARTNER: "the referring office",
@@ -233,7 +105,7 @@ ROLE_NAMES = {
 def allowed_actions(referral: Referral, user: User) -> list[Transition]:
     """The actions `user` may take on `referral` now, in table order."""
     return [
-        t for t in TRANSITIONS.values() if user.role in t.roles and referral.status in t.sources
+        t for t in transitions().values() if user.role in t.roles and referral.status in t.sources
     ]
 
 
@@ -241,7 +113,7 @@ def check_transition(
     referral: Referral, action: str, actor: User | None, expected_version: int | None
 ) -> Transition:
     """The transition for `action`, or the reason it cannot happen now."""
-    transition = TRANSITIONS.get(action)
+    transition = transitions().get(action)
     if transition is None:
         raise TransitionRefused("That action does not exist.")
     if actor is None:
@@ -270,11 +142,12 @@ def record_event(
     staff_note: str = "",
     from_status: Status | None = None,
     to_status: Status | None = None,
+    at: datetime | None = None,
 ) -> ReferralEvent:
     """Add a timeline event. One the partner sees also marks the referral updated (its
     "last update" and version move on); staff-only bookkeeping such as SLA tags does not,
     so it never shows the partner a change they cannot see."""
-    now = utcnow()
+    now = at or utcnow()
     event = ReferralEvent(
         referral_id=referral.id,
         at=now,
@@ -287,13 +160,50 @@ def record_event(
         staff_note=staff_note,
     )
     db.session.add(event)
-    if to_status is Status.NEEDS_INFO and referral.needs_info_at is None:
-        referral.needs_info_at = now  # the milestone behind the incomplete-referral rate
     if partner_visible:
         referral.updated_at = now
         if actor is not None and actor.is_partner_user:
             mark_seen(actor, referral)  # one's own update is not news
     return event
+
+
+# The milestones the scorecard and the SLA clocks read: each is set once, the first time
+# a transition reaches it. (A first contact that reached the patient is the one milestone
+# an action's outcome decides: log_outreach passes it in `changes`.)
+TRIAGE_OUTCOMES = frozenset({Status.ACCEPTED, Status.DECLINED, Status.REDIRECTED})
+
+
+def _milestones_reached(action: str, to_status: Status) -> tuple[str, ...]:
+    reached = {
+        "first_touch_at": action in ("first_touch", "resume_review"),
+        "needs_info_at": to_status is Status.NEEDS_INFO,
+        "triaged_at": to_status in TRIAGE_OUTCOMES,
+        "scheduled_at": to_status is Status.SCHEDULED,
+        "patient_reached_at": to_status is Status.SCHEDULED,
+        "outcome_at": to_status.is_final,
+    }
+    return tuple(name for name, happened in reached.items() if happened)
+
+
+# Why a referral leaving needs-info closes the request it was waiting on.
+CLOSE_REASONS = {"answer_info": CloseReason.ANSWERED, "resume_review": CloseReason.RESUMED}
+CLOSED_HEADLINES = {
+    CloseReason.RESUMED: "The request for information was closed: intake resumed review "
+    "without it",
+    CloseReason.LEFT: "The request for information was closed: the referral moved on",
+}
+
+
+def close_information_requests(
+    referral: Referral, reason: CloseReason, at: datetime
+) -> None:
+    """Close whatever request is open on `referral` (there is at most one)."""
+    db.session.execute(
+        update(InfoRequest)
+        .where(InfoRequest.referral_id == referral.id, InfoRequest.closed_at.is_(None))
+        .values(closed_at=at, close_reason=reason, next_reminder_at=None)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def apply_transition(
@@ -308,12 +218,16 @@ def apply_transition(
     partner_visible: bool | None = None,
     notify_partner: bool | None = None,
     message_headline: str | None = None,
+    changes: Mapping[str, object] | None = None,
 ) -> ReferralEvent:
-    """Check and perform `action`: status, timeline event, audit entry, notification.
+    """Check and perform `action`: status, changed fields, milestones, the information
+    request it leaves, timeline event, audit entry, notification, SLA clock.
 
-    `summary` and `partner_visible` override the table's defaults for actions whose
+    `summary` and `partner_visible` override the declared defaults for actions whose
     headline depends on what happened (a contact attempt that reached the patient);
-    `to_status` picks the outcome of an action that has several.
+    `to_status` picks the outcome of an action that has several; `changes` are the
+    referral's fields the action sets (an appointment, an assigned provider), applied
+    here after the checks and before the clock moves.
     """
     transition = check_transition(referral, action, actor, expected_version)
     from_status = referral.status
@@ -324,7 +238,13 @@ def apply_transition(
         (to_status,) = targets
     elif to_status not in targets:
         raise ValueError(f"{action} cannot lead from {from_status} to {to_status}")
+    now = utcnow()
     referral.status = to_status
+    for name, value in (changes or {}).items():
+        setattr(referral, name, value)
+    for milestone in _milestones_reached(action, to_status):
+        if getattr(referral, milestone) is None:
+            setattr(referral, milestone, now)
     event = record_event(
         referral,
         kind=action,
@@ -334,7 +254,20 @@ def apply_transition(
         staff_note=staff_note,
         from_status=from_status,
         to_status=to_status,
+        at=now,
     )
+    if from_status is Status.NEEDS_INFO and to_status is not Status.NEEDS_INFO:
+        reason = CLOSE_REASONS.get(action, CloseReason.LEFT)
+        close_information_requests(referral, reason, now)
+        if reason in CLOSED_HEADLINES:
+            record_event(
+                referral,
+                kind="info_request_closed",
+                actor=actor,
+                summary=CLOSED_HEADLINES[reason],
+                partner_visible=True,
+                at=now,
+            )
     record_audit(
         f"referral.{action}",
         actor=actor,

@@ -12,7 +12,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Case, and_, case, select
 
 from portal.clock import utcnow
 from portal.extensions import db
@@ -68,20 +68,68 @@ def target_minutes(stage: SlaStage, urgency: Urgency) -> float:
     return float(current_app.config["SLA_TARGET_MINUTES"][(stage.value, urgency.value)])
 
 
+# Which stage's clock an open referral runs: the one rule, read by the clocks here and
+# turned into SQL for the sweep's "no referral goes dark" check (`desired_stage_sql`).
+# Each row: status, whether intake has touched it (None: either way), the stage.
+STAGE_RULES: tuple[tuple[Status, bool | None, SlaStage], ...] = (
+    (Status.SUBMITTED, None, SlaStage.FIRST_TOUCH),
+    (Status.NEEDS_INFO, False, SlaStage.FIRST_TOUCH),
+    (Status.NEEDS_INFO, True, SlaStage.TRIAGE),
+    (Status.IN_REVIEW, None, SlaStage.TRIAGE),
+    (Status.ACCEPTED, None, SlaStage.NEXT_STEP),
+    (Status.NO_SHOW, None, SlaStage.NEXT_STEP),
+    (Status.SCHEDULED, None, SlaStage.VISIT),
+)
+# The clock waits while the partner owes us information.
+PAUSED_STATUSES = frozenset({Status.NEEDS_INFO})
+
+# How an open clock stands, the first row that holds: paused (no resumed_at), breached
+# (due_at passed), at risk (at_risk_at passed), else "ok". The referral page reads it in
+# Python (`clock_state`), the queue filters on it in SQL (`clock_state_sql`).
+CLOCK_STATE_RULES: tuple[tuple[str, str, bool], ...] = (
+    ("paused", "resumed_at", False),  # False: the column is empty
+    ("breached", "due_at", True),  # True: the column's time has come
+    ("at_risk", "at_risk_at", True),
+)
+CLOCK_STATES = tuple(state for state, _column, _passed in CLOCK_STATE_RULES)
+
+
+def clock_state(clock: SlaClock, now: datetime) -> str:
+    for state, column, passed in CLOCK_STATE_RULES:
+        value = getattr(clock, column)
+        if (value is not None and value <= now) if passed else value is None:
+            return state
+    return "ok"
+
+
+def clock_state_sql(now: datetime) -> Case:
+    """`clock_state` as SQL over SlaClock's columns."""
+    whens = []
+    for state, column, passed in CLOCK_STATE_RULES:
+        value = getattr(SlaClock, column)
+        whens.append((value <= now if passed else value.is_(None), state))
+    return case(*whens, else_="ok")
+
+
 def desired_stage(referral: Referral) -> SlaStage | None:
     """The stage whose clock an open referral should have (None once it is settled)."""
-    status = referral.status
-    if status is Status.SUBMITTED:
-        return SlaStage.FIRST_TOUCH
-    if status is Status.NEEDS_INFO:
-        return SlaStage.FIRST_TOUCH if referral.first_touch_at is None else SlaStage.TRIAGE
-    if status is Status.IN_REVIEW:
-        return SlaStage.TRIAGE
-    if status in (Status.ACCEPTED, Status.NO_SHOW):
-        return SlaStage.NEXT_STEP
-    if status is Status.SCHEDULED:
-        return SlaStage.VISIT
+    touched = referral.first_touch_at is not None
+    for status, when_touched, stage in STAGE_RULES:
+        if referral.status is status and when_touched in (None, touched):
+            return stage
     return None
+
+
+def desired_stage_sql() -> Case:
+    """`desired_stage` as a SQL expression over the referral's columns."""
+    whens = []
+    for status, when_touched, stage in STAGE_RULES:
+        condition = Referral.status == status
+        if when_touched is not None:
+            touched = Referral.first_touch_at.is_not(None)
+            condition = and_(condition, touched if when_touched else ~touched)
+        whens.append((condition, stage.value))
+    return case(*whens, else_=None)
 
 
 def active_clock(referral: Referral) -> SlaClock | None:
@@ -107,7 +155,7 @@ def sync_clock(referral: Referral, *, outcome_notified: bool = False) -> SlaCloc
         if outcome_notified and clock is None:
             return _start(referral, SlaStage.PARTNER_FEEDBACK, now, calendar, paused=False)
         return clock
-    paused = referral.status is Status.NEEDS_INFO
+    paused = referral.status in PAUSED_STATUSES
     if clock is not None and clock.stage is stage:
         if paused and not clock.is_paused:
             _pause(clock, now, calendar)
@@ -218,14 +266,3 @@ def breaches_of(referral: Referral) -> list[SlaClock]:
 def record_breach_reason(clock: SlaClock, reason: str, user) -> None:
     clock.breach_reason = reason[:200]
     clock.breach_reason_by_id = user.id
-
-
-def business_minutes_left(clock: SlaClock, now: datetime | None = None) -> float | None:
-    """Open minutes until the clock is due (negative: overdue); None while paused."""
-    if clock.due_at is None:
-        return None
-    now = now or utcnow()
-    calendar = load_calendar()
-    if clock.due_at >= now:
-        return calendar.business_minutes_between(now, clock.due_at)
-    return -calendar.business_minutes_between(clock.due_at, now)

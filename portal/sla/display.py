@@ -7,6 +7,7 @@ from datetime import datetime
 
 from portal.models import SlaClock, SlaStage
 from portal.sla.calendar import BusinessCalendar
+from portal.sla.clocks import clock_state
 
 
 @dataclass(frozen=True)
@@ -31,14 +32,15 @@ def _duration(minutes: float, per_day: float) -> str:
 
 def describe_clock(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> ClockView:
     base = {"stage": clock.stage.label, "owner": clock.owner_role.label, "due_at": clock.due_at}
-    if clock.due_at is None:
+    state = clock_state(clock, now)
+    if state == "paused" or clock.due_at is None:
         return ClockView(text="Paused: waiting on the referring office", tone="paused", **base)
     per_day = calendar.minutes_per_business_day
-    if clock.due_at <= now:
+    if state == "breached":
         overdue = calendar.business_minutes_between(clock.due_at, now)
         return ClockView(text=f"Overdue {_duration(overdue, per_day)}", tone="breached", **base)
     left = calendar.business_minutes_between(now, clock.due_at)
-    tone = "at-risk" if clock.at_risk_at and clock.at_risk_at <= now else "ok"
+    tone = "at-risk" if state == "at_risk" else "ok"
     return ClockView(text=f"{_duration(left, per_day)} left", tone=tone, **base)
 
 

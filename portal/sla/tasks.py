@@ -20,11 +20,11 @@ from portal.models import (
     Referral,
     Role,
     SlaClock,
-    SlaStage,
     Status,
 )
 from portal.notifications.outbox import portal_url, queue_email
 from portal.referrals.workflow import record_event
+from portal.sla.clocks import PAUSED_STATUSES, desired_stage_sql
 
 log = logging.getLogger(__name__)
 
@@ -135,20 +135,6 @@ def _tag_breach(clock: SlaClock, now) -> None:
     )
 
 
-def _desired_stage_sql():
-    return case(
-        (Referral.status == Status.SUBMITTED, SlaStage.FIRST_TOUCH.value),
-        (
-            and_(Referral.status == Status.NEEDS_INFO, Referral.first_touch_at.is_(None)),
-            SlaStage.FIRST_TOUCH.value,
-        ),
-        (Referral.status.in_([Status.NEEDS_INFO, Status.IN_REVIEW]), SlaStage.TRIAGE.value),
-        (Referral.status.in_([Status.ACCEPTED, Status.NO_SHOW]), SlaStage.NEXT_STEP.value),
-        (Referral.status == Status.SCHEDULED, SlaStage.VISIT.value),
-        else_=None,
-    )
-
-
 def find_dark_referrals(limit: int = 100) -> list[Violation]:
     """Open referrals nobody is on the clock for. The whole database, in four queries.
 
@@ -173,7 +159,7 @@ def find_dark_referrals(limit: int = 100) -> list[Violation]:
         .join(SlaClock, active)
         .where(
             is_open,
-            SlaClock.stage != _desired_stage_sql(),
+            SlaClock.stage != desired_stage_sql(),
         ),
         "clock for the wrong stage",
     )
@@ -183,7 +169,7 @@ def find_dark_referrals(limit: int = 100) -> list[Violation]:
         .where(
             is_open,
             case(
-                (Referral.status == Status.NEEDS_INFO, SlaClock.resumed_at.is_not(None)),
+                (Referral.status.in_(PAUSED_STATUSES), SlaClock.resumed_at.is_not(None)),
                 else_=SlaClock.due_at.is_(None),
             ),
         ),

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import Referral
+from tests.fixtures.browser import fill_provider_and_patient
 from tests.fixtures.desk import VALID_NPI
 
 pytestmark = pytest.mark.e2e
@@ -33,13 +34,7 @@ def test_partner_follows_a_referral_live_from_submission_to_started_care(
 ):
     partner = signed_in_page(desk.partner_a)
     partner.get_by_role("link", name="New referral").first.click()
-    partner.get_by_label("Referring provider's name").fill("Dr. Ruth Adler")
-    partner.get_by_label("Referring provider's NPI").fill(VALID_NPI)
-    partner.get_by_label("First name").fill("Zephyrine")
-    partner.get_by_label("Last name").fill("Quillfeather")
-    partner.get_by_label("Date of birth").fill("1961-03-14")
-    partner.get_by_label("Phone", exact=True).fill("202 555 0143")
-    partner.get_by_label("Phone call").check()
+    fill_provider_and_patient(partner)
     partner.get_by_label("Service line").select_option(label="Cardiac rehabilitation")
     # htmx swaps in the service line's criteria and required items.
     expect(partner.get_by_text("Cardiac event in the last 12 months")).to_be_visible()

@@ -106,7 +106,8 @@ def test_admin_creates_a_service_line_that_partners_then_see_on_the_form(app, cl
         ("answer", "How long has it been present?"),
     ]
     partner = client_for(desk.partner_a)
-    assert "Dermatology" in partner.get("/referrals/new").get_data(as_text=True)
+    form_page = partner.get("/referrals/new", follow_redirects=True)
+    assert "Dermatology" in form_page.get_data(as_text=True)
     fragment = partner.get(f"/referrals/new/requirements?service_line={line.id}")
     assert "Non-urgent skin conditions" in fragment.get_data(as_text=True)
 

@@ -23,7 +23,7 @@ from datetime import date, timedelta
 
 import pytest
 from flask import Flask, request
-from sqlalchemy import String, Text, select, text
+from sqlalchemy import JSON, String, Text, select, text
 
 import portal.query_args
 from portal.accounts.services import invite_user, request_password_reset
@@ -45,6 +45,9 @@ from portal.models import (
 )
 from portal.patients.links import sign
 from portal.patients.services import Slot, latest_link, send_next_step_link
+from portal.referrals.documents import Upload
+from portal.referrals.drafts import DraftContent, save_draft
+from portal.referrals.duplicates import new_submission_token
 from portal.text import refusal_for_text
 from tests.fixtures.desk import Desk, make_referral, user
 from tests.fixtures.hostile import (
@@ -53,6 +56,7 @@ from tests.fixtures.hostile import (
     INVALID_UTF8,
     NUMBERS,
     PATH_VALUES,
+    PDF,
     SCRIPT,
     TEXTS,
     TIMES,
@@ -89,6 +93,8 @@ CHOICE_KINDS = {"select", "radio", "checkbox", "hidden", "number", "date", "time
 # - a refused password or code counts towards throttling (sign_in_attempt);
 # - the session row notes activity (user_session.last_seen_at is an UPDATE, not a row).
 MAY_WRITE_WHEN_REFUSED = {"sign_in_attempt"}
+# The longest text any form field takes (clinical context).
+LONGEST_TEXT_FIELD = 5000
 
 
 @dataclass
@@ -143,20 +149,34 @@ class Sweep:
 def stored_control_characters() -> list[str]:
     """Every stored text value holding what no text field may hold (NUL, other control
     characters, bidirectional overrides), or longer than its column (SQLite keeps what
-    PostgreSQL would refuse): none may reach the database, on either."""
+    PostgreSQL would refuse), or in a JSON column (a draft's fields) longer than any form
+    field allows: none may reach the database, on either."""
     found = []
     with db.engine.connect() as connection:
         for table in Base.metadata.sorted_tables:
-            columns = [c for c in table.columns if isinstance(c.type, String | Text)]
+            columns = [c for c in table.columns if isinstance(c.type, String | Text | JSON)]
             if not columns:
                 continue
             for row in connection.execute(select(*columns)):
                 for column, value in zip(columns, row, strict=True):
-                    if isinstance(value, str) and refusal_for_text(
-                        value, max_length=column.type.length, multiline=True
-                    ):
-                        found.append(f"{table.name}.{column.name}: {value[:60]!r}")
+                    limit = LONGEST_TEXT_FIELD if isinstance(column.type, JSON) else None
+                    for stored in texts_in(value):
+                        if refusal_for_text(
+                            stored, max_length=limit or column.type.length, multiline=True
+                        ):
+                            found.append(f"{table.name}.{column.name}: {stored[:60]!r}")
     return found
+
+
+def texts_in(value: object) -> list[str]:
+    """The strings a stored value holds: itself, or a JSON value's keys and values."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for pair in value.items() for item in pair for text in texts_in(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in texts_in(item)]
+    return []
 
 
 def row_counts() -> dict[str, int]:
@@ -198,6 +218,15 @@ def build_world(desk: Desk) -> World:
         invited_by=user(desk.admin),
     )
     request_password_reset(desk.partner_a2, "127.0.0.9")
+    draft = save_draft(
+        None,
+        DraftContent(
+            {"patient_first_name": "Zephyrine", "service_line": str(desk.cardio_id)},
+            [Upload("labs.pdf", "application/pdf", PDF)],
+            {},
+        ),
+        user(desk.partner_a),
+    )
     create_session_row(intake, authenticated=True, user_agent="other", address="10.0.0.1")
     db.session.flush()
     reset_body = db.session.scalars(
@@ -218,6 +247,7 @@ def build_world(desk: Desk) -> World:
         "user_id": intake.id,
         "session_id": session_id,
         "holiday_id": holiday.id,
+        "draft_id": draft.id,
         "message_id": db.session.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id)),
         "action": "note",
         "name": "summary",
@@ -228,7 +258,9 @@ def build_world(desk: Desk) -> World:
         patient_token=sign(link),
         invitation_token=invitation.token,
         extra_pages=[f"/referrals/{ref}" for ref in (needs_info, accepted, scheduled)]
-        + [f"/password/reset?token={reset_token}"],
+        + [f"/password/reset?token={reset_token}"]
+        # GET /referrals/new redirects to the form with its token: crawl that form.
+        + [f"/referrals/new?form={new_submission_token()}"],
         date_of_birth={"day": "14", "month": "3", "year": "1961"},
     )
     db.session.commit()

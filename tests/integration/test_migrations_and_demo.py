@@ -66,3 +66,51 @@ def test_demo_load_command_prints_the_sign_ins(app):
     assert "password for all: demo-password-2026" in result.output
     again = runner.invoke(args=["demo", "load"])
     assert "already loaded" in again.output
+
+
+def test_the_demo_leaves_no_request_open_on_a_referral_past_needs_info(app):
+    from portal.demo import load_demo_data
+    from portal.models import InfoRequest
+
+    with app.app_context():
+        load_demo_data(referral_count=200, seed=7)
+        left_open = db.session.scalar(
+            select(func.count(InfoRequest.id))
+            .join(Referral, Referral.id == InfoRequest.referral_id)
+            .where(InfoRequest.closed_at.is_(None), Referral.status != Status.NEEDS_INFO)
+        )
+        assert left_open == 0
+
+
+def test_the_migration_closes_requests_left_open_by_earlier_versions(app, desk):
+    from alembic import command
+
+    from portal.models import CloseReason, InfoRequest
+    from portal.referrals import services
+    from tests.fixtures.desk import make_referral, user
+
+    with app.app_context():
+        resumed = make_referral(desk, Status.NEEDS_INFO)
+        waiting = make_referral(desk, Status.NEEDS_INFO)
+        referral = db.session.scalar(select(Referral).filter_by(reference=resumed))
+        services.resume_review(referral, user(desk.intake), expected_version=None)
+        db.session.commit()
+        config = alembic_config()
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "a9c4e1f7b2d3")
+            # What the portal used to leave behind: the request still open.
+            connection.execute(text("UPDATE info_request SET closed_at = NULL"))
+        upgrade_database()
+        db.session.expire_all()
+        reasons = {
+            reference: db.session.execute(
+                select(InfoRequest.closed_at, InfoRequest.close_reason)
+                .join(Referral, Referral.id == InfoRequest.referral_id)
+                .where(Referral.reference == reference)
+            ).one()
+            for reference in (resumed, waiting)
+        }
+    assert reasons[resumed].close_reason is CloseReason.RESUMED
+    assert reasons[resumed].closed_at is not None
+    assert reasons[waiting].closed_at is None and reasons[waiting].close_reason is None

@@ -9,9 +9,13 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import InfoRequest, OutboxMessage, Referral, ReferralEvent, Status
-from portal.referrals.clarification import open_items
+from portal.referrals.needs_info import open_items
 from tests.fixtures.desk import PDF, make_referral
 
+
+def version_of(app, reference) -> dict[str, int]:
+    """The version field the partner's answer form carries (the referral as loaded)."""
+    return {"version": load(app, reference).version}
 
 def load(app, reference) -> Referral:
     with app.app_context():
@@ -75,7 +79,7 @@ def test_intake_asks_with_a_checklist_and_the_partner_answers_in_place(app, clie
     ids = open_item_ids(app, reference)
     partial = partner.post(
         f"/referrals/{reference}/information",
-        data={f"item_{ids['Current blood pressure']}": "128/82"},
+        data={f"item_{ids['Current blood pressure']}": "128/82", **version_of(app, reference)},
         headers={"HX-Request": "true"},
     )
     html = unescape(partial.get_data(as_text=True))
@@ -85,7 +89,10 @@ def test_intake_asks_with_a_checklist_and_the_partner_answers_in_place(app, clie
 
     complete = partner.post(
         f"/referrals/{reference}/information",
-        data={f"item_{ids['Echocardiogram report']}": (io.BytesIO(PDF), "echo-2026.pdf")},
+        data={
+            f"item_{ids['Echocardiogram report']}": (io.BytesIO(PDF), "echo-2026.pdf"),
+            **version_of(app, reference),
+        },
         headers={"HX-Request": "true"},
         content_type="multipart/form-data",
     )
@@ -122,6 +129,7 @@ def test_items_missing_at_submission_are_answered_the_same_way(app, client_for, 
             f"item_{ids['Medication list']}": "Aspirin",
             f"item_{ids['Echocardiogram report']}": (io.BytesIO(PDF), "echo.pdf"),
             "message": "Both attached",
+            **version_of(app, reference),
         },
         content_type="multipart/form-data",
     )
@@ -137,7 +145,10 @@ def test_a_wrong_document_is_refused_and_nothing_changes(app, client_for, desk):
     ids = open_item_ids(app, reference)
     response = client_for(desk.partner_a).post(
         f"/referrals/{reference}/information",
-        data={f"item_{ids['Echocardiogram report']}": (io.BytesIO(b"GIF89a"), "echo.gif")},
+        data={
+            f"item_{ids['Echocardiogram report']}": (io.BytesIO(b"GIF89a"), "echo.gif"),
+            **version_of(app, reference),
+        },
         headers={"HX-Request": "true"},
         content_type="multipart/form-data",
     )
@@ -150,7 +161,9 @@ def test_an_empty_answer_is_refused(app, client_for, desk):
     with app.app_context():
         reference = make_referral(desk, Status.NEEDS_INFO)
     response = client_for(desk.partner_a).post(
-        f"/referrals/{reference}/information", data={}, headers={"HX-Request": "true"}
+        f"/referrals/{reference}/information",
+        data=version_of(app, reference),
+        headers={"HX-Request": "true"},
     )
     assert response.status_code == 422
     assert "Answer at least one item" in response.get_data(as_text=True)
@@ -205,7 +218,10 @@ def test_partners_get_an_unread_badge_until_they_open_the_referral(app, client_f
 
     # The office's own answer is news to the colleague, not to the one who sent it.
     ids = open_item_ids(app, reference)
-    partner.post(f"/referrals/{reference}/information", data={f"item_{ids['Weight']}": "81 kg"})
+    partner.post(
+        f"/referrals/{reference}/information",
+        data={f"item_{ids['Weight']}": "81 kg", **version_of(app, reference)},
+    )
     assert 'id="unread-badge"' not in partner.get("/referrals/").get_data(as_text=True)
     assert 'id="unread-badge">1<' in colleague.get("/referrals/").get_data(as_text=True)
 

@@ -34,13 +34,13 @@ from portal.patients.services import (
     send_next_step_link,
 )
 from portal.referrals import services
-from portal.referrals.clarification import (
+from portal.referrals.documents import Upload
+from portal.referrals.needs_info import (
     InfoAnswer,
     answer_information,
     open_items,
     request_information,
 )
-from portal.referrals.documents import Upload
 from portal.referrals.tasks import chase_incomplete_referrals
 from portal.referrals.workflow import TransitionRefused
 from portal.sla.tasks import find_dark_referrals, sweep

@@ -27,7 +27,7 @@ def test_pages_carry_no_inline_script(client_for, desk, app):
         reference = make_referral(desk)
     client = client_for(desk.intake)
     for path in ("/queue", f"/referrals/{reference}", "/referrals/new"):
-        html = client.get(path).get_data(as_text=True)
+        html = client.get(path, follow_redirects=True).get_data(as_text=True)
         for tag in html.split("<script")[1:]:
             assert 'src="' in tag.split(">")[0], f"inline script on {path}"
         assert " onclick=" not in html and "hx-on" not in html

@@ -21,7 +21,7 @@ from portal.models import (
     Urgency,
 )
 from portal.referrals import services
-from portal.referrals.clarification import InfoAnswer, answer_information, open_items
+from portal.referrals.needs_info import InfoAnswer, answer_information, open_items
 from portal.sla.clocks import active_clock
 from portal.sla.tasks import check_coverage, find_dark_referrals, sweep
 from tests.fixtures.desk import make_referral, user
@@ -77,7 +77,7 @@ def test_needs_info_pauses_the_clock_and_the_answer_resumes_it(app, desk):
         with frozen_at(at()):
             referral = referral_for(make_referral(desk, Status.IN_REVIEW))
         with frozen_at(at(hours=2)):  # two business hours of triage used
-            from portal.referrals.clarification import request_information
+            from portal.referrals.needs_info import request_information
 
             request_information(
                 referral,

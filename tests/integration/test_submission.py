@@ -79,7 +79,8 @@ def test_partner_submits_a_complete_referral_and_gets_a_reference(app, client_fo
 
 
 def test_the_form_shows_consent_wording_and_labels_every_input(client_for, desk):
-    html = client_for(desk.partner_a).get("/referrals/new").get_data(as_text=True)
+    page = client_for(desk.partner_a).get("/referrals/new", follow_redirects=True)
+    html = page.get_data(as_text=True)
     assert current_wording(ConsentKind.CONTACT).text in html
     assert current_wording(ConsentKind.CONTACT).version in html
     tags = re.findall(r"<(?:input|select|textarea)[^>]*>", html)

@@ -1,15 +1,13 @@
-from portal.referrals.references import (
-    looks_like_reference,
-    new_reference,
-    normalise_reference,
-)
+import re
+
+from portal.referrals.references import REFERENCE_REGEX, new_reference, normalise_reference
 
 
 def test_references_are_random_and_readable():
     references = {new_reference() for _ in range(500)}
     assert len(references) == 500
     for reference in references:
-        assert looks_like_reference(reference)
+        assert re.fullmatch(REFERENCE_REGEX, reference)  # what the URL converter accepts
         assert not set(reference[2:].replace("-", "")) & set("ILOU")
 
 

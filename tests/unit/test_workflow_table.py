@@ -1,7 +1,7 @@
 """The status machine table itself: every status is reachable and every final one is final."""
 
 from portal.models import FINAL_STATUSES, Role, Status
-from portal.referrals.workflow import TRANSITIONS
+from portal.referrals.actions import ACTIONS as TRANSITIONS
 
 
 def test_every_status_is_reached_by_some_action():

@@ -9,12 +9,15 @@ partial one keeps it in needs_info and says what is still missing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import select
 
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import (
+    CloseReason,
     InfoRequest,
     ItemKind,
     Referral,
@@ -27,8 +30,9 @@ from portal.models import (
 from portal.notifications.referrals import notify_intake
 from portal.referrals.document_store import store_document
 from portal.referrals.documents import Upload
-from portal.referrals.tasks import schedule_follow_ups
 from portal.referrals.workflow import TransitionRefused, apply_transition, record_event
+from portal.sla.calendar import BusinessCalendar
+from portal.sla.clocks import load_calendar
 
 
 @dataclass
@@ -107,6 +111,7 @@ def request_information(
             if not item.is_provided:
                 item.info_request_id = request.id
         earlier.closed_at, earlier.next_reminder_at = now, None
+        earlier.close_reason = CloseReason.SUPERSEDED
 
     wanted = {
         item.id: item
@@ -193,7 +198,7 @@ def answer_information(
             + "; ".join(item.label for item in still_missing)
         )
     else:
-        request.closed_at, request.next_reminder_at = now, None
+        # apply_transition closes the request as answered: the referral leaves needs-info.
         to_status = Status.IN_REVIEW if referral.first_touch_at else Status.SUBMITTED
         summary = "All requested information received; back with intake"
     event = apply_transition(
@@ -215,3 +220,24 @@ def answer_information(
     if not still_missing:
         notify_intake(referral, "The referring office sent the missing information")
     return event, still_missing
+
+
+# --- When the referring office is reminded, and when intake hears it went quiet -----
+
+
+def reminder_times(request: InfoRequest, calendar: BusinessCalendar) -> list[datetime]:
+    return [
+        calendar.add_business_minutes(request.requested_at, minutes)
+        for minutes in current_app.config["NEEDS_INFO_REMINDER_MINUTES"]
+    ]
+
+
+def escalation_time(request: InfoRequest, calendar: BusinessCalendar) -> datetime:
+    minutes = current_app.config["NEEDS_INFO_ESCALATE_MINUTES"]
+    return calendar.add_business_minutes(request.requested_at, minutes)
+
+
+def schedule_follow_ups(request: InfoRequest) -> None:
+    """A new request: the first reminder is due after the first interval."""
+    request.reminders_sent = 0
+    request.next_reminder_at = reminder_times(request, load_calendar())[0]

@@ -1,0 +1,191 @@
+"""Acting on a referral: the workflow actions, breach reasons and the partner's answer
+to a request for information. Each re-renders the referral page (routes._render_detail)
+when it is refused, with what the user typed kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from htmx_flask import request
+from sqlalchemy.orm.exc import StaleDataError
+
+from portal.accounts.sessions import roles_required
+from portal.auditing import record_audit
+from portal.extensions import db
+from portal.models import STAFF_ROLES, Referral, Role, SlaClock, Status
+from portal.referrals import forms, services
+from portal.referrals.access import get_referral_or_404
+from portal.referrals.actions import ACTIONS, form_actions, new_action_form, perform
+from portal.referrals.needs_info import InfoAnswer, answer_information, open_request
+from portal.referrals.routes import _answer_form, _render_detail, bp
+from portal.referrals.workflow import (
+    ActionForbidden,
+    EditConflict,
+    TransitionRefused,
+    allowed_actions,
+)
+from portal.sla.clocks import record_breach_reason
+
+CONFLICT_MESSAGE = (
+    "Someone else changed this referral while you were working on it, so your change was "
+    "not saved. What changed is listed below; your entries are kept. Submit again to "
+    "apply them to the referral as it is now."
+)
+
+
+@bp.get("/statuses")
+@login_required
+def statuses():
+    """What each status means and what each role can do from it, read from the
+    action declarations (portal/referrals/actions.py)."""
+    by_status = {
+        status: [action for action in ACTIONS.values() if status in action.sources]
+        for status in Status
+    }
+    return render_template("referrals/statuses.html", by_status=by_status)
+
+
+@bp.post("/<ref:reference>/actions/<action>")
+@login_required
+def act(reference: str, action: str):
+    """Perform one workflow action; refusals and conflicts re-render with the input kept."""
+    referral = get_referral_or_404(current_user, reference)
+    declared = form_actions().get(action)
+    if declared is None:
+        abort(404)
+    form = new_action_form(declared, referral)
+    if not form.validate():
+        return _render_detail(
+            referral,
+            failed_action=action,
+            failed_form=form,
+            message="Check the highlighted fields.",
+            status=422,
+        )
+    try:
+        perform(declared, referral, current_user, form)
+        db.session.commit()
+    except ActionForbidden as forbidden:
+        db.session.rollback()
+        return _refused(referral, action, form, str(forbidden), 403)
+    except TransitionRefused as refused:
+        db.session.rollback()
+        return _refused(referral, action, form, str(refused), 409)
+    except (EditConflict, StaleDataError):
+        db.session.rollback()
+        return _refused(referral, action, form, CONFLICT_MESSAGE, 409, conflict=True)
+    flash(declared.done, "success")
+    return redirect(url_for("referrals.detail", reference=referral.reference))
+
+
+@bp.post("/<ref:reference>/breaches/<id:clock_id>")
+@roles_required(*STAFF_ROLES)
+def record_breach(reference: str, clock_id: int):
+    """Record why a stage missed its target (a list plus other)."""
+    referral = get_referral_or_404(current_user, reference)
+    clock = db.session.get(SlaClock, clock_id)
+    if clock is None or clock.referral_id != referral.id or clock.breached_at is None:
+        abort(404)
+    form = forms.BreachReasonForm()
+    if not form.validate():
+        return _render_detail(referral, message="Choose a breach reason.", status=422)
+    record_breach_reason(clock, form.reason_text, current_user)
+    record_audit(
+        "referral.breach_reason", actor=current_user, referral=referral, stage=clock.stage.value
+    )
+    db.session.commit()
+    flash("Breach reason recorded.", "success")
+    return redirect(url_for("referrals.detail", reference=reference))
+
+
+@bp.post("/<ref:reference>/information")
+@roles_required(Role.PARTNER)
+def answer_information_request(reference: str):
+    """The partner answers intake's request in place (an htmx form; works without JS)."""
+    referral = get_referral_or_404(current_user, reference)
+    form = _answer_form(referral)
+    if form is None:
+        flash("Nothing is being asked for on this referral any more.", "info")
+        return redirect(url_for("referrals.detail", reference=reference))
+    still_missing, conflict = None, False
+    if form.validate():
+        try:
+            _event, still_missing = answer_information(
+                referral,
+                current_user,
+                InfoAnswer(form.item_answers(), form.item_uploads, form.message.data or ""),
+                expected_version=form.version.data,
+            )
+        except TransitionRefused as refused:
+            db.session.rollback()
+            form.message.errors = [str(refused)]
+        except (EditConflict, StaleDataError):
+            db.session.rollback()
+            db.session.expire_all()
+            referral, conflict = get_referral_or_404(current_user, reference), True
+            form.message.errors = [
+                "The referral changed while you were answering (see its timeline), so "
+                "nothing was sent. Check what is still asked for and send again; attach "
+                "any documents again."
+            ]
+        else:
+            db.session.commit()
+            if not request.htmx:
+                flash(
+                    "Thank you: everything asked for has been sent."
+                    if not still_missing
+                    else "Thank you. Some items are still missing.",
+                    "success",
+                )
+                return redirect(url_for("referrals.detail", reference=reference))
+            form = _answer_form(referral, formdata=None)
+    status = 409 if conflict else 422 if form is not None and form.errors else 200
+    if request.htmx:
+        if form is not None:
+            form.keep_for_retry(referral.version, services.last_event_id(referral, current_user))
+        return render_template(
+            "referrals/_needs_info.html",
+            referral=referral,
+            info_request=open_request(referral),
+            answer_form=form,
+            answer_result=still_missing,
+        ), status
+    return _render_detail(referral, answer_form=form, status=status)
+
+
+def _refused(
+    referral: Referral,
+    action: str,
+    form: Any,
+    message: str,
+    status: int,
+    *,
+    conflict: bool = False,
+):
+    """The referral page again, as it is now, with the user's form kept. After a
+    conflict it lists what others did since the user's page was loaded, and says so if
+    their action is no longer possible."""
+    db.session.expire_all()
+    referral = get_referral_or_404(current_user, referral.reference)
+    changes_since = None
+    if conflict:
+        seen = getattr(form, "seen_event", None)
+        seen_id = seen.data if seen is not None and seen.data else 0
+        changes_since = [e for e in services.timeline(referral, current_user) if e.id > seen_id]
+        allowed = {t.action for t in allowed_actions(referral, current_user)}
+        if action in ACTIONS and action not in allowed:
+            message = (
+                f"Someone else changed this referral while you were working on it: it is now "
+                f"{referral.status.label.lower()}, so “{ACTIONS[action].label}” is no longer "
+                "possible. What changed is listed below."
+            )
+    return _render_detail(
+        referral,
+        failed_action=action,
+        failed_form=form,
+        message=message,
+        status=status,
+        changes_since=changes_since,
+    )
