@@ -32,19 +32,33 @@ def upgrade() -> None:
     op.add_column("info_request", sa.Column("close_reason", sa.String(length=10), nullable=True))
     if op.get_context().dialect.name == "postgresql":
         allowed = ", ".join(f"'{reason}'" for reason in CLOSE_REASONS)
-        op.create_check_constraint(CHECK_NAME, "info_request", f"close_reason IN ({allowed})")
-    op.execute("UPDATE info_request SET close_reason = 'answered' WHERE closed_at IS NOT NULL")
-    # Requests left open on referrals no longer waiting for information: the newest is
-    # closed as "resumed" if review went on, "left" otherwise; older ones as superseded.
+        op.create_check_constraint(
+            op.f(CHECK_NAME), "info_request", f"close_reason IN ({allowed})"
+        )
+    # Earlier code closed a request when a newer one folded it in, or when it was
+    # answered; a request with a newer one was superseded, closed when that one was made
+    # (if it was still open). The newest is then answered if closed, and if left open on
+    # a referral no longer waiting: "resumed" if review went on, "left" otherwise.
     op.execute(
         """
-        UPDATE info_request SET close_reason = 'superseded', closed_at = requested_at
-        WHERE closed_at IS NULL AND EXISTS (
+        UPDATE info_request
+        SET close_reason = 'superseded',
+            closed_at = COALESCE(closed_at, (
+                SELECT MIN(newer.requested_at) FROM info_request newer
+                WHERE newer.referral_id = info_request.referral_id
+                  AND newer.id > info_request.id
+            )),
+            next_reminder_at = NULL
+        WHERE EXISTS (
             SELECT 1 FROM info_request newer
             WHERE newer.referral_id = info_request.referral_id
               AND newer.id > info_request.id
         )
         """
+    )
+    op.execute(
+        "UPDATE info_request SET close_reason = 'answered' "
+        "WHERE closed_at IS NOT NULL AND close_reason IS NULL"
     )
     op.execute(
         """
@@ -66,5 +80,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        op.drop_constraint(CHECK_NAME, "info_request", type_="check")
+        op.drop_constraint(op.f(CHECK_NAME), "info_request", type_="check")
     op.drop_column("info_request", "close_reason")

@@ -16,6 +16,7 @@ from flask import (
     session,
     url_for,
 )
+from sqlalchemy import select
 
 from portal.auditing import record_audit
 from portal.clock import utcnow
@@ -53,12 +54,22 @@ def _remember_verified(link: PatientLink) -> None:
 
 
 def _problem(refused: LinkRefused):
-    status = 404 if refused.problem is LinkProblem.INVALID else 410
+    problem, status = refused.problem, 404 if refused.problem is LinkProblem.INVALID else 410
+    if problem is LinkProblem.REVOKED and not _replaced(refused.link):
+        # Revoked because the referral moved on (booked by phone, closed), not because
+        # a newer link was sent: the patient is told it changed, not to find a new link.
+        problem, status = "changed", 409
     return render_template(
-        "patients/problem.html",
-        problem=refused.problem,
-        phone=current_app.config["PRACTICE_PHONE"],
+        "patients/problem.html", problem=problem, phone=current_app.config["PRACTICE_PHONE"]
     ), status
+
+
+def _replaced(link: PatientLink | None) -> bool:
+    return link is not None and db.session.scalar(
+        select(PatientLink.id).where(
+            PatientLink.referral_id == link.referral_id, PatientLink.id > link.id
+        ).limit(1)
+    ) is not None
 
 
 def _next_step_form(link: PatientLink) -> NextStepForm:
@@ -177,6 +188,7 @@ def _done_page(link: PatientLink):
         slot=link.chosen_slot,
         mode=link.chosen_slot.mode.value if link.chosen_slot else None,
         referral_status=referral.status,
+        referral_appointment_at=referral.appointment_at,
         practice=current_app.config["PRACTICE_NAME"],
         phone=current_app.config["PRACTICE_PHONE"],
     )

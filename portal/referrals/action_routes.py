@@ -142,9 +142,11 @@ def answer_information_request(reference: str):
                 return redirect(url_for("referrals.detail", reference=reference))
             form = _answer_form(referral, formdata=None)
     status = 409 if conflict else 422 if form is not None and form.errors else 200
+    if form is not None and (conflict or not form.version.raw_data):
+        # After a conflict (or for a fresh form) the next answer is to the referral as it
+        # is now; after a plain form error the version they loaded stays.
+        form.keep_for_retry(referral.version, services.last_event_id(referral, current_user))
     if request.htmx:
-        if form is not None:
-            form.keep_for_retry(referral.version, services.last_event_id(referral, current_user))
         return render_template(
             "referrals/_needs_info.html",
             referral=referral,

@@ -24,7 +24,6 @@ from typing import Any
 
 from wtforms import (
     DateField,
-    Field,
     RadioField,
     SelectField,
     SelectMultipleField,
@@ -32,7 +31,7 @@ from wtforms import (
     TextAreaField,
     TimeField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.localtime import local_to_utc
@@ -162,11 +161,14 @@ class AddNote:
 # --- Forms ------------------------------------------------------------------------------
 
 
-def staff_note_field(max_length: int = 2000) -> TextAreaField:
+def staff_note_field(max_length: int = 2000, *, required: bool = False) -> TextAreaField:
     return TextAreaField(
         "Staff note (never shown to the referring office)",
         filters=[stripped],
-        validators=[Optional(), Length(max=max_length)],
+        validators=[
+            DataRequired("Write the note.") if required else Optional(),
+            Length(max=max_length),
+        ],
     )
 
 
@@ -284,9 +286,7 @@ class WithdrawForm(VersionedForm):
 
 
 class NoteForm(ActionForm):
-    def validate_note(self, field: Field) -> None:
-        if not field.data:
-            raise ValidationError("Write the note.")
+    note = staff_note_field(required=True)
 
     def command(self) -> AddNote:
         return AddNote(self.note_text)

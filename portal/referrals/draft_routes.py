@@ -67,9 +67,12 @@ def save_new_draft():
 def draft(draft_id: int):
     """Continue a draft: the referral form as it was saved, with its documents. POST
     ("Save for later" again) saves it."""
-    existing = drafts.get_draft_or_404(current_user, draft_id)
     if request.method == "POST":
+        existing = drafts.find_draft(current_user, draft_id)
+        if existing is None:
+            return _draft_gone()
         return _save_draft(existing)
+    existing = drafts.get_draft_or_404(current_user, draft_id)
     drafts.record_draft_opened(existing, current_user)
     db.session.commit()
     service_lines = _active_service_lines()
@@ -79,6 +82,18 @@ def draft(draft_id: int):
     form = form_class(formdata=drafts.formdata_of(existing), service_lines=service_lines)
     form.submission_token.data = new_submission_token()
     return _render_referral_form(form, drafts.ContinuedDraft(existing), 200)
+
+
+def _draft_gone():
+    """A save to a draft that is not there (deleted meanwhile, or never the office's):
+    the form comes back with what was typed, to save as a new draft or send."""
+    form = _build_referral_form(_active_service_lines())
+    form.documents.errors = [
+        "This draft no longer exists (deleted by a colleague, or expired). What you typed "
+        "is below: save it as a new draft or send it; attach any documents again."
+    ]
+    form.submission_token.data = new_submission_token()
+    return _render_referral_form(form, None, 404)
 
 
 def _save_draft(existing: ReferralDraft | None):

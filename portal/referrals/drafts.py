@@ -152,14 +152,21 @@ class ContinuedDraft:
         return [d for d in self.draft.documents if d.id not in self.removed_document_ids]
 
 
+class DraftGone(Exception):
+    """The form continues a draft that was deleted meanwhile (by a colleague, or expired):
+    its saved documents are gone with it."""
+
+
 def continued_draft(user: User, draft: ReferralDraft | None = None) -> ContinuedDraft | None:
     """The office's draft the posted referral form continues (`draft`, else the one it
-    names), with the documents ticked for removal; None when it names none (or one that
-    is gone: then the form is an ordinary new referral)."""
+    names), with the documents ticked for removal; None when it names none. DraftGone
+    when it names one that no longer exists, so nothing is sent without saying so."""
     form = ContinuedDraftForm()
     valid = form.validate()
     if draft is None and valid and form.draft.data is not None:
         draft = find_draft(user, form.draft.data)
+        if draft is None:
+            raise DraftGone()
     if draft is None:
         return None
     ticked = set(form.remove_document.data or []) if valid else set()
@@ -200,7 +207,7 @@ def save_draft(
     its documents except those removed or replaced by a new upload for the same item.
     A form saved twice (a double click, Back and save again) stays one draft."""
     now = utcnow()
-    draft = continued.draft if continued else _draft_of_same_form(user, content.values)
+    draft = continued.draft if continued else saved_from_form(user, content.values)
     created = draft is None
     if draft is None:
         draft = ReferralDraft(partner_id=user.partner_id, created_by_id=user.id, created_at=now)
@@ -220,7 +227,8 @@ def save_draft(
     return draft
 
 
-def _draft_of_same_form(user: User, values: dict[str, Any]) -> ReferralDraft | None:
+def saved_from_form(user: User, values: dict[str, Any]) -> ReferralDraft | None:
+    """The office's draft saved from the form with these values' submission token."""
     token = values.get("submission_token")
     if not token:
         return None

@@ -145,14 +145,32 @@ def new():
         sent = submitted_with_token(current_user, token)
         if sent is not None:
             return render_template("referrals/submitted.html", referral=sent, sent_before=True)
+        # Back after "Save for later": that form is a draft now; a blank form with its
+        # token would save over the draft (and keep its documents for another patient).
+        saved = drafts.saved_from_form(current_user, {"submission_token": token})
+        if saved is not None:
+            return redirect(url_for("referrals.draft", draft_id=saved.id))
     service_lines = _active_service_lines()
     form = _build_referral_form(service_lines)
     if request.method == "GET":
         form.submission_token.data = token
-    draft = drafts.continued_draft(current_user)  # sending a saved draft deletes it
     refreshing = "show_requirements" in request.form
-    possible_duplicate = None
-    if not refreshing and form.validate_on_submit() and drafts.documents_fit(form, draft):
+    possible_duplicate, draft_gone = None, False
+    try:
+        draft = drafts.continued_draft(current_user)  # sending a saved draft deletes it
+    except drafts.DraftGone:
+        draft, draft_gone = None, True
+        form.documents.errors = [
+            "This draft was deleted meanwhile (by a colleague, or because it expired), and "
+            "its saved documents with it. Attach them again, then send."
+        ]
+        form.submission_token.data = new_submission_token()  # a form of its own now
+    if (
+        not refreshing
+        and not draft_gone
+        and form.validate_on_submit()
+        and drafts.documents_fit(form, draft)
+    ):
         try:
             submission = drafts.finish_draft(draft, _submission_from(form), current_user)
             result = services.submit_referral(submission, current_user)
@@ -162,7 +180,7 @@ def new():
             if not result.created:
                 flash("This referral was already received; it was not sent twice.", "info")
             return redirect(url_for("referrals.submitted", reference=result.referral.reference))
-    if possible_duplicate is not None:
+    if possible_duplicate is not None or draft_gone:
         status = 409
     else:
         status = 422 if request.method == "POST" and not refreshing else 200
@@ -268,7 +286,8 @@ def _render_detail(
     for transition in actions:
         if transition.action == failed_action and failed_form is not None:
             form = failed_form
-            form.keep_for_retry(referral.version, last_event)
+            if changes_since is not None:  # a conflict: shown what changed, act on now
+                form.keep_for_retry(referral.version, last_event)
         else:
             form = new_action_form(
                 declared[transition.action],
@@ -281,7 +300,7 @@ def _render_detail(
     consents = services.consents_of(referral)
     if answer_form is None and current_user.is_partner_user:
         answer_form = _answer_form(referral, formdata=None)
-    if answer_form is not None:
+    if answer_form is not None and not answer_form.version.raw_data:  # a new form
         answer_form.keep_for_retry(referral.version, last_event)
     return (
         render_template(

@@ -3,7 +3,8 @@
 The actions themselves are declared in portal/referrals/actions.py. `apply_transition`
 checks an action against them, moves the status, applies the fields the action changes
 and the milestones the move reaches, closes an information request the referral
-leaves behind, writes the timeline event and the audit entry, queues the partner
+leaves behind (and the patient's unused link, once it leaves accepted), writes the
+timeline event and the audit entry, queues the partner
 notification and moves the SLA clock: all in the caller's transaction (the caller
 commits), always in that order, so no service has to get an order right.
 """
@@ -23,6 +24,7 @@ from portal.extensions import db
 from portal.models import (
     CloseReason,
     InfoRequest,
+    PatientLink,
     Referral,
     ReferralEvent,
     Role,
@@ -206,6 +208,21 @@ def close_information_requests(
     )
 
 
+def revoke_patient_links(referral: Referral, at: datetime) -> None:
+    """Revoke the patient's unused links: the times they offer belong to a state the
+    referral has left (staff booked by phone, the patient was unreachable...)."""
+    db.session.execute(
+        update(PatientLink)
+        .where(
+            PatientLink.referral_id == referral.id,
+            PatientLink.revoked_at.is_(None),
+            PatientLink.used_at.is_(None),
+        )
+        .values(revoked_at=at, next_reminder_at=None)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
 def apply_transition(
     referral: Referral,
     action: str,
@@ -268,6 +285,12 @@ def apply_transition(
                 partner_visible=True,
                 at=now,
             )
+    if (
+        from_status is Status.ACCEPTED
+        and to_status is not Status.ACCEPTED
+        and action != "patient_answered"
+    ):
+        revoke_patient_links(referral, now)
     record_audit(
         f"referral.{action}",
         actor=actor,

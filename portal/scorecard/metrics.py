@@ -501,10 +501,12 @@ def partner_months(scope: Scope) -> list[MonthRow]:
             case((accepted, 1), else_=0).label("accepted"),
             case((accepted & Referral.scheduled_at.is_not(None), 1), else_=0).label("scheduled"),
             events(ReferralEvent.to_status == Status.NO_SHOW).label("no_shows"),
+            # A booked visit moved: a new time while scheduled, or cancelled (to be
+            # booked again). Notes and contact attempts on a scheduled referral are not.
             events(
                 and_(
                     ReferralEvent.from_status == Status.SCHEDULED,
-                    ReferralEvent.to_status == Status.SCHEDULED,
+                    ReferralEvent.kind.in_(("schedule", "cancel_appointment")),
                 )
             ).label("reschedules"),
         ).where(scope.submitted())

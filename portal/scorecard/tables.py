@@ -305,7 +305,13 @@ MONTHS = ScorecardTable(
             "share that got scheduled. Empty when none were accepted.",
         ),
         _count("no_shows", "No-shows", "How many times a patient did not come to a visit.", ""),
-        _count("reschedules", "Reschedules", "How many times a visit was rescheduled.", ""),
+        _count(
+            "reschedules",
+            "Reschedules",
+            "How many times a booked visit was moved to a new time, or cancelled to be "
+            "booked again.",
+            "",
+        ),
     ),
     rows=lambda scope: [
         (

@@ -204,3 +204,94 @@ def test_the_statuses_page_is_drawn_from_the_declarations(client_for, desk):
         assert action.label in html, action.action
     scheduled = html.split('id="status-scheduled"', 1)[1].split("</section>", 1)[0]
     assert "Cancel the appointment" in scheduled and "Accepted" in scheduled
+
+
+def test_a_form_error_keeps_the_loaded_version_so_a_later_conflict_is_still_shown(
+    app, client_for, desk
+):
+    with app.app_context():
+        reference = make_referral(desk, Status.IN_REVIEW)
+    clinical = client_for(desk.clinical)
+    loaded = load(app, reference).version
+    # Meanwhile intake shares a note with the office: the referral moves on a version.
+    shared = act(client_for(desk.intake), app, reference, "share_follow_up", message="On it")
+    assert shared.status_code == 302
+    blank = clinical.post(
+        f"/referrals/{reference}/actions/accept", data={"version": loaded, "provider": ""}
+    )
+    assert blank.status_code == 422
+    assert int(hidden(blank.get_data(as_text=True), "accept", "version")) == loaded
+    again = clinical.post(
+        f"/referrals/{reference}/actions/accept", data={"version": loaded, "provider": "Dr. Park"}
+    )
+    assert again.status_code == 409  # they are shown what changed before anything happens
+    assert load(app, reference).status is Status.IN_REVIEW
+
+
+def test_partners_see_what_changed_but_not_which_staff_member_did_it(app, client_for, desk):
+    with app.app_context():
+        reference = make_referral(desk, Status.IN_REVIEW)
+    stale = load(app, reference).version
+    assert (
+        act(client_for(desk.clinical), app, reference, "accept", provider="Dr. Park").status_code
+        == 302
+    )
+    response = client_for(desk.partner_a).post(
+        f"/referrals/{reference}/actions/withdraw", data={"version": stale}
+    )
+    html = unescape(response.get_data(as_text=True))
+    since = html.split("Since you opened this page", 1)[1].split("</ul>", 1)[0]
+    assert response.status_code == 409 and "Accepted" in since
+    assert "(Clinical)" not in since
+
+
+def test_a_visit_booked_by_phone_retires_the_patients_link(app, client, client_for, desk):
+    from tests.integration.test_patient_links import send_link
+
+    with app.app_context():
+        reference = make_referral(desk, Status.ACCEPTED)
+        when = to_local(utcnow() + timedelta(days=5))
+    path = send_link(app, client_for(desk.intake), reference)
+    booked = act(
+        client_for(desk.intake),
+        app,
+        reference,
+        "schedule",
+        appointment_date=when.date().isoformat(),
+        appointment_time="11:00",
+        mode="phone",
+    )
+    assert booked.status_code == 302
+    assert act(client_for(desk.intake), app, reference, "cancel_appointment").status_code == 302
+    # Back in accepted, the old link must not book one of its stale times.
+    opened = client.get(path)
+    assert opened.status_code == 409
+    assert "Something changed since we sent this link" in opened.get_data(as_text=True)
+
+
+def test_a_patient_whose_booking_was_cancelled_is_not_told_they_are_booked(
+    app, client, client_for, desk
+):
+    from tests.integration.test_patient_links import DOB, send_link
+
+    with app.app_context():
+        reference = make_referral(desk, Status.ACCEPTED)
+    path = send_link(app, client_for(desk.intake), reference)
+    assert client.post(f"{path}/verify", data=DOB).status_code == 303
+    page = client.get(path).get_data(as_text=True)
+    slot = re.search(r'value="(slot-\d+)"', page).group(1)
+    answered = client.post(f"{path}/answer", data={"choice": slot, "contact": "phone"})
+    assert answered.status_code == 303
+    assert "You are booked" in client.get(path).get_data(as_text=True)
+    assert act(client_for(desk.intake), app, reference, "cancel_appointment").status_code == 302
+    done = client.get(path).get_data(as_text=True)
+    assert "You are booked" not in done and "Your appointment has changed" in done
+
+
+def test_an_empty_staff_note_is_refused(app, client_for, desk):
+    with app.app_context():
+        reference = make_referral(desk, Status.IN_REVIEW)
+    response = act(client_for(desk.intake), app, reference, "add_note", note="   ")
+    assert response.status_code == 422
+    assert "Write the note." in response.get_data(as_text=True)
+    assert events(app, reference)[-1].kind != "add_note"

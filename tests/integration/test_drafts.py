@@ -393,9 +393,11 @@ def test_another_office_gets_404_and_never_sees_the_draft(app, client_for, desk,
     for method, path in draft_requests(saved_draft):
         assert other.open(path, method=method, data=half_a_form(desk)).status_code == 404, path
     assert "Zephyrine" not in other.get("/referrals/drafts").get_data(as_text=True)
-    # Naming the draft in its own referral form neither sends nor deletes it.
+    # Naming the draft in its own referral form neither sends nor deletes it: to that
+    # office it does not exist, as if it had been deleted (the form comes back).
     response = other.post("/referrals/new", data=form_data(desk, draft=str(saved_draft)))
-    assert response.status_code == 302
+    assert response.status_code == 409
+    assert "This draft was deleted meanwhile" in response.get_data(as_text=True)
     assert count(app, ReferralDraft) == 1 and count(app, Document) == 0
 
 
@@ -483,3 +485,12 @@ def test_opening_saving_and_deleting_are_audited_without_patient_data(
     text = repr(entries)
     for typed in ("Zephyrine", "Quillfeather", "Snoring", "labs.pdf"):
         assert typed not in text
+
+
+def test_back_after_save_for_later_opens_that_draft_not_a_blank_form(app, client_for, desk):
+    client = client_for(desk.partner_a)
+    assert save(client, desk).status_code == 302
+    token = HALF_A_FORM["submission_token"]
+    back = client.get(f"/referrals/new?form={token}")
+    assert back.status_code == 302
+    assert back.headers["Location"] == f"/referrals/drafts/{only_draft(app).id}"

@@ -46,6 +46,7 @@ WHERE_STORED = {
     ("ReferralForm", "submission_token"): "referral.submission_token",
     ("ActionForm", "note"): "referral_event.staff_note",
     ("OutreachForm", "note"): "outreach_attempt.note",
+    ("NoteForm", "note"): "referral_event.staff_note",
     ("AcceptForm", "provider"): "referral.assigned_provider",
     ("DeclineForm", "other_reason"): "referral.decline_reason",
     ("RedirectForm", "destination"): "referral.redirect_destination",
