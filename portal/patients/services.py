@@ -29,7 +29,12 @@ from portal.notifications.referrals import (
     send_patient_next_step,
 )
 from portal.patients.links import NEXT_STEP, new_public_id, sign
-from portal.referrals.workflow import TransitionRefused, apply_transition, record_event
+from portal.referrals.workflow import (
+    TransitionRefused,
+    apply_transition,
+    record_event,
+    revoke_patient_links,
+)
 from portal.sla.calendar import BusinessCalendar
 from portal.sla.clocks import load_calendar
 
@@ -74,14 +79,7 @@ def send_next_step_link(
         expected_version=expected_version,
         staff_note=note,
     )
-    for earlier in db.session.scalars(
-        select(PatientLink).where(
-            PatientLink.referral_id == referral.id,
-            PatientLink.revoked_at.is_(None),
-            PatientLink.used_at.is_(None),
-        )
-    ):
-        earlier.revoked_at, earlier.next_reminder_at = now, None
+    revoke_patient_links(referral, now)
     link = PatientLink(
         public_id=new_public_id(),
         referral_id=referral.id,
