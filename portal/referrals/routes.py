@@ -318,25 +318,25 @@ def _render_detail(
             patient_link=latest_link(referral) if current_user.is_staff else None,
             breaches=breaches_of(referral) if current_user.is_staff else [],
             breach_form=forms.BreachReasonForm(formdata=None),
-            **_timeline_context(referral),
+            **_timeline_context(referral, last_event),
         ),
         status,
     )
 
 
-def _timeline_etag(referral: Referral) -> str:
-    """Changes when anything this audience sees changes: the referral row or its events."""
+def _timeline_etag(referral: Referral, last_event: int) -> str:
+    """Changes when anything this audience sees changes: the referral row or its events
+    (`last_event`: services.last_event_id, read once by the caller)."""
     audience = "partner" if current_user.is_partner_user else "staff"
-    last_event = services.last_event_id(referral, current_user)
     return f'"{referral.reference}-{referral.version}-{last_event}-{audience}"'
 
 
-def _timeline_context(referral: Referral) -> dict[str, Any]:
+def _timeline_context(referral: Referral, last_event: int) -> dict[str, Any]:
     clock = active_clock(referral)
     return {
         "events": services.timeline(referral, current_user),
         "headline": lambda event: services.event_headline(event, current_user),
-        "timeline_etag": _timeline_etag(referral),
+        "timeline_etag": _timeline_etag(referral, last_event),
         "poll_seconds": current_app.config["TIMELINE_POLL_SECONDS"],
         "clock": clock_views([referral]).get(referral.id) if clock else None,
         "promise": PARTNER_PROMISES.get(clock.stage) if clock and clock.due_at else None,
@@ -350,7 +350,8 @@ def _timeline_context(referral: Referral) -> dict[str, Any]:
 def timeline(reference: str):
     """htmx fragment polled by an open referral page; 304 when nothing changed."""
     referral = get_referral_or_404(current_user, reference)
-    etag = _timeline_etag(referral)
+    last_event = services.last_event_id(referral, current_user)
+    etag = _timeline_etag(referral, last_event)
     if request.headers.get("If-None-Match") == etag:
         response = Response(status=304)
         response.headers["ETag"] = etag
@@ -360,7 +361,7 @@ def timeline(reference: str):
         mark_seen(current_user, referral)  # the open page shows the news as it arrives
     db.session.commit()
     html = render_template(
-        "referrals/_timeline.html", referral=referral, **_timeline_context(referral)
+        "referrals/_timeline.html", referral=referral, **_timeline_context(referral, last_event)
     )
     response = Response(html)
     response.headers["ETag"] = etag
