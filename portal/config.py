@@ -28,8 +28,13 @@ class Config:
     SECRET_KEY_FALLBACKS = [k for k in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if k]
     # Unset means a SQLite file in the instance folder.
     DATABASE_URL: str | None = os.environ.get("DATABASE_URL")
-    # Times are stored in UTC and shown and entered in the practice's zone.
+    # Times are stored in UTC and shown and entered in the practice's zone (the admin's
+    # business-hours zone, once set, overrides this default).
     PRACTICE_TIME_ZONE = os.environ.get("PRACTICE_TIME_ZONE", "America/New_York")
+    # Dates, times and numbers follow this CLDR locale ("Mon, Nov 30, 2026, 2:30 PM EST"
+    # in en_US); the date-of-birth boxes come in its order. Patients read English or
+    # Spanish, in this locale's territory (es_US).
+    PRACTICE_LOCALE = os.environ.get("PRACTICE_LOCALE", "en_US")
     # Base URL used in links inside messages (no request to read it from in jobs).
     PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
     # Number of reverse proxies in front of the portal whose X-Forwarded-* to trust.
@@ -107,6 +112,11 @@ class Config:
     # How the practice introduces itself to patients, and the number they can call.
     PRACTICE_NAME = os.environ.get("PRACTICE_NAME", "Northwind Telehealth")
     PRACTICE_PHONE = os.environ.get("PRACTICE_PHONE", "(202) 555-0100")
+    # The name text messages start with: every text must fit one 160-character segment,
+    # so it is at most SMS_NAME_MAX_LENGTH (default: PRACTICE_NAME, if that fits).
+    PRACTICE_SMS_NAME = os.environ.get("PRACTICE_SMS_NAME")
+    # How long a visit is, for the calendar file a patient adds it with.
+    VISIT_MINUTES = int(os.environ.get("VISIT_MINUTES", "30"))
     PATIENT_LINK_MAX_AGE = timedelta(days=int(os.environ.get("PATIENT_LINK_DAYS", "7")))
     PATIENT_LINK_MAX_TRIES = 5
     # How long a verified date of birth keeps a patient's link open in their browser.

@@ -98,6 +98,18 @@ class ContactMethod(enum.StrEnum):
     EMAIL = "email"
 
 
+class PatientLanguage(enum.StrEnum):
+    """The language the patient reads: their pages open in it and their messages use it."""
+
+    ENGLISH = "en"
+    SPANISH = "es"
+
+    @property
+    def label(self) -> str:
+        # Each in its own language too, so a patient reading over a shoulder finds theirs.
+        return {"en": "English", "es": "Spanish (Español)"}[self.value]
+
+
 class Channel(enum.StrEnum):
     PORTAL = "portal"
     PHONE = "phone"
@@ -204,6 +216,11 @@ class Referral(Base):
     preferred_contact: Mapped[ContactMethod] = mapped_column(
         enum_column(ContactMethod, "contact_method")
     )
+    patient_language: Mapped[PatientLanguage] = mapped_column(
+        enum_column(PatientLanguage, "patient_language"),
+        default=PatientLanguage.ENGLISH,
+        server_default=PatientLanguage.ENGLISH.value,
+    )
 
     reason: Mapped[str] = mapped_column(String(500))
     clinical_context: Mapped[str] = mapped_column(Text, default="")
@@ -218,6 +235,9 @@ class Referral(Base):
     # table (the generated queue_rank); referrals are never deleted.
     possible_duplicate_of_id: Mapped[int | None]
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the patient's latest link locked after wrong dates of birth: intake's queue
+    # marks the referral until a new link goes out (which clears it).
+    patient_locked_out_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     # Milestones, set once by the workflow; the SLA clocks and the scorecard read them.
