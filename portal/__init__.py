@@ -20,18 +20,27 @@ def create_app(config: type[Config] | None = None, **overrides: object) -> Flask
 
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
     config.check(app.config)
+    check_settings(app)
 
     configure_logging(app)
     configure_proxy(app)
     configure_request_ids(app)
     configure_converters(app)
     configure_extensions(app)
+    configure_i18n(app)
     configure_security(app)
     register_blueprints(app)
     register_template_helpers(app)
     register_error_handlers(app)
     register_commands(app)
     return app
+
+
+def check_settings(app: Flask) -> None:
+    """What every environment must get right (production adds its own checks above)."""
+    from portal.notifications.sms import check_sms_settings
+
+    check_sms_settings(app.config)
 
 
 def configure_proxy(app: Flask) -> None:
@@ -60,6 +69,12 @@ def configure_extensions(app: Flask) -> None:
     csrf.init_app(app)
     htmx.init_app(app)
     configure_login(app)
+
+
+def configure_i18n(app: Flask) -> None:
+    from portal.i18n import install_i18n
+
+    install_i18n(app)
 
 
 def configure_security(app: Flask) -> None:

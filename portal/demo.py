@@ -28,6 +28,7 @@ from portal.models import (
     OutboxMessage,
     OutreachResult,
     Partner,
+    PatientLanguage,
     Referral,
     RequiredItem,
     Role,
@@ -310,6 +311,11 @@ def _play_referral(rng, *, now, partner, submitter, line, intake, clinical) -> N
         patient_phone=f"+1202555{rng.randint(101, 199):04d}",
         patient_email=f"{first}.{last}@example.com".lower() if rng.random() < 0.7 else None,
         preferred_contact=rng.choice([ContactMethod.PHONE, ContactMethod.SMS]),
+        # About one patient in eight reads Spanish (a US adult in eight speaks it at home),
+        # drawn apart from `rng` so the rest of the demo stays as it was.
+        patient_language=PatientLanguage.SPANISH
+        if random.Random(f"{first} {last}").random() < 0.125
+        else PatientLanguage.ENGLISH,
         reason=rng.choice(REASONS[line.name]),
         clinical_context="Demo referral: fictional patient.",
         consent_to_contact=True,

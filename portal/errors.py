@@ -17,12 +17,14 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, g, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 from portal.extensions import db
+from portal.i18n import chosen_language, use_language
 from portal.request_ids import current_request_id
 
 log = logging.getLogger(__name__)
@@ -88,30 +90,30 @@ CSRF_COPY = ErrorCopy(
 # Patients read these on a phone, often once: short sentences, and a phone number.
 PATIENT_COPY = {
     400: ErrorCopy(
-        "Sorry, please try again",
-        "We could not read what was sent.",
-        "Go back, reload the page and try again.",
+        _l("Sorry, please try again"),
+        _l("We could not read what was sent."),
+        _l("Go back, reload the page and try again."),
     ),
     404: ErrorCopy(
-        "This page does not work",
-        "Check that you opened the whole link from our message.",
-        "If it still does not work, call us.",
+        _l("This page does not work"),
+        _l("Check that you opened the whole link from our message."),
+        _l("If it still does not work, call us."),
     ),
     429: ErrorCopy(
-        "Please wait a moment",
-        "There have been too many tries in a short time.",
-        "Wait a minute and try again, or call us.",
+        _l("Please wait a moment"),
+        _l("There have been too many tries in a short time."),
+        _l("Wait a minute and try again, or call us."),
     ),
     500: ErrorCopy(
-        "Sorry, something went wrong on our side",
-        "Your answer was not saved.",
-        "Try again in a few minutes, or call us.",
+        _l("Sorry, something went wrong on our side"),
+        _l("Your answer was not saved."),
+        _l("Try again in a few minutes, or call us."),
     ),
 }
 PATIENT_CSRF_COPY = ErrorCopy(
-    "Sorry, please try again",
-    "The page was open for a long time, so for your security we could not accept it.",
-    "Go back, reload the page and try again.",
+    _l("Sorry, please try again"),
+    _l("The page was open for a long time, so for your security we could not accept it."),
+    _l("Go back, reload the page and try again."),
 )
 
 
@@ -150,6 +152,8 @@ def render_error(error: HTTPException):
     code = error.code or 500
     context = {"code": code, "copy": _copy_for(error)}
     if _is_patient_page():
+        if "portal_locale" not in g:
+            use_language(chosen_language())
         template = "patients/error.html"
         context["phone"] = current_app.config["PRACTICE_PHONE"]
     elif request.headers.get("HX-Request") == "true":

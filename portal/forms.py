@@ -18,6 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask import request
+from flask_babel import gettext
 from flask_wtf import FlaskForm
 from flask_wtf.form import SUBMIT_METHODS, _Auto
 from werkzeug.datastructures import CombinedMultiDict
@@ -69,15 +70,19 @@ def boundary_refusal(field: Field) -> str | None:
     # A field with a range of its own says so in its own words ("Check the day.").
     huge = isinstance(field, IntegerField) and isinstance(data, int) and abs(data) > BIGGEST_ID
     if huge and not _has_bounded_range(field):
-        return "That number is far too large."
+        return gettext("That number is far too large.")
     if isinstance(field, DecimalField | FloatField) and isinstance(data, Decimal | float):
         number = Decimal(data)
         if not number.is_finite() or abs(number) >= LARGEST_DECIMAL:
-            return "Enter an ordinary number."
+            return gettext("Enter an ordinary number.")
     if isinstance(field, DateField | DateTimeField) and isinstance(data, date):
         day = data.date() if isinstance(data, datetime) else data
         if not EARLIEST_DATE <= day <= LATEST_DATE:
-            return f"Enter a date between {EARLIEST_DATE.year} and {LATEST_DATE.year}."
+            return gettext(
+                "Enter a date between %(first)s and %(last)s.",
+                first=EARLIEST_DATE.year,
+                last=LATEST_DATE.year,
+            )
     return None
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Flask
+from flask_babel import get_locale
 
+from portal import formatting
 from portal.clock import utcnow
-from portal.localtime import format_local
 from portal.models import Role, Status
 from portal.phones import display_phone, tel_uri
 
@@ -57,11 +58,25 @@ def describe_device(user_agent: str | None) -> str:
 
 
 def install_template_helpers(app: Flask) -> None:
-    app.jinja_env.filters["datetime"] = format_local
+    # Dates, times and numbers: portal/formatting.py, in the request's locale.
+    app.jinja_env.filters.update(
+        datetime=formatting.format_moment,
+        day=formatting.format_day,
+        plain_day=formatting.format_plain_day,
+        short_day=formatting.format_short_day,
+        month=formatting.format_month,
+        visit_when=formatting.format_visit_when,
+        clock=formatting.format_clock,
+        number=formatting.format_number,
+        percent=formatting.format_percent,
+        hours=formatting.format_hours,
+    )
     app.jinja_env.filters["age"] = format_age
     app.jinja_env.filters["device"] = describe_device
     # Phones are stored in E.164: `number|phone_display` reads "(202) 555-0143" and
     # `number|tel_uri` is the link's "tel:+12025550143" (_macros/phone.html has both).
     app.jinja_env.filters["phone_display"] = display_phone
     app.jinja_env.filters["tel_uri"] = tel_uri
-    app.jinja_env.globals.update(Role=Role, Status=Status, now=utcnow)
+    app.jinja_env.globals.update(
+        Role=Role, Status=Status, now=utcnow, page_language=lambda: get_locale().language
+    )

@@ -9,6 +9,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e .
+bash scripts/translations.sh compile >/dev/null
 
 export PORTAL_ENV="${PORTAL_ENV:-development}"
 .venv/bin/flask --app wsgi db upgrade

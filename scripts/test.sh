@@ -22,6 +22,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+bash scripts/translations.sh compile >/dev/null
 
 .venv/bin/ruff check portal jobs tests migrations scripts wsgi.py
 

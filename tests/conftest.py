@@ -32,6 +32,14 @@ from tests.fixtures.desk import Desk, build_desk, totp_code, user
 from tests.fixtures.privacy import find_patient_data_in_messages
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the translation catalogs, as scripts/translations.sh does for the portal:
+    the app refuses to start with a catalog missing or stale."""
+    from babel.messages.frontend import CommandLineInterface
+
+    CommandLineInterface().run(["pybabel", "compile", "-d", "portal/translations"])
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--database-url",

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.localtime import forget_practice_zone
 from portal.models import BusinessHours, Holiday, SlaStage, SlaTarget, Urgency, User
 
 # The stages with a target per urgency (the visit stage follows the appointment).
@@ -31,6 +32,7 @@ def save_business_hours(
         for day, hours in weekly.items()
     }
     db.session.add(row)
+    forget_practice_zone()  # the rest of this request shows times in the new zone
     record_audit("settings.business_hours", actor=actor, time_zone=time_zone)
 
 

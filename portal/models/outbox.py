@@ -38,6 +38,11 @@ class OutboxMessage(Base):
     # What the message is for, where delivery itself matters (the partner's outcome
     # notice stops the partner-feedback clock when it is sent).
     purpose: Mapped[str | None] = mapped_column(String(40))
+    # One text attachment (a visit's .ics), rendered with the message and so written in
+    # the same transaction: delivery only reads the row. The content type follows from
+    # the name's extension. Text only, and like the body it carries no patient data.
+    attachment_name: Mapped[str | None] = mapped_column(String(100))
+    attachment_body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[MessageStatus] = mapped_column(
         enum_column(MessageStatus, "message_status"), default=MessageStatus.PENDING
     )

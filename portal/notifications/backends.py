@@ -7,6 +7,8 @@ dev outbox page shows every message either way.
 
 from __future__ import annotations
 
+import mimetypes
+import re
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -16,6 +18,26 @@ from typing import Protocol
 from flask import Flask, current_app
 
 from portal.models import MessageChannel, OutboxMessage
+
+# The types attachments are sent with: Python's own table plus .ics, which it lacks
+# (a system's mime.types may know it, a slim container's may not exist).
+ATTACHMENT_TYPES = mimetypes.MimeTypes()
+ATTACHMENT_TYPES.add_type("text/calendar", ".ics")
+CALENDAR_METHOD = re.compile(r"^METHOD:([A-Za-z-]+)\r?$", re.MULTILINE)
+
+
+def attachment_content_type(name: str, body: str) -> tuple[str, str, dict[str, str]]:
+    """(maintype, subtype, parameters) for a stored attachment, from its name.
+
+    A calendar file's METHOD is repeated as a parameter, as mail clients expect
+    (RFC 6047); anything unknown is plain text.
+    """
+    content_type = ATTACHMENT_TYPES.guess_type(name, strict=False)[0] or "text/plain"
+    maintype, subtype = content_type.split("/", 1)
+    params: dict[str, str] = {}
+    if content_type == "text/calendar" and (method := CALENDAR_METHOD.search(body)):
+        params["method"] = method.group(1).upper()
+    return maintype, subtype, params
 
 
 class DeliveryFailed(Exception):
@@ -45,6 +67,8 @@ class SmtpEmailBackend:
             f"<outbox-{message.id}.{int(message.created_at.timestamp())}@{domain}>"
         )
         email.set_content(message.body)
+        if message.attachment_name is not None:
+            add_attachment(email, message.attachment_name, message.attachment_body or "")
         context = ssl.create_default_context()
         smtp_class = smtplib.SMTP_SSL if config["MAIL_USE_SSL"] else smtplib.SMTP
         kwargs = {"context": context} if config["MAIL_USE_SSL"] else {}
@@ -64,14 +88,33 @@ class SmtpEmailBackend:
             raise DeliveryFailed(f"SMTP: {type(error).__name__}: {error}") from error
 
 
+def add_attachment(email: EmailMessage, name: str, body: str) -> None:
+    """Attach a stored text attachment with the content type its name implies.
+
+    Sent as bytes (base64) so it arrives exactly as stored: a calendar file keeps the
+    CRLF line ends RFC 5545 requires, which the text path would rewrite.
+    """
+    maintype, subtype, params = attachment_content_type(name, body)
+    if maintype == "text":
+        params = {"charset": "utf-8", **params}
+    email.add_attachment(
+        body.encode("utf-8"), maintype=maintype, subtype=subtype, filename=name, params=params
+    )
+
+
 class RecordingBackend:
     """Keeps what it was asked to send. The development SMS provider and mail backend."""
 
     def __init__(self, _app: Flask | None = None) -> None:
         self.sent: list[tuple[str, str, str]] = []  # (recipient, subject, body)
+        self.attachments: list[tuple[str, str, str]] = []  # (recipient, name, body)
 
     def send(self, message: OutboxMessage) -> None:
         self.sent.append((message.recipient, message.subject, message.body))
+        if message.attachment_name is not None:
+            self.attachments.append(
+                (message.recipient, message.attachment_name, message.attachment_body or "")
+            )
 
 
 EMAIL_BACKENDS = {"smtp": SmtpEmailBackend, "record": RecordingBackend}

@@ -12,6 +12,7 @@ from flask import current_app, render_template
 
 from portal.extensions import db
 from portal.models import MessageChannel, OutboxMessage, Referral
+from portal.notifications.sms import to_gsm7
 
 
 def portal_url(endpoint: str, **values: object) -> str:
@@ -29,14 +30,22 @@ def queue_email(
     template: str,
     referral: Referral | None = None,
     purpose: str | None = None,
+    attachment: tuple[str, str | bytes] | None = None,
     **context: object,
 ) -> OutboxMessage:
     """Render `emails/<template>.subject.txt` and `.txt` into a pending message.
 
     Templates get the reference and links only: no patient data ever goes in a message.
+    `attachment` is one text file, (name, text or UTF-8 bytes), such as a visit's .ics;
+    its content type follows from the name's extension, and it holds no patient data
+    either.
     """
     subject = render_template(f"emails/{template}.subject.txt", **context).strip()
     body = render_template(f"emails/{template}.txt", **context)
+    attachment_name = attachment_body = None
+    if attachment is not None:
+        attachment_name, content = attachment
+        attachment_body = content.decode("utf-8") if isinstance(content, bytes) else content
     message = OutboxMessage(
         channel=MessageChannel.EMAIL,
         recipient=recipient,
@@ -44,9 +53,16 @@ def queue_email(
         body=body,
         referral_id=referral.id if referral is not None else None,
         purpose=purpose,
+        attachment_name=attachment_name,
+        attachment_body=attachment_body,
     )
     db.session.add(message)
     return message
+
+
+def sms_body(template: str, **context: object) -> str:
+    """`sms/<template>.txt` rendered in GSM-7 (portal/notifications/sms.py): one segment."""
+    return to_gsm7(render_template(f"sms/{template}.txt", **context).strip())
 
 
 def queue_sms(
@@ -57,7 +73,7 @@ def queue_sms(
         channel=MessageChannel.SMS,
         recipient=recipient,
         subject="",
-        body=render_template(f"sms/{template}.txt", **context).strip(),
+        body=sms_body(template, **context),
         referral_id=referral.id if referral is not None else None,
     )
     db.session.add(message)

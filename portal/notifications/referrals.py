@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import current_app
 
+from portal.i18n import patient_language
 from portal.models import ContactMethod, Referral, User
 from portal.notifications.outbox import portal_url, queue_email, queue_sms
+from portal.notifications.sms import sms_practice_name
 
 
 def notify_partner_of_update(referral: Referral, headline: str, *, outcome: bool = False) -> None:
@@ -50,20 +52,49 @@ def notify_intake(referral: Referral, headline: str) -> None:
     )
 
 
-def send_patient_next_step(
-    referral: Referral, via: ContactMethod, recipient: str, link: str
+def message_patient(
+    referral: Referral,
+    via: ContactMethod | None,
+    template: str,
+    *,
+    attachment: tuple[str, str] | None = None,
+    **context: object,
 ) -> None:
-    """The patient's link: by email or text, saying nothing about the referral."""
-    context = {
-        "practice": current_app.config["PRACTICE_NAME"],
-        "phone": current_app.config["PRACTICE_PHONE"],
-        "link": link,
-        "days": current_app.config["PATIENT_LINK_MAX_AGE"].days,
+    """A message to the patient in their language, by `via` (else the way they prefer),
+    falling back to whichever address they have. It names the practice and gives its
+    phone; it never holds details of the referral. An attachment goes by email only."""
+    config = current_app.config
+    context |= {
+        "practice": config["PRACTICE_NAME"],
+        "sms_name": sms_practice_name(config),
+        "phone": config["PRACTICE_PHONE"],
     }
-    if via is ContactMethod.EMAIL:
-        queue_email(recipient=recipient, template="patient_next_step", referral=referral, **context)
-    else:
-        queue_sms(recipient=recipient, template="patient_next_step", referral=referral, **context)
+    via = via or referral.preferred_contact
+    by_email = referral.patient_email and (via is ContactMethod.EMAIL or not referral.patient_phone)
+    with patient_language(referral.patient_language):
+        if by_email:
+            queue_email(
+                recipient=referral.patient_email,
+                template=template,
+                referral=referral,
+                attachment=attachment,
+                **context,
+            )
+        elif referral.patient_phone:
+            queue_sms(
+                recipient=referral.patient_phone, template=template, referral=referral, **context
+            )
+
+
+def send_patient_next_step(referral: Referral, via: ContactMethod, link: str) -> None:
+    """The patient's link: by email or text, saying nothing about the referral."""
+    message_patient(
+        referral,
+        via,
+        "patient_next_step",
+        link=link,
+        days=current_app.config["PATIENT_LINK_MAX_AGE"].days,
+    )
 
 
 def send_invitation(user: User, token: str) -> None:

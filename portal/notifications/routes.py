@@ -5,12 +5,15 @@ there for signed-in staff only: message bodies hold links that open patient page
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from io import BytesIO
+
+from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
 from sqlalchemy import select
 
 from portal.accounts.sessions import roles_required
 from portal.extensions import db
 from portal.models import STAFF_ROLES, OutboxMessage
+from portal.notifications.backends import attachment_content_type
 from portal.notifications.delivery import deliver_due_messages
 
 bp = Blueprint("notifications", __name__, url_prefix="/dev")
@@ -26,6 +29,24 @@ def outbox():
         select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(PAGE_SIZE)
     ).all()
     return render_template("notifications/outbox.html", messages=messages)
+
+
+@bp.get("/outbox/<id:message_id>/attachment")
+@roles_required(*STAFF_ROLES)
+def attachment(message_id: int):
+    """A message's attachment, downloaded as the recipient would save it."""
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None or message.attachment_name is None:
+        abort(404)
+    body = message.attachment_body or ""
+    maintype, subtype, params = attachment_content_type(message.attachment_name, body)
+    parameters = "".join(f"; {key}={value}" for key, value in params.items())
+    return send_file(
+        BytesIO(body.encode("utf-8")),
+        mimetype=f"{maintype}/{subtype}{parameters}",
+        as_attachment=True,
+        download_name=message.attachment_name,
+    )
 
 
 @bp.post("/outbox/deliver")

@@ -16,16 +16,24 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext, ngettext
 from sqlalchemy import select
 
 from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.localtime import format_local
-from portal.models import ContactMethod, PatientLink, Referral
+from portal.formatting import format_moment
+from portal.i18n import chosen_language, remember_language, use_language
+from portal.models import ContactMethod, PatientLanguage, PatientLink, Referral, Status
 from portal.patients.forms import DateOfBirthForm, NextStepForm
 from portal.patients.links import LinkProblem, LinkRefused, resolve
-from portal.patients.services import PatientChoice, date_of_birth_matches, record_patient_answer
+from portal.patients.services import (
+    PatientChoice,
+    date_of_birth_matches,
+    record_patient_answer,
+    visit_calendar_file,
+)
+from portal.query_args import choice_arg
 from portal.referrals.workflow import TransitionRefused
 
 bp = Blueprint("patients", __name__, url_prefix="/p")
@@ -53,6 +61,26 @@ def _remember_verified(link: PatientLink) -> None:
     session[VERIFIED_KEY] = verified
 
 
+def _open(token: str, *, allow_used: bool = False) -> PatientLink:
+    """The link behind `token` (or LinkRefused), with the page set in the patient's
+    language: the one they switched to, else the one their referral records."""
+    try:
+        link = resolve(token, allow_used=allow_used)
+    except LinkRefused as refused:
+        use_language(chosen_language(_language_of(refused.link)))
+        raise
+    use_language(chosen_language(_language_of(link)))
+    return link
+
+
+def _language_of(link: PatientLink | None) -> PatientLanguage | None:
+    if link is None:
+        return None
+    return db.session.scalar(
+        select(Referral.patient_language).where(Referral.id == link.referral_id)
+    )
+
+
 def _problem(refused: LinkRefused):
     problem, status = refused.problem, 404 if refused.problem is LinkProblem.INVALID else 410
     if problem is LinkProblem.REVOKED and not _replaced(refused.link):
@@ -74,17 +102,25 @@ def _replaced(link: PatientLink | None) -> bool:
 
 def _next_step_form(link: PatientLink) -> NextStepForm:
     form = NextStepForm()
-    form.set_slots(
-        [(slot.id, f"{format_local(slot.starts_at)}, {slot.mode} visit") for slot in link.slots]
-    )
+    form.set_slots([(slot.id, _slot_label(slot)) for slot in link.slots])
     return form
+
+
+def _slot_label(slot) -> str:
+    if slot.mode.value == "video":
+        return gettext("%(when)s, video visit", when=format_moment(slot.starts_at))
+    return gettext("%(when)s, phone visit", when=format_moment(slot.starts_at))
 
 
 @bp.get("/<token:token>")
 def next_step(token: str):
-    """The link itself: ask for the date of birth, or show the choices once verified."""
+    """The link itself: ask for the date of birth, or show the choices once verified.
+    `?lang=es` (or en) switches the patient's pages to that language and keeps it."""
+    language = choice_arg("lang", {language.value for language in PatientLanguage})
+    if language:
+        remember_language(PatientLanguage(language))
     try:
-        link = resolve(token, allow_used=True)
+        link = _open(token, allow_used=True)
     except LinkRefused as refused:
         return _problem(refused)
     if link.used_at is not None:
@@ -100,7 +136,7 @@ def next_step(token: str):
 def verify(token: str):
     """Check the date of birth; five wrong tries lock the link."""
     try:
-        link = resolve(token)
+        link = _open(token)
     except LinkRefused as refused:
         return _problem(refused)
     form = DateOfBirthForm()
@@ -119,10 +155,13 @@ def verify(token: str):
         if link.locked_at is not None:
             return _problem(LinkRefused(LinkProblem.LOCKED, link))
         tries_left = current_app.config["PATIENT_LINK_MAX_TRIES"] - link.failed_attempts
-        form.year.errors = [
-            "That date of birth does not match our records. "
-            f"You have {tries_left} {'try' if tries_left == 1 else 'tries'} left."
-        ]
+        message = gettext("That date of birth does not match our records.")
+        if form.ambiguous:
+            message += " " + gettext("Check the order: %(order)s.", order=form.order_hint())
+        message += " " + ngettext(
+            "You have %(num)d try left.", "You have %(num)d tries left.", tries_left
+        )
+        form.parts()[0].errors = [message]
         return _verify_page(form, link, status=422)
     _remember_verified(link)
     record_audit("patient_link.verified", actor=None, referral=referral)
@@ -134,7 +173,7 @@ def verify(token: str):
 def answer(token: str):
     """Record the patient's choice: this is the only request that uses the link up."""
     try:
-        link = resolve(token)
+        link = _open(token)
     except LinkRefused as refused:
         return _problem(refused)
     if not _verified(link):
@@ -144,7 +183,7 @@ def answer(token: str):
         return _choices_page(form, link, status=422)
     slot = next((s for s in link.slots if s.id == form.slot_id), None)
     if slot is not None and slot.starts_at <= utcnow():
-        form.choice.errors = ["That time has passed. Choose another, or ask us to call you."]
+        form.choice.errors = [gettext("That time has passed. Pick another, or ask us to call you.")]
         return _choices_page(form, link, status=422)
     try:
         record_patient_answer(
@@ -163,6 +202,26 @@ def answer(token: str):
         ), 409
     db.session.commit()
     return redirect(url_for("patients.next_step", token=token), 303)
+
+
+@bp.get("/<token:token>/visit.ics")
+def calendar_file(token: str):
+    """The booked visit as a calendar file, for the patient who booked it."""
+    try:
+        link = _open(token, allow_used=True)
+    except LinkRefused as refused:
+        return _problem(refused)
+    referral = db.session.get(Referral, link.referral_id)
+    slot = link.chosen_slot
+    booked = slot is not None and referral.appointment_at == slot.starts_at
+    if not _verified(link) or not booked or referral.status is not Status.SCHEDULED:
+        return redirect(url_for("patients.next_step", token=token), 303)
+    name, text = visit_calendar_file(referral, slot)
+    return Response(
+        text,
+        mimetype="text/calendar",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _verify_page(form: DateOfBirthForm, link: PatientLink, status: int = 200):

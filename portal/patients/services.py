@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from urllib.parse import urlsplit
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.localtime import format_local
+from portal.formatting import format_moment
+from portal.i18n import patient_language
+from portal.localtime import practice_zone
 from portal.models import (
     AppointmentMode,
     ContactMethod,
@@ -24,11 +28,14 @@ from portal.models import (
 )
 from portal.notifications.outbox import portal_url
 from portal.notifications.referrals import (
+    message_patient,
     notify_intake,
     notify_partner_of_update,
     send_patient_next_step,
 )
+from portal.patients.calendar import visit_calendar
 from portal.patients.links import NEXT_STEP, new_public_id, sign
+from portal.phones import display_phone
 from portal.referrals.workflow import (
     TransitionRefused,
     apply_transition,
@@ -69,8 +76,7 @@ def send_next_step_link(
         raise TransitionRefused(f"There is no patient {'email' if via == 'email' else 'phone'}.")
     if via is ContactMethod.PHONE:
         raise TransitionRefused("Links go by email or text message; choose one of those.")
-    now = utcnow()
-    if any(slot.starts_at <= now for slot in slots):
+    if any(slot.starts_at <= utcnow() for slot in slots):
         raise TransitionRefused("Offered times must be in the future.")
     event = apply_transition(
         referral,
@@ -79,7 +85,45 @@ def send_next_step_link(
         expected_version=expected_version,
         staff_note=note,
     )
-    revoke_patient_links(referral, now)
+    _issue_link(referral, actor, via, slots)
+    return event
+
+
+def locked_out_reason(referral: Referral) -> str | None:
+    """Why a link cannot be reissued (None when the patient is locked out)."""
+    if referral.patient_locked_out_at is None:
+        return "The patient is not locked out of a link: send them a new one instead."
+    return None
+
+
+def reissue_patient_link(
+    referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
+) -> ReferralEvent:
+    """After a lockout: a new link by the same channel offering the locked link's times
+    that are still ahead, so intake need not type them again."""
+    locked = latest_link(referral)
+    now = utcnow()
+    slots = [Slot(s.starts_at, s.mode) for s in locked.slots if s.starts_at > now]
+    if locked.slots and not slots:
+        raise TransitionRefused(
+            "Every time the locked link offered has passed: send a new link with new times."
+        )
+    event = apply_transition(
+        referral,
+        "reissue_patient_link",
+        actor,
+        expected_version=expected_version,
+        staff_note=note,
+    )
+    _issue_link(referral, actor, locked.sent_via, slots)
+    return event
+
+
+def _issue_link(
+    referral: Referral, actor: User, via: ContactMethod, slots: list[Slot]
+) -> PatientLink:
+    now = utcnow()
+    revoke_patient_links(referral, now)  # which also clears a "locked out" mark
     link = PatientLink(
         public_id=new_public_id(),
         referral_id=referral.id,
@@ -96,10 +140,8 @@ def send_next_step_link(
     db.session.add(link)
     db.session.flush()
     schedule_patient_reminders(link)
-    send_patient_next_step(
-        referral, via, recipient, portal_url("patients.next_step", token=sign(link))
-    )
-    return event
+    send_patient_next_step(referral, via, portal_url("patients.next_step", token=sign(link)))
+    return link
 
 
 def date_of_birth_matches(link: PatientLink, given: date) -> bool:
@@ -109,15 +151,27 @@ def date_of_birth_matches(link: PatientLink, given: date) -> bool:
         return True
     link.failed_attempts += 1
     if link.failed_attempts >= current_app.config["PATIENT_LINK_MAX_TRIES"]:
-        link.locked_at = utcnow()
-        record_event(
-            referral,
-            kind="patient_link_locked",
-            actor=None,
-            summary="Patient link locked after repeated wrong dates of birth; resend it",
-            partner_visible=False,
-        )
+        lock_out(link, referral)
     return False
+
+
+def lock_out(link: PatientLink, referral: Referral) -> None:
+    """Lock the link and hand the patient to a person: intake's queue marks the referral
+    and intake is told, since the patient can no longer answer by themselves."""
+    now = utcnow()
+    link.locked_at, link.next_reminder_at = now, None
+    referral.patient_locked_out_at = now
+    record_event(
+        referral,
+        kind="patient_link_locked",
+        actor=None,
+        summary="Patient locked out of their link after "
+        f"{link.failed_attempts} wrong dates of birth: call them or reissue the link",
+        partner_visible=False,
+    )
+    notify_intake(
+        referral, "The patient is locked out of their link: please call them or reissue it"
+    )
 
 
 @dataclass(frozen=True)
@@ -148,7 +202,7 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
             None,
             expected_version=None,
             to_status=Status.SCHEDULED,
-            summary=f"Patient confirmed next step: booked {format_local(slot.starts_at)} "
+            summary=f"Patient confirmed next step: booked {format_moment(slot.starts_at)} "
             f"({slot.mode}); prefers {contact_text}",
             changes={
                 "appointment_at": slot.starts_at,
@@ -157,6 +211,14 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
             },
         )
         notify_partner_of_update(referral, "First visit scheduled")
+        message_patient(
+            referral,
+            choice.contact,
+            "visit_booked",
+            mode=slot.mode.value,
+            appointment_at=slot.starts_at,
+            attachment=visit_calendar_file(referral, slot),
+        )
         headline = "The patient booked a visit"
     elif choice.answer is PatientAnswer.CALL_ME:
         event = apply_transition(
@@ -183,6 +245,32 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
         headline = "The patient declined"
     notify_intake(referral, headline)
     return event
+
+
+def visit_calendar_file(referral: Referral, slot: SlotOffer) -> tuple[str, str]:
+    """The booked visit as an .ics file (name, text), in the patient's language: the
+    practice's name, the kind of visit and its phone number; nothing about the patient."""
+    config = current_app.config
+    with patient_language(referral.patient_language):
+        practice = config["PRACTICE_NAME"]
+        if slot.mode is AppointmentMode.VIDEO:
+            summary = gettext("Video visit with %(practice)s", practice=practice)
+        else:
+            summary = gettext("Phone visit with %(practice)s", practice=practice)
+        description = gettext(
+            "Questions? Call us at %(phone)s.", phone=display_phone(config["PRACTICE_PHONE"])
+        )
+        content = visit_calendar(
+            uid=f"visit-{slot.id}@{urlsplit(config['PORTAL_BASE_URL']).hostname}",
+            starts_at=slot.starts_at,
+            minutes=config["VISIT_MINUTES"],
+            zone=practice_zone(),
+            summary=summary,
+            description=description,
+            organizer_name=practice,
+            organizer_email=config["MAIL_FROM"],
+        )
+    return "visit.ics", content.decode()
 
 
 def reminder_points(

@@ -11,9 +11,10 @@ from sqlalchemy import and_
 from portal.claiming import process_due
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.models import ContactMethod, PatientLink, Referral, Status
-from portal.notifications.outbox import portal_url, queue_email, queue_sms
-from portal.notifications.referrals import notify_intake
+from portal.formatting import count_reminders
+from portal.models import PatientLink, Referral, Status
+from portal.notifications.outbox import portal_url
+from portal.notifications.referrals import message_patient, notify_intake
 from portal.patients.links import sign
 from portal.patients.services import reminder_points
 from portal.referrals.workflow import record_event
@@ -21,25 +22,6 @@ from portal.sla.calendar import BusinessCalendar
 from portal.sla.clocks import load_calendar
 
 log = logging.getLogger(__name__)
-
-
-def _message_patient(
-    referral: Referral, sent_link: PatientLink | None, template: str, **context
-) -> None:
-    """By the channel the link went by (or the patient's preference), never with details."""
-    config = current_app.config
-    context |= {"practice": config["PRACTICE_NAME"], "phone": config["PRACTICE_PHONE"]}
-    via = sent_link.sent_via if sent_link else referral.preferred_contact
-    if via is ContactMethod.EMAIL and referral.patient_email:
-        queue_email(
-            recipient=referral.patient_email, template=template, referral=referral, **context
-        )
-    elif referral.patient_phone:
-        queue_sms(recipient=referral.patient_phone, template=template, referral=referral, **context)
-    elif referral.patient_email:
-        queue_email(
-            recipient=referral.patient_email, template=template, referral=referral, **context
-        )
 
 
 def remind_patients(limit: int = 200) -> int:
@@ -67,19 +49,21 @@ def _remind(link: PatientLink, now: datetime, calendar: BusinessCalendar) -> Non
     reminders, flag_at = reminder_points(link, calendar)
     if now >= flag_at:
         link.phone_outreach_flagged_at, link.next_reminder_at = now, None
+        reminders = count_reminders(link.reminders_sent)
+        unanswered = f"The patient has not answered their link {reminders}"
         record_event(
             referral,
             kind="patient_phone_flag",
             actor=None,
-            summary="The patient has not answered their link: call them",
+            summary=f"{unanswered}: call them",
             partner_visible=False,
         )
-        notify_intake(referral, "The patient has not answered their link: please call them")
+        notify_intake(referral, f"{unanswered}: please call them")
         return
     link.reminders_sent += 1
-    _message_patient(
+    message_patient(
         referral,
-        link,
+        link.sent_via,
         "patient_reminder",
         link=portal_url("patients.next_step", token=sign(link)),
     )
@@ -117,11 +101,12 @@ def remind_appointments(limit: int = 200) -> int:
 
 def _remind_appointment(referral: Referral, now: datetime) -> None:
     referral.appointment_reminder_sent_at = now
-    _message_patient(
+    message_patient(
         referral,
         None,
         "appointment_reminder",
         mode=referral.appointment_mode.value if referral.appointment_mode else "video",
+        appointment_at=referral.appointment_at,
     )
     record_event(
         referral,

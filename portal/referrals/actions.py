@@ -46,7 +46,12 @@ from portal.models import (
     Status,
     User,
 )
-from portal.patients.services import Slot, send_next_step_link
+from portal.patients.services import (
+    Slot,
+    locked_out_reason,
+    reissue_patient_link,
+    send_next_step_link,
+)
 from portal.referrals import services
 from portal.referrals.forms import (
     OtherReasonMixin,
@@ -608,6 +613,19 @@ ACTIONS: dict[str, Action] = {
             form=SendLinkForm,
             service=send_next_step_link,
             done="Link sent to the patient.",
+        ),
+        # From the "patient locked out" mark in the queue and on the referral page.
+        Action(
+            "reissue_patient_link",
+            "Reissue the patient's link",
+            _stay(S.ACCEPTED),
+            frozenset({Role.INTAKE}),
+            partner_visible=False,
+            summary="We sent the patient a new link after they were locked out",
+            guard=locked_out_reason,
+            form=ActionForm,
+            service=reissue_patient_link,
+            done="A new link went to the patient, with the times still ahead.",
         ),
         # Done by the portal: the patient's answer on their signed link, and a referral
         # that arrived without its required items.

@@ -23,7 +23,7 @@ from sqlalchemy.orm import joinedload
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.localtime import format_local
+from portal.formatting import format_moment
 from portal.models import OPEN_STATUSES, Partner, Referral, ReferralEvent, User
 from portal.referrals.access import visible_referrals
 from portal.referrals.workflow import record_event
@@ -106,7 +106,7 @@ def record_possible_duplicate(referral: Referral, earlier: Referral, actor: User
         actor=actor,
         summary=(
             f"Submitted as a new referral although {earlier.reference} for the same "
-            f"patient was sent on {format_local(earlier.submitted_at)}"
+            f"patient was sent on {format_moment(earlier.submitted_at)}"
         ),
         partner_visible=True,
     )

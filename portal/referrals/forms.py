@@ -37,6 +37,7 @@ from portal.models import (
     Channel,
     ContactMethod,
     ItemKind,
+    PatientLanguage,
     ServiceLine,
     Urgency,
 )
@@ -198,6 +199,14 @@ class ReferralForm(ItemFieldsMixin, PortalForm):
             (ContactMethod.EMAIL.value, "Email"),
         ],
         validators=[InputRequired("Choose how the patient prefers to be contacted.")],
+    )
+    patient_language = RadioField(
+        "Which language does the patient read best?",
+        description="We write to the patient, and show their pages, in this language.",
+        choices=[(language.value, language.label) for language in PatientLanguage],
+        default=PatientLanguage.ENGLISH.value,
+        # English when a client sends nothing (the form always sends its checked choice).
+        validators=[DataRequired("Choose the language the patient reads best.")],
     )
     service_line = SelectField(
         "Service line",

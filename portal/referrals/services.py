@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.localtime import format_local
+from portal.formatting import format_moment
 from portal.models import (
     AppointmentMode,
     Channel,
@@ -27,6 +27,7 @@ from portal.models import (
     OutreachAttempt,
     OutreachResult,
     Partner,
+    PatientLanguage,
     Referral,
     ReferralEvent,
     ReferralItem,
@@ -86,6 +87,7 @@ class ReferralSubmission:
     # Answers and documents for the service line's required items, by RequiredItem id.
     item_answers: dict[int, str] = field(default_factory=dict)
     item_documents: dict[int, Upload] = field(default_factory=dict)
+    patient_language: PatientLanguage = PatientLanguage.ENGLISH
     # Look for an open referral from the office for the same patient first (duplicates.py):
     # people submitting, yes; referrals built by code (the demo desk, tests), no.
     check_for_duplicates: bool = True
@@ -160,6 +162,7 @@ def _create_referral(submission: ReferralSubmission, submitted_by: User) -> Refe
         patient_phone=submission.patient_phone,
         patient_email=submission.patient_email,
         preferred_contact=submission.preferred_contact,
+        patient_language=submission.patient_language,
         reason=submission.reason,
         clinical_context=submission.clinical_context,
         source_channel=submission.source_channel,
@@ -377,7 +380,7 @@ def schedule(
     if appointment_at <= utcnow():
         raise TransitionRefused("The appointment must be in the future.")
     rescheduling = referral.status is Status.SCHEDULED
-    when = format_local(appointment_at)
+    when = format_moment(appointment_at)
     changes: dict[str, object] = {"appointment_at": appointment_at, "appointment_mode": mode}
     if referral.appointment_at != appointment_at:
         changes["appointment_reminder_sent_at"] = None  # remind again for the new time

@@ -11,6 +11,7 @@ from sqlalchemy import and_
 from portal.claiming import process_due
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.formatting import count_reminders
 from portal.models import InfoRequest, Referral, Status
 from portal.notifications.outbox import portal_url, queue_email
 from portal.referrals.needs_info import escalation_time, reminder_times
@@ -56,14 +57,14 @@ def _follow_up(request: InfoRequest, now: datetime, calendar: BusinessCalendar) 
             referral=referral,
             reference=referral.reference,
             partner=referral.partner.name,
-            reminders=request.reminders_sent,
+            reminders=count_reminders(request.reminders_sent),
             link=link,
         )
         record_event(
             referral,
             kind="needs_info_escalated",
             actor=None,
-            summary=f"No answer after {request.reminders_sent} reminders: "
+            summary=f"No answer {count_reminders(request.reminders_sent)}: "
             "escalated to partner success",
             partner_visible=False,
         )

@@ -11,7 +11,7 @@ commits), always in that order, so no service has to get an order right.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -62,6 +62,9 @@ class Transition:
     notify_partner: bool = False
     # Done by the portal itself on someone's behalf (a patient's answer): no user acts.
     system: bool = False
+    # When the status alone does not decide: why the action does not apply to this
+    # referral now (None when it does). The action is then neither offered nor taken.
+    guard: Callable[[Referral], str | None] | None = None
     sources: frozenset[Status] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -107,7 +110,11 @@ ROLE_NAMES = {
 def allowed_actions(referral: Referral, user: User) -> list[Transition]:
     """The actions `user` may take on `referral` now, in table order."""
     return [
-        t for t in transitions().values() if user.role in t.roles and referral.status in t.sources
+        t
+        for t in transitions().values()
+        if user.role in t.roles
+        and referral.status in t.sources
+        and (t.guard is None or t.guard(referral) is None)
     ]
 
 
@@ -131,6 +138,8 @@ def check_transition(
             f"This referral is {referral.status.label.lower()}: "
             f"“{transition.label}” is not possible from there."
         )
+    if transition.guard is not None and (reason := transition.guard(referral)) is not None:
+        raise TransitionRefused(reason)
     return transition
 
 
@@ -210,7 +219,9 @@ def close_information_requests(
 
 def revoke_patient_links(referral: Referral, at: datetime) -> None:
     """Revoke the patient's unused links: the times they offer belong to a state the
-    referral has left (staff booked by phone, the patient was unreachable...)."""
+    referral has left (staff booked by phone, the patient was unreachable...). A locked
+    link goes with them, and so does intake's "patient locked out" mark."""
+    referral.patient_locked_out_at = None
     db.session.execute(
         update(PatientLink)
         .where(

@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from flask_babel import gettext
+
 from portal.clock import utcnow
+from portal.formatting import format_month, format_plain_day
 from portal.localtime import practice_zone
 from portal.scorecard.metrics import Scope
 
@@ -20,10 +23,14 @@ class Period:
     @property
     def label(self) -> str:
         if self.kind == "week":
-            return f"Week of {self.first_day.strftime('%d %b %Y')}"
+            return gettext("Week of %(day)s", day=format_plain_day(self.first_day))
         if self.kind == "month":
-            return self.first_day.strftime("%B %Y")
-        return f"{self.first_day.strftime('%d %b %Y')} to {self.last_day.strftime('%d %b %Y')}"
+            return format_month(self.first_day)
+        return gettext(
+            "%(first)s to %(last)s",
+            first=format_plain_day(self.first_day),
+            last=format_plain_day(self.last_day),
+        )
 
     @property
     def arguments(self) -> dict[str, str]:

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from flask_babel import gettext
+
 from portal.exports import Column, Kind
+from portal.formatting import format_hours, format_number, format_percent, format_plain_day
 from portal.scorecard import metrics
 from portal.scorecard.concurrency import side_by_side
 from portal.scorecard.periods import Period, weeks_ending
@@ -24,17 +27,19 @@ NOTHING = "—"
 
 
 def display(value: object, column: Column) -> str:
-    """A value as people read it on the page: '4.2 h', '35 %', '16 Nov 2026', '—'."""
+    """A value as people read it on the page: '4.2 h', '35%', 'Nov 16, 2026', '—'."""
     if value is None:
         return NOTHING
     if column.unit == "hours":
-        return f"{value:.1f} h"
+        return format_hours(value)
     if column.unit == "percent":
-        return f"{value:.0f} %"
+        return format_percent(value)
     if column.kind is Kind.DATE and isinstance(value, date):
-        return value.strftime("%d %b %Y")
+        return format_plain_day(value)
     if column.kind is Kind.BOOLEAN:
-        return "yes" if value else "no"
+        return gettext("yes") if value else gettext("no")
+    if isinstance(value, int):
+        return format_number(value)
     return str(value)
 
 

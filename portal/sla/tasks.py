@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from portal.claiming import process_due
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.localtime import format_local
+from portal.formatting import format_moment
 from portal.models import (
     SETTLED_RANK,
     InfoRequest,
@@ -108,7 +108,7 @@ def _tag_at_risk(clock: SlaClock, now) -> None:
         clock.referral,
         kind="sla_at_risk",
         actor=None,
-        summary=f"SLA at risk: {clock.stage.label} due {format_local(clock.due_at)}",
+        summary=f"SLA at risk: {clock.stage.label} due {format_moment(clock.due_at)}",
         partner_visible=False,
     )
 

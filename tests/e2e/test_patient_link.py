@@ -51,7 +51,7 @@ def test_patient_picks_a_slot_on_a_phone_and_the_partner_sees_it_live(
     patient.get_by_role("button", name="Continue").click()
 
     expect(patient.get_by_role("heading", name="Choose your next step")).to_be_visible()
-    patient.get_by_label("04 May 2099, 09:30 EDT, video visit").check()
+    patient.get_by_label("Mon, May 4, 2099, 9:30 AM EDT, video visit").check()
     patient.get_by_label("Text message").check()
     # Everything fits the phone's width: no sideways scrolling.
     assert patient.evaluate("document.documentElement.scrollWidth") <= 390

@@ -285,7 +285,7 @@ def test_a_patient_whose_booking_was_cancelled_is_not_told_they_are_booked(
     assert "You are booked" in client.get(path).get_data(as_text=True)
     assert act(client_for(desk.intake), app, reference, "cancel_appointment").status_code == 302
     done = client.get(path).get_data(as_text=True)
-    assert "You are booked" not in done and "Your appointment has changed" in done
+    assert "You are booked" not in done and "Your visit has changed" in done
 
 
 def test_an_empty_staff_note_is_refused(app, client_for, desk):

@@ -124,13 +124,13 @@ def test_patient_verifies_and_books_an_offered_time(
     # The link is used up: another browser cannot use it again.
     other = app.test_client()
     reused = other.get(link_path)
-    assert reused.status_code == 410 and "already been used" in reused.get_data(as_text=True)
+    assert reused.status_code == 410 and "has been used" in reused.get_data(as_text=True)
 
 
 def test_patient_asks_for_a_call(app, client, client_for, desk, link_path, accepted):
     client.post(f"{link_path}/verify", data=DOB)
     client.post(f"{link_path}/answer", data={"choice": "call_me", "contact": "phone"})
-    assert "we will call you" in client.get(link_path).get_data(as_text=True)
+    assert "We will call you" in client.get(link_path).get_data(as_text=True)
     assert load(app, accepted).status is Status.ACCEPTED
     html = client_for(desk.partner_a).get(f"/referrals/{accepted}").get_data(as_text=True)
     assert "Patient confirmed next step: asked for a call" in html
@@ -190,7 +190,7 @@ def test_five_wrong_dates_of_birth_lock_the_link_until_staff_reissue_it(
 def test_sending_a_new_link_revokes_the_old_one(app, client, client_for, desk, link_path, accepted):
     send_link(app, client_for(desk.intake), accepted)
     page = client.get(link_path)
-    assert page.status_code == 410 and "We have sent you a newer link" in page.get_data(
+    assert page.status_code == 410 and "We sent you a newer link" in page.get_data(
         as_text=True
     )
 
@@ -249,7 +249,7 @@ def test_the_answer_is_refused_if_the_referral_moved_on_meanwhile(
     )
     response = client.post(f"{link_path}/answer", data={"choice": "call_me", "contact": "sms"})
     assert response.status_code == 409
-    assert "We could not record your answer" in response.get_data(as_text=True)
+    assert "We could not save your answer" in response.get_data(as_text=True)
     assert link_row(app).used_at is None
 
 

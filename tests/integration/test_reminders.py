@@ -128,7 +128,8 @@ def test_patient_reminders_then_a_flag_to_phone(app, desk):
         link = db.session.scalar(select(PatientLink))
         assert link.reminders_sent == 2 and link.phone_outreach_flagged_at is not None
         assert subjects_to(app.config["INTAKE_TEAM_EMAIL"]) == [
-            f"Referral {reference}: The patient has not answered their link: please call them"
+            f"Referral {reference}: The patient has not answered their link after 2 reminders: "
+            "please call them"
         ]
 
 
@@ -150,9 +151,12 @@ def test_the_day_before_a_visit_the_patient_gets_the_instructions(app, desk):
         with frozen_at(at(days=2, minutes=1)):
             assert remind_appointments() == 1
             assert remind_appointments() == 0
-        # The patient prefers phone calls, so the reminder is a text to that phone.
+        # The patient prefers phone calls, so the reminder is a text to that phone, with
+        # the day and the time in the practice's zone.
         (message,) = db.session.scalars(
-            select(OutboxMessage).where(OutboxMessage.body.like("%phone visit tomorrow%"))
+            select(OutboxMessage).where(
+                OutboxMessage.body.like("%phone visit is tomorrow, Thu, Nov 26 at 10:00 AM\n%")
+            )
         ).all()
         assert message.channel.value == "sms" and message.recipient == "+12025550143"
         assert "medicine list" in message.body
@@ -188,5 +192,6 @@ def test_email_patients_get_the_full_instructions_by_email(app, desk):
         (message,) = db.session.scalars(
             select(OutboxMessage).where(OutboxMessage.subject.like("Your video visit%"))
         ).all()
+        assert message.subject.endswith("is tomorrow, Thu, Nov 26 at 10:00 AM")
         assert message.recipient == "zephyrine.q@example.com"
         assert "15 minutes before" in message.body and "medicines" in message.body

@@ -50,7 +50,7 @@ def read_back(cell: str, column):
 
 def test_staff_scorecard_shows_every_table_and_charts(client_for, desk, history):
     html = client_for(desk.success).get(f"/scorecard?{history}").get_data(as_text=True)
-    assert "Week of 16 Nov 2026" in html
+    assert "Week of Nov 16, 2026" in html
     for title in (
         "Partner league table",
         "Funnel",
@@ -125,7 +125,7 @@ def test_the_weekly_summary_goes_to_partner_success_once(app, desk, history):
                 OutboxMessage.recipient == app.config["PARTNER_SUCCESS_EMAIL"]
             )
         ).all()
-        assert message.subject == "Referral scorecard: Week of 16 Nov 2026"
+        assert message.subject == "Referral scorecard: Week of Nov 16, 2026"
         assert "Referral to started care" in message.body and "/scorecard?" in message.body
     with app.app_context(), frozen_at(MONDAY + timedelta(days=7)):
         assert send_weekly_summary() is True  # the next week's
@@ -136,6 +136,6 @@ def test_a_custom_range_and_a_bad_one(client_for, desk, history):
     html = client.get("/scorecard?period=custom&start=2026-11-01&end=2026-11-20").get_data(
         as_text=True
     )
-    assert "01 Nov 2026 to 20 Nov 2026" in html
+    assert "Nov 1, 2026 to Nov 20, 2026" in html
     backwards = client.get("/scorecard?period=custom&start=2026-11-20&end=2026-11-01")
     assert backwards.status_code == 200 and "Week of" in backwards.get_data(as_text=True)

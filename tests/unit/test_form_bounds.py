@@ -77,6 +77,9 @@ TRANSFORMED = {
     ("RequestInfoForm", "other_questions"): "one referral_item.label a line (item_labels_fit)",
     ("ServiceLineForm", "required_documents"): "one required_item.label a line",
     ("ServiceLineForm", "required_answers"): "one required_item.label a line",
+    ("DateOfBirthForm", "day"): "digits, compared with referral.patient_date_of_birth",
+    ("DateOfBirthForm", "month"): "digits, compared with referral.patient_date_of_birth",
+    ("DateOfBirthForm", "year"): "digits, compared with referral.patient_date_of_birth",
 }
 
 

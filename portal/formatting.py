@@ -1,0 +1,120 @@
+"""Every date, time and number people read, in one place, from CLDR through Babel.
+
+Pages, messages and calendar files format through these functions (templates through
+the filters of the same names), in the request's locale (the practice's, or a patient's
+language: see portal.i18n) and the practice's time zone. In en_US:
+
+    moment      Mon, Nov 30, 2026, 2:30 PM EST
+    day         Mon, Nov 30, 2026
+    visit_when  tomorrow, Tue, Dec 1 at 2:30 PM
+    number      1,234.5     percent  35%     hours  4.2 h
+
+CSV exports are for machines and stay ISO 8601 (portal.exports).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from babel import Locale
+from babel.dates import format_date, format_skeleton, format_time
+from babel.numbers import format_decimal
+from babel.numbers import format_percent as babel_format_percent
+from flask_babel import get_locale, gettext, ngettext
+
+from portal.clock import utcnow
+from portal.localtime import practice_zone
+
+
+def _locale() -> Locale:
+    return get_locale() or Locale.parse("en_US")
+
+
+def _local(moment: datetime) -> datetime:
+    return moment.astimezone(practice_zone())
+
+
+def format_clock(moment: datetime) -> str:
+    """'2:30 PM' (the locale's own hour cycle)."""
+    return format_skeleton("hm" if _uses_12_hours() else "Hm", _local(moment), locale=_locale())
+
+
+def _uses_12_hours() -> bool:
+    return "h" in _locale().time_formats["short"].pattern
+
+
+def format_moment(moment: datetime | None) -> str:
+    """'Mon, Nov 30, 2026, 2:30 PM EST': a date, a time and the zone it is in."""
+    if moment is None:
+        return ""
+    local, locale = _local(moment), _locale()
+    day = format_skeleton("yMMMEd", local, locale=locale)
+    clock = format_clock(moment) + " " + format_time(local, "z", tzinfo=local.tzinfo, locale=locale)
+    return locale.datetime_formats["medium"].format(clock, day)
+
+
+def format_day(value: date | datetime | None) -> str:
+    """'Mon, Nov 30, 2026'; a datetime is first put in the practice's zone."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = _local(value)
+    return format_skeleton("yMMMEd", value, locale=_locale())
+
+
+def format_plain_day(value: date | None) -> str:
+    """'Nov 30, 2026': a date without its weekday (a date of birth, a week's start)."""
+    if value is None:
+        return ""
+    return format_date(value, "medium", locale=_locale())
+
+
+def format_short_day(value: date | datetime) -> str:
+    """'Nov 30': charts and tight columns."""
+    if isinstance(value, datetime):
+        value = _local(value)
+    return format_skeleton("MMMd", value, locale=_locale())
+
+
+def format_month(value: date) -> str:
+    """'November 2026'."""
+    return format_skeleton("yMMMM", value, locale=_locale())
+
+
+def format_visit_when(moment: datetime, now: datetime | None = None) -> str:
+    """'tomorrow, Tue, Dec 1 at 2:30 PM', 'today, ...', or 'Fri, Dec 4 at 9:00 AM'."""
+    local, locale = _local(moment), _locale()
+    days_away = (local.date() - _local(now or utcnow()).date()).days
+    day = format_skeleton("MMMEd", local, locale=locale)
+    relative = locale._data["date_fields"]["day"]["relative"]
+    if days_away in (0, 1) and days_away in relative:
+        day = f"{relative[days_away]}, {day}"
+    return gettext("%(day)s at %(time)s", day=day, time=format_clock(moment))
+
+
+def format_number(value: float | int, decimals: int = 0) -> str:
+    """'1,234' or, with decimals, '1,234.5' (always that many places)."""
+    pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
+    return format_decimal(value, pattern, locale=_locale())
+
+
+def format_percent(value: float, decimals: int = 0) -> str:
+    """`value` is already a percentage: 35.2 -> '35%' (the locale's sign and spacing)."""
+    locale = _locale()
+    pattern = locale.percent_formats[None].pattern
+    if decimals:
+        pattern = pattern.replace("#,##0", "#,##0." + "0" * decimals, 1)
+    return babel_format_percent(value / 100, pattern, locale=locale)
+
+
+def format_hours(value: float) -> str:
+    """'4.2 h'."""
+    return gettext("%(hours)s h", hours=format_number(value, 1))
+
+
+def count_reminders(count: int) -> str:
+    """'after 2 reminders', 'after 1 reminder', or 'with no reminder sent' (the jobs
+    were down until it was time to escalate): staff read real counts, never 'after 0'."""
+    if count == 0:
+        return gettext("with no reminder sent")
+    return ngettext("after %(num)d reminder", "after %(num)d reminders", count)

@@ -1,0 +1,102 @@
+"""Languages: which locale a page or a message is written in.
+
+Staff and partners read the practice's locale (PRACTICE_LOCALE, en_US by default).
+Patients read English or Spanish in the practice's territory (en_US, es_US): their pages
+start in the language the referral records and offer a switch; their messages are
+written in it. Strings are marked with gettext (`_` in templates) and translated from
+Babel catalogs in portal/translations (scripts/translations.sh extracts and compiles).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from flask import Flask, current_app, g, request, session
+from flask_babel import Babel, force_locale, refresh
+
+from portal.config import ConfigurationError
+from portal.models import PatientLanguage
+
+babel = Babel()
+
+# The patient's own choice on their pages (the switch), kept in their browser's session.
+LANGUAGE_KEY = "patient_language"
+
+
+def practice_locale() -> Locale:
+    return Locale.parse(current_app.config["PRACTICE_LOCALE"])
+
+
+def patient_locale(language: PatientLanguage | str) -> Locale:
+    """English or Spanish, in the practice's territory: es + en_US gives es_US."""
+    practice = practice_locale()
+    language = PatientLanguage(language).value
+    if language == practice.language:
+        return practice
+    try:
+        return Locale(language, practice.territory)
+    except UnknownLocaleError:
+        return Locale(language)
+
+
+def _select_locale() -> str:
+    return g.get("portal_locale") or current_app.config["PRACTICE_LOCALE"]
+
+
+def use_language(language: PatientLanguage | str) -> None:
+    """Write the rest of this request (a patient's page) in `language`."""
+    g.portal_locale = str(patient_locale(language))
+    refresh()
+
+
+@contextmanager
+def patient_language(language: PatientLanguage | str) -> Iterator[None]:
+    """Render a patient's message in their language."""
+    with force_locale(str(patient_locale(language))):
+        yield
+
+
+def chosen_language(default: PatientLanguage | None = None) -> PatientLanguage:
+    """The patient's language for this page: the switch they used, else the referral's,
+    else what their browser asks for."""
+    chosen = session.get(LANGUAGE_KEY)
+    if chosen in PatientLanguage._value2member_map_:
+        return PatientLanguage(chosen)
+    if default is not None:
+        return default
+    best = request.accept_languages.best_match([language.value for language in PatientLanguage])
+    return PatientLanguage(best) if best else PatientLanguage(practice_locale().language)
+
+
+def remember_language(language: PatientLanguage) -> None:
+    session[LANGUAGE_KEY] = language.value
+
+
+def install_i18n(app: Flask) -> None:
+    try:
+        locale = Locale.parse(app.config["PRACTICE_LOCALE"])
+    except (ValueError, UnknownLocaleError) as error:
+        raise ConfigurationError(
+            f"PRACTICE_LOCALE={app.config['PRACTICE_LOCALE']!r} is not a CLDR locale"
+        ) from error
+    if locale.territory is None:
+        raise ConfigurationError(
+            f"PRACTICE_LOCALE={app.config['PRACTICE_LOCALE']!r} needs a territory, e.g. en_US"
+        )
+    _check_catalogs_compiled(app)
+    babel.init_app(app, default_locale=str(locale), locale_selector=_select_locale)
+
+
+def _check_catalogs_compiled(app: Flask) -> None:
+    """Refuse to serve Spanish-speaking patients English by accident: every catalog must
+    be compiled, and not older than its source (the .mo files are built, not committed)."""
+    for source in Path(app.root_path, "translations").glob("*/LC_MESSAGES/*.po"):
+        compiled = source.with_suffix(".mo")
+        if not compiled.exists() or compiled.stat().st_mtime < source.stat().st_mtime:
+            raise ConfigurationError(
+                f"{compiled} is missing or older than its .po: "
+                "run `bash scripts/translations.sh compile`."
+            )
