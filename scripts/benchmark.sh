@@ -12,6 +12,7 @@ databases=${2:-"sqlite postgresql"}
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install --quiet -e '.[test]'
+bash scripts/translations.sh compile >/dev/null
 
 for database in $databases; do
   if [ "$database" = postgresql ]; then
