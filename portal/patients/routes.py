@@ -16,7 +16,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import gettext, ngettext
+from flask_babel import get_locale, gettext, ngettext
 from sqlalchemy import select
 
 from portal.auditing import record_audit
@@ -193,6 +193,9 @@ def answer(token: str):
                 contact=ContactMethod(form.contact.data),
                 slot_id=form.slot_id,
                 reason=form.reason.data or "",
+                # The language they answered in: what they read best, whatever the
+                # referral said.
+                language=PatientLanguage(get_locale().language),
             ),
         )
     except TransitionRefused:

@@ -19,6 +19,7 @@ from portal.models import (
     AppointmentMode,
     ContactMethod,
     PatientAnswer,
+    PatientLanguage,
     PatientLink,
     Referral,
     ReferralEvent,
@@ -180,6 +181,7 @@ class PatientChoice:
     contact: ContactMethod
     slot_id: int | None = None
     reason: str = ""
+    language: PatientLanguage | None = None
 
 
 def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralEvent:
@@ -191,6 +193,10 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
     contact_text = {"phone": "a phone call", "sms": "text messages", "email": "email"}[
         choice.contact.value
     ]
+    if choice.language is not None and choice.language is not referral.patient_language:
+        # Their messages from now on (the confirmation first) follow the page they used.
+        referral.patient_language = choice.language
+        contact_text += f", reads {choice.language.label}"
     if choice.answer is PatientAnswer.SLOT:
         slot = next((s for s in link.slots if s.id == choice.slot_id), None)
         if slot is None:

@@ -248,3 +248,23 @@ def test_the_referral_form_records_the_patients_language(app, client_for, desk):
         "/referrals/new", data=form_data(desk, patient_language="fr", submission_token="t" * 30)
     )
     assert refused.status_code == 422
+
+
+def test_a_patient_who_answers_in_spanish_is_written_to_in_spanish(
+    app, client, client_for, desk, accepted
+):
+    path = send_link(app, client_for(desk.intake), accepted, via="email")
+    client.get(f"{path}?lang=es")
+    done = _book(client, path)
+    assert "Ya tiene su cita" in done
+    with app.app_context():
+        referral = db.session.scalar(select(Referral))
+        assert referral.patient_language is PatientLanguage.SPANISH
+        confirmation = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.attachment_name == "visit.ics")
+        ).one()
+    assert confirmation.subject == "Tiene una cita con Northwind Telehealth"
+    staff_page = unescape(
+        client_for(desk.intake).get(f"/referrals/{accepted}").get_data(as_text=True)
+    )
+    assert "prefers email, reads Spanish (Español)" in staff_page
