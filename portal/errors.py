@@ -39,52 +39,56 @@ class ErrorCopy:
 
 STAFF_COPY = {
     400: ErrorCopy(
-        "Sorry, we could not use that request",
-        "Something in the request was not in a form the portal accepts.",
-        "Go back, check what you entered and try again.",
+        _l("Sorry, we could not use that request"),
+        _l("Something in the request was not in a form the portal accepts."),
+        _l("Go back, check what you entered and try again."),
     ),
     403: ErrorCopy(
-        "You cannot do this",
-        "Your account does not allow this.",
-        "If you think it should, ask your portal administrator.",
+        _l("You cannot do this"),
+        _l("Your account does not allow this."),
+        _l("If you think it should, ask your portal administrator."),
     ),
     404: ErrorCopy(
-        "Page not found",
-        "There is nothing here, or you cannot see it.",
-        "If you typed the web address, check it. If you followed a link, start again "
-        "from the start page.",
+        _l("Page not found"),
+        _l("There is nothing here, or you cannot see it."),
+        _l(
+            "If you typed the web address, check it. If you followed a link, start again "
+            "from the start page."
+        ),
     ),
     405: ErrorCopy(
-        "That cannot be done from here",
-        "This page does not accept that kind of request.",
-        "Go back and use the buttons on the page.",
+        _l("That cannot be done from here"),
+        _l("This page does not accept that kind of request."),
+        _l("Go back and use the buttons on the page."),
     ),
     410: ErrorCopy(
-        "This page has gone",
-        "What was here has expired or been removed.",
-        "Start again from the start page.",
+        _l("This page has gone"),
+        _l("What was here has expired or been removed."),
+        _l("Start again from the start page."),
     ),
     413: ErrorCopy(
-        "Upload too large",
-        "The files you sent are too large together.",
-        "Send fewer or smaller documents.",
+        _l("Upload too large"),
+        _l("The files you sent are too large together."),
+        _l("Send fewer or smaller documents."),
     ),
     429: ErrorCopy(
-        "Too many attempts",
-        "There have been too many tries in a short time.",
-        "Wait a little and try again.",
+        _l("Too many attempts"),
+        _l("There have been too many tries in a short time."),
+        _l("Wait a little and try again."),
     ),
     500: ErrorCopy(
-        "Sorry, there is a problem with the service",
-        "The portal could not finish what you asked. What you were doing was not saved.",
-        "Try again in a few minutes. If it keeps happening, tell your portal "
-        "administrator the reference below.",
+        _l("Sorry, there is a problem with the service"),
+        _l("The portal could not finish what you asked. What you were doing was not saved."),
+        _l(
+            "Try again in a few minutes. If it keeps happening, tell your portal "
+            "administrator the reference below."
+        ),
     ),
 }
 CSRF_COPY = ErrorCopy(
-    "The form expired",
-    "For your security the form could not be accepted.",
-    "Go back, reload the page and try again.",
+    _l("The form expired"),
+    _l("For your security the form could not be accepted."),
+    _l("Go back, reload the page and try again."),
 )
 
 # Patients read these on a phone, often once: short sentences, and a phone number.

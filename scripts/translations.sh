@@ -18,7 +18,10 @@ case "${1:-compile}" in
     "$pybabel" compile -d "$catalogs"
     ;;
   update)
+    # --ignore-dirs: Babel skips folders starting with "_" by default, which would
+    # leave out templates/_macros (every form's error summary).
     "$pybabel" extract -F babel.cfg -k _l -k lazy_gettext --sort-by-file \
+      --ignore-dirs=".* __pycache__" \
       --project="Referral portal" --copyright-holder="The referral portal's authors" \
       -o "$catalogs/messages.pot" .
     "$pybabel" update --no-fuzzy-matching -i "$catalogs/messages.pot" -d "$catalogs"

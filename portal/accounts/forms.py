@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
@@ -9,15 +10,17 @@ from portal.models import STAFF_ROLES, Role
 
 
 class SignInForm(PortalForm):
-    email = EmailField("Email address", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("Email address"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
 
 
 class SecondFactorForm(PortalForm):
     code = StringField(
-        "Code",
-        description="The 6-digit code from your authenticator app, or one of your recovery codes.",
-        validators=[DataRequired(message="Enter the code."), Length(max=40)],
+        _l("Code"),
+        description=_l(
+            "The 6-digit code from your authenticator app, or one of your recovery codes."
+        ),
+        validators=[DataRequired(message=_l("Enter the code.")), Length(max=40)],
     )
 
 
@@ -25,20 +28,23 @@ class NewPasswordForm(PortalForm):
     """A new password, checked against the account it is for (set `account` first)."""
 
     password = PasswordField(
-        "New password",
-        description=f"At least {MIN_PASSWORD_LENGTH} characters. A few unrelated words "
-        "make a strong password that is easy to remember.",
+        _l("New password"),
+        description=_l(
+            "At least %(count)s characters. A few unrelated words "
+            "make a strong password that is easy to remember.",
+            count=MIN_PASSWORD_LENGTH,
+        ),
         validators=[
-            DataRequired(message="Enter a password."),
-            Length(max=200, message="Use at most 200 characters."),
+            DataRequired(message=_l("Enter a password.")),
+            Length(max=200, message=_l("Use at most 200 characters.")),
         ],
     )
     confirm = PasswordField(
-        "Confirm the password",
+        _l("Confirm the password"),
         validators=[
-            DataRequired(message="Enter the password again."),
-            EqualTo("password", message="The two passwords do not match."),
-            Length(max=200, message="Use at most 200 characters."),
+            DataRequired(message=_l("Enter the password again.")),
+            EqualTo("password", message=_l("The two passwords do not match.")),
+            Length(max=200, message=_l("Use at most 200 characters.")),
         ],
     )
 
@@ -58,16 +64,16 @@ class NewPasswordForm(PortalForm):
 
 class ChangePasswordForm(NewPasswordForm):
     current_password = PasswordField(
-        "Current password",
-        validators=[DataRequired(message="Enter your current password."), Length(max=200)],
+        _l("Current password"),
+        validators=[DataRequired(message=_l("Enter your current password.")), Length(max=200)],
     )
 
 
 class ForgotPasswordForm(PortalForm):
     email = EmailField(
-        "Email address",
+        _l("Email address"),
         validators=[
-            DataRequired(message="Enter your email address."),
+            DataRequired(message=_l("Enter your email address.")),
             Length(max=254),
         ],
     )
@@ -77,14 +83,14 @@ class ConfirmWithCodeForm(PortalForm):
     """Changes to the second factor itself ask for a current code first."""
 
     code = StringField(
-        "Code from your authenticator app",
-        validators=[DataRequired(message="Enter the code."), Length(max=40)],
+        _l("Code from your authenticator app"),
+        validators=[DataRequired(message=_l("Enter the code.")), Length(max=40)],
     )
 
 
 class RoleForm(PortalForm):
     role = SelectField(
-        "Role",
+        _l("Role"),
         choices=[(r.value, r.label) for r in Role if r in STAFF_ROLES],
         validators=[DataRequired()],
     )

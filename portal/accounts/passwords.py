@@ -8,6 +8,7 @@ import re
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_babel import gettext
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -63,13 +64,13 @@ def password_problems(password: str, *, email: str, full_name: str = "") -> list
     from zxcvbn import zxcvbn
 
     if len(password) < MIN_PASSWORD_LENGTH:
-        return [f"Use at least {MIN_PASSWORD_LENGTH} characters."]
+        return [gettext("Use at least %(count)s characters.", count=MIN_PASSWORD_LENGTH)]
     local_part = email.split("@", 1)[0].lower()
     letters = re.sub(r"[^a-z0-9]", "", password.lower())
     email_letters = re.sub(r"[^a-z0-9]", "", email.lower())
     # The address itself, or its start ("office@alpha"), with or without punctuation.
     if letters and (email_letters.startswith(letters) or letters == email_letters):
-        return ["Your password cannot be your email address."]
+        return [gettext("Your password cannot be your email address.")]
     email_words = [word for word in re.split(r"[^a-z0-9]+", email.lower()) if word]
     inputs = [email, local_part, *email_words, *full_name.split(), "referral", "portal"]
     result = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=inputs)
@@ -79,6 +80,9 @@ def password_problems(password: str, *, email: str, full_name: str = "") -> list
     advice = " ".join(
         part for part in [feedback.get("warning"), *feedback.get("suggestions", [])] if part
     )
+    # zxcvbn's own advice is in English.
     return [
-        "This password is too easy to guess. " + (advice or "Try a few unrelated words together.")
+        gettext("This password is too easy to guess.")
+        + " "
+        + (advice or gettext("Try a few unrelated words together."))
     ]

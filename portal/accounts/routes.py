@@ -16,6 +16,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext, ngettext
 from flask_login import current_user, login_required
 
 from portal.accounts.forms import (
@@ -144,7 +145,7 @@ def sign_in():
         # empty one gets the usual prompt. Neither is an attempt at an account.
         refusals = [e for name in ("email", "password") for e in form[name].errors]
         message = next((e for e in refusals if "required" not in e.lower()), None)
-        error = message or "Enter your email address and password."
+        error = message or gettext("Enter your email address and password.")
         return render_template("accounts/sign_in.html", form=form, error=error), 422
     return render_template("accounts/sign_in.html", form=form, error=error), (401 if error else 200)
 
@@ -152,14 +153,14 @@ def sign_in():
 @bp.errorhandler(PendingSessionGone)
 def _pending_session_gone(_error):
     db.session.rollback()
-    flash("Your sign-in was interrupted. Sign in again to continue.", "info")
+    flash(gettext("Your sign-in was interrupted. Sign in again to continue."), "info")
     return redirect(url_for("accounts.sign_in"))
 
 
 def _pending_or_restart() -> UserSession:
     row = pending_session()
     if row is None:
-        flash("Sign in again to continue.", "info")
+        flash(gettext("Sign in again to continue."), "info")
         abort(redirect(url_for("accounts.sign_in")))
     return row
 
@@ -188,13 +189,16 @@ def second_factor():
             db.session.commit()
             if left is not None:
                 flash(
-                    f"You signed in with a recovery code; {left} left. "
-                    "Make new ones on your account page if you are running out.",
+                    gettext(
+                        "You signed in with a recovery code; %(left)s left. "
+                        "Make new ones on your account page if you are running out.",
+                        left=left,
+                    ),
                     "info",
                 )
             return redirect(_safe_next(session.pop(NEXT_KEY, None)) or home_for(user.role))
     elif request.method == "POST":
-        error = "Enter the code."
+        error = gettext("Enter the code.")
     return render_template("accounts/second_factor.html", form=form, error=error), (
         401 if error else 200
     )
@@ -210,7 +214,7 @@ def set_up_second_factor():
     elif current_user.is_authenticated:
         user, row = current_user._get_current_object(), current_session()
     else:
-        flash("Sign in again to continue.", "info")
+        flash(gettext("Sign in again to continue."), "info")
         return redirect(url_for("accounts.sign_in"))
     if user.has_second_factor:
         return redirect(url_for("accounts.account"))
@@ -219,7 +223,7 @@ def set_up_second_factor():
     if form.validate_on_submit():
         codes = finish_enrolment(row, user, form.code.data)
         if codes is None:
-            error = (
+            error = gettext(
                 "That code does not match. Check the time on your phone and try the newest code."
             )
         else:
@@ -262,7 +266,7 @@ def sign_out():
         sign_out_this_browser(user)
         db.session.commit()
     session.clear()
-    flash("You are signed out.", "info")
+    flash(gettext("You are signed out."), "info")
     return redirect(url_for("accounts.sign_in"))
 
 
@@ -280,9 +284,9 @@ def accept(token: str):
         start_session(user, authenticated=not user.needs_second_factor)
         db.session.commit()
         if user.needs_second_factor:
-            flash("Your password is set. Now set up your second factor.", "success")
+            flash(gettext("Your password is set. Now set up your second factor."), "success")
             return redirect(url_for("accounts.set_up_second_factor"))
-        flash("Your password is set. Welcome to the referral portal.", "success")
+        flash(gettext("Your password is set. Welcome to the referral portal."), "success")
         return redirect(home_for(user.role))
     return render_template(
         "accounts/accept_invitation.html", form=form, invitation=invitation
@@ -302,8 +306,10 @@ def forgot_password():
             return render_template(
                 "accounts/forgot_password.html",
                 form=form,
-                error="Too many reset requests from your network. Wait an hour and try again, "
-                "or ask your administrator.",
+                error=gettext(
+                    "Too many reset requests from your network. Wait an hour and try again, "
+                    "or ask your administrator."
+                ),
             ), 429, {"Retry-After": str(int(REQUEST_WINDOW.total_seconds()))}
         request_password_reset(form.email.data, address)
         db.session.commit()
@@ -334,7 +340,10 @@ def reset_password():
             return render_template("accounts/link_invalid.html", message=str(invalid)), 410
         db.session.commit()
         session.clear()
-        flash("Your password is changed and every device was signed out. Sign in now.", "success")
+        flash(
+            gettext("Your password is changed and every device was signed out. Sign in now."),
+            "success",
+        )
         return redirect(url_for("accounts.sign_in"))
     return render_template("accounts/reset_password.html", form=form), (422 if form.errors else 200)
 
@@ -371,7 +380,9 @@ def change_password():
             set_password(user, form.password.data, by=user, reason="changed")
             start_session(user, authenticated=True)
             db.session.commit()
-            flash("Your password is changed. Every other device was signed out.", "success")
+            flash(
+                gettext("Your password is changed. Every other device was signed out."), "success"
+            )
             return redirect(url_for("accounts.account"))
     return render_template("accounts/change_password.html", form=form), (
         422 if form.errors else 200
@@ -382,11 +393,11 @@ def _confirm_code_or_back(form: ConfirmWithCodeForm):
     """None when the form holds a right code; otherwise where to send the user back."""
     try:
         if not form.validate_on_submit():
-            raise SignInRefused("Enter the code from your authenticator app.")
+            raise SignInRefused(gettext("Enter the code from your authenticator app."))
         confirm_code(current_user, form.code.data, client_address())
     except SignInRefused as refused:
         db.session.commit()  # a wrong code counts towards throttling
-        flash(f"{refused} Nothing was changed.", "error")
+        flash(f"{refused} " + gettext("Nothing was changed."), "error")
         return redirect(url_for("accounts.account"))
     return None
 
@@ -424,7 +435,7 @@ def turn_off_second_factor():
         return refused
     remove_second_factor(user, by=user, reason="turned_off")
     db.session.commit()
-    flash("Your second factor is off. You sign in with your password alone.", "success")
+    flash(gettext("Your second factor is off. You sign in with your password alone."), "success")
     return redirect(url_for("accounts.account"))
 
 
@@ -440,7 +451,7 @@ def end_one_session(session_id: int):
         return sign_out()
     end_session(row, by=current_user, reason="ended_by_user")
     db.session.commit()
-    flash("That session is signed out.", "success")
+    flash(gettext("That session is signed out."), "success")
     return redirect(url_for("accounts.account"))
 
 
@@ -452,5 +463,10 @@ def end_other_sessions():
         current_user, by=current_user, reason="ended_by_user", keep=current_session()
     )
     db.session.commit()
-    flash(f"Signed out of {ended} other session{'s' if ended != 1 else ''}.", "success")
+    flash(
+        ngettext(
+            "Signed out of %(num)d other session.", "Signed out of %(num)d other sessions.", ended
+        ),
+        "success",
+    )
     return redirect(url_for("accounts.account"))

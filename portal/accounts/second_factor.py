@@ -16,6 +16,7 @@ import secrets
 import pyotp
 import segno
 from flask import current_app
+from flask_babel import gettext
 from markupsafe import Markup
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -61,7 +62,10 @@ def provisioning_uri(email: str, secret: str) -> str:
 def qr_code_svg(email: str, secret: str) -> Markup:
     """The enrolment QR code as inline SVG, drawn here (no network, no image host)."""
     svg = segno.make(provisioning_uri(email, secret), error="m").svg_inline(
-        scale=5, dark="#0b0c0c", light="#ffffff", title="QR code for your authenticator app"
+        scale=5,
+        dark="#0b0c0c",
+        light="#ffffff",
+        title=gettext("QR code for your authenticator app"),
     )
     return Markup(svg)  # noqa: S704 - segno's own SVG of our own URI
 

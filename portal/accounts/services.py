@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select, update
 
@@ -38,8 +40,10 @@ from portal.models import (
 )
 from portal.notifications.accounts import send_password_changed_notice, send_password_reset
 
+# The refusal in English, as tests find it on the page (authenticate raises it through
+# gettext, with the same words).
 GENERIC_SIGN_IN_ERROR = "That email and password do not match an active account."
-WRONG_CODE_ERROR = "That code is not right, or it was already used. Try the newest code."
+WRONG_CODE_ERROR = _l("That code is not right, or it was already used. Try the newest code.")
 
 
 class SignInRefused(Exception):
@@ -51,8 +55,11 @@ class SignInThrottled(SignInRefused):
 
     def __init__(self, wait: Wait) -> None:
         super().__init__(
-            f"Too many attempts. Wait {wait.in_words} and try again, "
-            "or reset your password if you have forgotten it."
+            gettext(
+                "Too many attempts. Wait %(wait)s and try again, "
+                "or reset your password if you have forgotten it.",
+                wait=wait.in_words,
+            )
         )
         self.wait = wait
 
@@ -80,7 +87,7 @@ def authenticate(email: str, password: str, address: str) -> User:
         record_attempt(AttemptKind.PASSWORD, email, address, succeeded=False)
         reason = "disabled" if user is not None and matches else "bad_credentials"
         _audit_sign_in(user, succeeded=False, reason=reason)
-        raise SignInRefused(GENERIC_SIGN_IN_ERROR)
+        raise SignInRefused(gettext("That email and password do not match an active account."))
 
     if new_hash is not None:
         user.password_hash = new_hash
@@ -103,7 +110,7 @@ def verify_second_factor(user: User, code: str, address: str) -> str:
     record_attempt(AttemptKind.SECOND_FACTOR, user.email, address, succeeded=kind is not None)
     if kind is None:
         _audit_sign_in(user, succeeded=False, reason="wrong_second_factor")
-        raise SignInRefused(WRONG_CODE_ERROR)
+        raise SignInRefused(str(WRONG_CODE_ERROR))
     _audit_sign_in(user, succeeded=True, second_factor=kind)
     return kind
 
@@ -117,7 +124,7 @@ def confirm_code(user: User, code: str, address: str) -> None:
     right = verify_totp(user, code)
     record_attempt(AttemptKind.SECOND_FACTOR, user.email, address, succeeded=right)
     if not right:
-        raise SignInRefused(WRONG_CODE_ERROR)
+        raise SignInRefused(str(WRONG_CODE_ERROR))
 
 
 def confirm_password(user: User, password: str, address: str) -> None:
@@ -129,7 +136,7 @@ def confirm_password(user: User, password: str, address: str) -> None:
     right, _rehash = verify_password(user.password_hash, password)
     record_attempt(AttemptKind.PASSWORD, user.email, address, succeeded=right)
     if not right:
-        raise SignInRefused("Your current password is not right.")
+        raise SignInRefused(gettext("Your current password is not right."))
 
 
 def _audit_sign_in(user: User | None, *, succeeded: bool, **detail: str) -> None:
@@ -159,7 +166,7 @@ def set_password(user: User, password: str, *, by: User, reason: str) -> None:
 
 
 ACTIVE_ADMIN = (User.role == Role.ADMIN, User.enabled.is_(True), User.password_hash.is_not(None))
-LAST_ADMIN = "This is the last active admin: enable, invite or promote another admin first."
+LAST_ADMIN = _l("This is the last active admin: enable, invite or promote another admin first.")
 
 
 def _lock_admins() -> None:
@@ -173,7 +180,7 @@ def _check_an_admin_remains() -> None:
     (on SQLite the write lock taken by the change orders racing transactions)."""
     db.session.flush()
     if not db.session.scalar(select(func.count(User.id)).where(*ACTIVE_ADMIN)):
-        raise AccountChangeRefused(LAST_ADMIN)
+        raise AccountChangeRefused(str(LAST_ADMIN))
 
 
 def set_enabled(user: User, enabled: bool, *, by: User) -> None:
@@ -199,7 +206,7 @@ def set_enabled(user: User, enabled: bool, *, by: User) -> None:
 def change_role(user: User, role: Role, *, by: User) -> None:
     """Give a member of staff another staff role; their sessions end at once."""
     if user.is_partner_user or role not in STAFF_ROLES:
-        raise AccountChangeRefused("Only staff roles can be changed here.")
+        raise AccountChangeRefused(gettext("Only staff roles can be changed here."))
     if user.role is role:
         return
     was = user.role
@@ -322,16 +329,19 @@ def load_password_reset(token: str) -> PasswordReset:
     )
     if reset is None:
         raise ResetInvalid(
-            "This link is not valid. Check that you copied the whole link, or ask for a new one."
+            gettext(
+                "This link is not valid. Check that you copied the whole link, "
+                "or ask for a new one."
+            )
         )
     if reset.used_at is not None:
-        raise ResetInvalid("This link was already used. Ask for a new one if you need to.")
+        raise ResetInvalid(gettext("This link was already used. Ask for a new one if you need to."))
     if reset.revoked_at is not None:
-        raise ResetInvalid("A newer link was sent. Use the link in the latest email.")
+        raise ResetInvalid(gettext("A newer link was sent. Use the link in the latest email."))
     if reset.expires_at <= utcnow():
-        raise ResetInvalid("This link has expired. Ask for a new one.")
+        raise ResetInvalid(gettext("This link has expired. Ask for a new one."))
     if not reset.user.is_active:
-        raise ResetInvalid("This account cannot be used. Ask your administrator.")
+        raise ResetInvalid(gettext("This account cannot be used. Ask your administrator."))
     return reset
 
 
@@ -353,7 +363,7 @@ def complete_password_reset(reset: PasswordReset, password: str, address: str) -
         .execution_options(synchronize_session=False)
     ).rowcount
     if not spent:
-        raise ResetInvalid("This link was already used. Ask for a new one if you need to.")
+        raise ResetInvalid(gettext("This link was already used. Ask for a new one if you need to."))
     user = reset.user
     set_password(user, password, by=user, reason="reset")
     # Proving the mailbox makes this address one the account is known to use.
@@ -400,7 +410,7 @@ def invite_user(
         user = User(email=email, full_name=full_name, role=role, partner=partner)
         db.session.add(user)
     elif user.password_hash is not None:
-        raise InvitationInvalid("An account with that email already exists.")
+        raise InvitationInvalid(gettext("An account with that email already exists."))
     else:
         user.full_name, user.role, user.partner = full_name, role, partner
     now = utcnow()
@@ -437,26 +447,32 @@ def load_invitation(token: str) -> Invitation:
         invitation_id = _serializer().loads(token, max_age=max_age)
     except SignatureExpired:
         raise InvitationInvalid(
-            "This invitation has expired. Ask the person who invited you to send a new one."
+            gettext(
+                "This invitation has expired. Ask the person who invited you to send a new one."
+            )
         ) from None
     except BadSignature:
         raise InvitationInvalid(
-            "This invitation link is not valid. Check that you copied the whole link."
+            gettext("This invitation link is not valid. Check that you copied the whole link.")
         ) from None
     invitation = db.session.get(Invitation, invitation_id)
     if invitation is None:
-        raise InvitationInvalid("This invitation link is not valid.")
+        raise InvitationInvalid(gettext("This invitation link is not valid."))
     if invitation.accepted_at is not None:
         raise InvitationInvalid(
-            "This invitation has already been used. Sign in with the password you chose."
+            gettext("This invitation has already been used. Sign in with the password you chose.")
         )
     if invitation.revoked_at is not None:
         raise InvitationInvalid(
-            "This invitation was replaced by a newer one. Use the link in the latest email."
+            gettext(
+                "This invitation was replaced by a newer one. Use the link in the latest email."
+            )
         )
     if invitation.expires_at <= utcnow():
         raise InvitationInvalid(
-            "This invitation has expired. Ask the person who invited you to send a new one."
+            gettext(
+                "This invitation has expired. Ask the person who invited you to send a new one."
+            )
         )
     return invitation
 

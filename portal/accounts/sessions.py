@@ -35,6 +35,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 from flask_login import current_user, login_required
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import contains_eager
@@ -155,11 +156,17 @@ def pending_session() -> UserSession | None:
 def _send_to_sign_in() -> Response:
     ended = g.get("session_ended")
     if ended is not None and ended.reason == "idle":
-        flash(f"You were signed out after {ended.idle_minutes} minutes without activity.", "info")
+        flash(
+            gettext(
+                "You were signed out after %(minutes)s minutes without activity.",
+                minutes=ended.idle_minutes,
+            ),
+            "info",
+        )
     elif ended is not None and ended.reason == "expired":
-        flash("Your session has ended. Sign in again to continue.", "info")
+        flash(gettext("Your session has ended. Sign in again to continue."), "info")
     else:
-        flash("Sign in to continue.", "info")
+        flash(gettext("Sign in to continue."), "info")
     target = url_for("accounts.sign_in", next=request.path if request.method == "GET" else None)
     if request.headers.get("HX-Request") == "true":
         response = current_app.response_class(status=204)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import ngettext
 from sqlalchemy import func, select
 
 from portal.clock import utcnow
@@ -39,9 +40,9 @@ class Wait:
     @property
     def in_words(self) -> str:
         if self.seconds < 60:
-            return f"{self.seconds} second{'s' if self.seconds != 1 else ''}"
+            return ngettext("%(num)d second", "%(num)d seconds", self.seconds)
         minutes = -(-self.seconds // 60)
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return ngettext("%(num)d minute", "%(num)d minutes", minutes)
 
 
 NO_WAIT = Wait(0)

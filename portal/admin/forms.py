@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from zoneinfo import available_timezones
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
     DateField,
@@ -22,26 +24,26 @@ from portal.referrals.forms import item_labels_fit, phone_number, stripped
 
 class PartnerForm(PortalForm):
     name = StringField(
-        "Practice name", filters=[stripped], validators=[DataRequired(), Length(max=160)]
+        _l("Practice name"), filters=[stripped], validators=[DataRequired(), Length(max=160)]
     )
     specialty = StringField(
-        "Type or specialty",
-        description="For example: Primary care, Cardiology, Hospital discharge planning.",
+        _l("Type or specialty"),
+        description=_l("For example: Primary care, Cardiology, Hospital discharge planning."),
         filters=[stripped],
         validators=[DataRequired(), Length(max=120)],
     )
     referral_contact_name = StringField(
-        "Designated referral contact",
+        _l("Designated referral contact"),
         filters=[stripped],
         validators=[DataRequired(), Length(max=120)],
     )
     referral_contact_email = EmailField(
-        "Contact's email",
+        _l("Contact's email"),
         filters=[stripped],
         validators=[DataRequired(), Length(max=254), Email(check_deliverability=False)],
     )
     referral_contact_phone = TelField(
-        "Contact's phone",
+        _l("Contact's phone"),
         filters=[stripped],
         validators=[Optional(), Length(max=32), phone_number],
     )
@@ -51,10 +53,10 @@ class PartnerInviteForm(PortalForm):
     """A user for a referring office (always the partner role)."""
 
     full_name = StringField(
-        "Full name", filters=[stripped], validators=[DataRequired(), Length(max=120)]
+        _l("Full name"), filters=[stripped], validators=[DataRequired(), Length(max=120)]
     )
     email = EmailField(
-        "Email",
+        _l("Email"),
         filters=[stripped],
         validators=[DataRequired(), Length(max=254), Email(check_deliverability=False)],
     )
@@ -63,33 +65,37 @@ class PartnerInviteForm(PortalForm):
 class InviteForm(PartnerInviteForm):
     """A member of staff, with their role."""
 
-    role = SelectField("Role", choices=[(r.value, r.label) for r in Role if r is not Role.PARTNER])
+    role = SelectField(
+        _l("Role"), choices=[(r.value, r.label) for r in Role if r is not Role.PARTNER]
+    )
 
 
 class ServiceLineForm(PortalForm):
-    name = StringField("Name", filters=[stripped], validators=[DataRequired(), Length(max=120)])
+    name = StringField(
+        _l("Name"), filters=[stripped], validators=[DataRequired(), Length(max=120)]
+    )
     description = StringField(
-        "Short description", filters=[stripped], validators=[Optional(), Length(max=500)]
+        _l("Short description"), filters=[stripped], validators=[Optional(), Length(max=500)]
     )
     eligibility_criteria = TextAreaField(
-        "Eligibility criteria",
-        description="One criterion per line. Partners see these on the referral form.",
+        _l("Eligibility criteria"),
+        description=_l("One criterion per line. Partners see these on the referral form."),
         filters=[stripped],
         validators=[Optional(), Length(max=4000)],
     )
     required_documents = TextAreaField(
-        "Required documents",
-        description="One per line, e.g. “Most recent echocardiogram report”.",
+        _l("Required documents"),
+        description=_l("One per line, e.g. “Most recent echocardiogram report”."),
         filters=[stripped],
         validators=[Optional(), Length(max=2000)],
     )
     required_answers = TextAreaField(
-        "Required answers",
-        description="One per line, e.g. “Latest HbA1c result and date”.",
+        _l("Required answers"),
+        description=_l("One per line, e.g. “Latest HbA1c result and date”."),
         filters=[stripped],
         validators=[Optional(), Length(max=2000)],
     )
-    active = BooleanField("Partners can refer to this service line", default=True)
+    active = BooleanField(_l("Partners can refer to this service line"), default=True)
 
     def validate_required_documents(self, field) -> None:
         item_labels_fit(self, field)
@@ -102,8 +108,8 @@ class BusinessHoursForm(PortalForm):
     """The practice week; the fields per weekday are added by `business_hours_form_class`."""
 
     time_zone = StringField(
-        "Time zone",
-        description="An IANA name such as America/New_York.",
+        _l("Time zone"),
+        description=_l("An IANA name such as America/New_York."),
         filters=[stripped],
         validators=[DataRequired(), Length(max=64)],
     )
@@ -111,7 +117,7 @@ class BusinessHoursForm(PortalForm):
     def validate_time_zone(self, field) -> None:
         # The IANA list, not ZoneInfo(): "America" names a folder of zones, not one.
         if field.data not in available_timezones():
-            raise ValidationError("Not a known time zone, e.g. America/Chicago.")
+            raise ValidationError(_("Not a known time zone, e.g. America/Chicago."))
 
     def weekly(self) -> dict[int, tuple]:
         result = {}
@@ -128,10 +134,13 @@ class BusinessHoursForm(PortalForm):
                 continue
             opens, closes = self[f"opens_{day}"], self[f"closes_{day}"]
             if not (opens.data and closes.data) or closes.data <= opens.data:
-                closes.errors = [*closes.errors, "Give an opening time before the closing time."]
+                closes.errors = [
+                    *closes.errors,
+                    _("Give an opening time before the closing time."),
+                ]
                 valid = False
         if all(self[f"closed_{day}"].data for day in range(7)):
-            self.time_zone.errors = [*self.time_zone.errors, "Open on at least one day."]
+            self.time_zone.errors = [*self.time_zone.errors, _("Open on at least one day.")]
             valid = False
         return valid
 
@@ -139,15 +148,19 @@ class BusinessHoursForm(PortalForm):
 def business_hours_form_class(weekdays: list[str]) -> type[BusinessHoursForm]:
     fields = {}
     for day, name in enumerate(weekdays):
-        fields[f"opens_{day}"] = TimeField(f"{name} opens", validators=[Optional()])
-        fields[f"closes_{day}"] = TimeField(f"{name} closes", validators=[Optional()])
-        fields[f"closed_{day}"] = BooleanField(f"Closed on {name}")
+        fields[f"opens_{day}"] = TimeField(_l("%(day)s opens", day=name), validators=[Optional()])
+        fields[f"closes_{day}"] = TimeField(
+            _l("%(day)s closes", day=name), validators=[Optional()]
+        )
+        fields[f"closed_{day}"] = BooleanField(_l("Closed on %(day)s", day=name))
     return type("BusinessHoursWeekForm", (BusinessHoursForm,), fields)
 
 
 class HolidayForm(PortalForm):
-    day = DateField("Date", validators=[DataRequired()])
-    name = StringField("Name", filters=[stripped], validators=[DataRequired(), Length(max=120)])
+    day = DateField(_l("Date"), validators=[DataRequired()])
+    name = StringField(
+        _l("Name"), filters=[stripped], validators=[DataRequired(), Length(max=120)]
+    )
 
 
 class TargetsForm(PortalForm):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, ngettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -103,13 +105,18 @@ def new_partner():
             db.session.flush()
         except IntegrityError:
             db.session.rollback()
-            form.name.errors.append("A partner with this name already exists.")
+            form.name.errors.append(gettext("A partner with this name already exists."))
         else:
             record_audit(
                 "partner.created", actor=current_user, target_type="partner", target_id=partner.id
             )
             db.session.commit()
-            flash(f"Partner “{partner.name}” created. Invite its users next.", "success")
+            flash(
+                gettext(
+                    "Partner “%(name)s” created. Invite its users next.", name=partner.name
+                ),
+                "success",
+            )
             return redirect(url_for("admin.partner", partner_id=partner.id))
     return render_template("admin/partner_form.html", form=form), (
         422 if request.method == "POST" else 200
@@ -156,7 +163,7 @@ def _invite(form: PartnerInviteForm, role: Role, partner: Partner | None) -> str
         return None
     send_invitation(link.invitation.user, link.token)
     db.session.commit()
-    flash(f"Invitation sent to {link.invitation.user.email}.", "success")
+    flash(gettext("Invitation sent to %(email)s.", email=link.invitation.user.email), "success")
     return portal_url("accounts.accept", token=link.token)
 
 
@@ -201,7 +208,8 @@ def user(user_id: int):
 
 
 def _account_change(user_id: int, change, done: str):
-    """Apply `change(account)` (an accounts service), commit, and go back to the user."""
+    """Apply `change(account)` (an accounts service), commit, and go back to the user.
+    `done` is the confirmation, marked with _l and holding %(name)s."""
     account = _account_or_404(user_id)
     try:
         change(account)
@@ -210,7 +218,7 @@ def _account_change(user_id: int, change, done: str):
         flash(str(refused), "error")
     else:
         db.session.commit()
-        flash(done.format(name=account.full_name), "success")
+        flash(str(done) % {"name": account.full_name}, "success")
     return redirect(url_for("admin.user", user_id=user_id))
 
 
@@ -221,7 +229,7 @@ def disable_user(user_id: int):
     return _account_change(
         user_id,
         lambda account: set_enabled(account, False, by=current_user),
-        "{name} is disabled and signed out everywhere.",
+        _l("%(name)s is disabled and signed out everywhere."),
     )
 
 
@@ -232,7 +240,7 @@ def enable_user(user_id: int):
     return _account_change(
         user_id,
         lambda account: set_enabled(account, True, by=current_user),
-        "{name} can sign in again.",
+        _l("%(name)s can sign in again."),
     )
 
 
@@ -246,7 +254,7 @@ def change_user_role(user_id: int):
     return _account_change(
         user_id,
         lambda account: change_role(account, Role(form.role.data), by=current_user),
-        "{name} has a new role and was signed out everywhere.",
+        _l("%(name)s has a new role and was signed out everywhere."),
     )
 
 
@@ -257,7 +265,7 @@ def reset_user_second_factor(user_id: int):
     return _account_change(
         user_id,
         lambda account: reset_second_factor(account, by=current_user),
-        "{name}'s second factor was reset; they set it up again at their next sign-in.",
+        _l("%(name)s's second factor was reset; they set it up again at their next sign-in."),
     )
 
 
@@ -268,7 +276,7 @@ def end_user_sessions(user_id: int):
     return _account_change(
         user_id,
         lambda account: end_all_sessions(account, by=current_user, reason="ended_by_admin"),
-        "{name} is signed out everywhere.",
+        _l("%(name)s is signed out everywhere."),
     )
 
 
@@ -282,7 +290,7 @@ def end_user_session(user_id: int, session_id: int):
     return _account_change(
         user_id,
         lambda _account: end_session(row, by=current_user, reason="ended_by_admin"),
-        "That session of {name} has ended.",
+        _l("That session of %(name)s has ended."),
     )
 
 
@@ -301,12 +309,23 @@ def partner_second_factor(partner_id: int):
     db.session.commit()
     if required:
         flash(
-            f"Users of {record.name} now sign in with a second factor; {ended} "
-            f"session{'s' if ended != 1 else ''} without one ended.",
+            ngettext(
+                "Users of %(partner)s now sign in with a second factor; %(num)d "
+                "session without one ended.",
+                "Users of %(partner)s now sign in with a second factor; %(num)d "
+                "sessions without one ended.",
+                ended,
+                partner=record.name,
+            ),
             "success",
         )
     else:
-        flash(f"A second factor is now optional for users of {record.name}.", "success")
+        flash(
+            gettext(
+                "A second factor is now optional for users of %(partner)s.", partner=record.name
+            ),
+            "success",
+        )
     return redirect(url_for("admin.partner", partner_id=partner_id))
 
 
@@ -353,10 +372,10 @@ def edit_service_line(line_id: int | None = None):
             )
         except IntegrityError:
             db.session.rollback()
-            form.name.errors.append("A service line with this name already exists.")
+            form.name.errors.append(gettext("A service line with this name already exists."))
         else:
             db.session.commit()
-            flash(f"Service line “{line.name}” saved.", "success")
+            flash(gettext("Service line “%(name)s” saved.", name=line.name), "success")
             return redirect(url_for("admin.service_lines"))
     return render_template("admin/service_line_form.html", form=form, line=line), (
         422 if request.method == "POST" else 200
@@ -413,7 +432,7 @@ def sla_settings():
     if submitted == "hours" and hours_form.validate():
         save_business_hours(hours_form.time_zone.data, hours_form.weekly(), current_user)
         db.session.commit()
-        flash("Business hours saved. New due times use them.", "success")
+        flash(gettext("Business hours saved. New due times use them."), "success")
         return redirect(url_for("admin.sla_settings"))
     if submitted == "targets" and targets_form.validate():
         save_targets(
@@ -425,12 +444,12 @@ def sla_settings():
             current_user,
         )
         db.session.commit()
-        flash("SLA targets saved. They apply to clocks started from now on.", "success")
+        flash(gettext("SLA targets saved. They apply to clocks started from now on."), "success")
         return redirect(url_for("admin.sla_settings"))
     if submitted == "holiday" and holiday_form.validate():
         add_holiday(holiday_form.day.data, holiday_form.name.data, current_user)
         db.session.commit()
-        flash("Holiday added.", "success")
+        flash(gettext("Holiday added."), "success")
         return redirect(url_for("admin.sla_settings"))
     return render_template(
         "admin/sla.html",
@@ -453,7 +472,7 @@ def delete_holiday(holiday_id: int):
         abort(404)
     remove_holiday(holiday, current_user)
     db.session.commit()
-    flash("Holiday removed.", "success")
+    flash(gettext("Holiday removed."), "success")
     return redirect(url_for("admin.sla_settings"))
 
 
@@ -483,5 +502,5 @@ def retry_message(message_id: int):
     retry_dead_message(message)
     record_audit("outbox.retried", actor=current_user, target_type="outbox", target_id=message.id)
     db.session.commit()
-    flash("The message will be sent again on the next delivery run.", "success")
+    flash(gettext("The message will be sent again on the next delivery run."), "success")
     return redirect(url_for("admin.dead_letters"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, time
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from portal.auditing import record_audit
@@ -19,7 +20,15 @@ TARGET_STAGES = [
     SlaStage.NEXT_STEP,
     SlaStage.PARTNER_FEEDBACK,
 ]
-WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+WEEKDAYS = [
+    _l("Monday"),
+    _l("Tuesday"),
+    _l("Wednesday"),
+    _l("Thursday"),
+    _l("Friday"),
+    _l("Saturday"),
+    _l("Sunday"),
+]
 
 
 def save_business_hours(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from io import BytesIO
 
 from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
+from flask_babel import gettext
 from sqlalchemy import select
 
 from portal.accounts.sessions import roles_required
@@ -54,5 +55,13 @@ def attachment(message_id: int):
 def deliver():
     """Run the delivery job once, without waiting for the jobs process."""
     report = deliver_due_messages()
-    flash(f"Delivered {report.sent}, failed {report.failed}, dead {report.dead}.", "info")
+    flash(
+        gettext(
+            "Delivered %(sent)s, failed %(failed)s, dead %(dead)s.",
+            sent=report.sent,
+            failed=report.failed,
+            dead=report.dead,
+        ),
+        "info",
+    )
     return redirect(url_for("notifications.outbox"))

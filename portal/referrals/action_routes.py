@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from htmx_flask import request
 from sqlalchemy.orm.exc import StaleDataError
@@ -28,7 +30,7 @@ from portal.referrals.workflow import (
 )
 from portal.sla.clocks import record_breach_reason
 
-CONFLICT_MESSAGE = (
+CONFLICT_MESSAGE = _l(
     "Someone else changed this referral while you were working on it, so your change was "
     "not saved. What changed is listed below; your entries are kept. Submit again to "
     "apply them to the referral as it is now."
@@ -61,7 +63,7 @@ def act(reference: str, action: str):
             referral,
             failed_action=action,
             failed_form=form,
-            message="Check the highlighted fields.",
+            message=gettext("Check the highlighted fields."),
             status=422,
         )
     try:
@@ -75,8 +77,8 @@ def act(reference: str, action: str):
         return _refused(referral, action, form, str(refused), 409)
     except (EditConflict, StaleDataError):
         db.session.rollback()
-        return _refused(referral, action, form, CONFLICT_MESSAGE, 409, conflict=True)
-    flash(declared.done, "success")
+        return _refused(referral, action, form, str(CONFLICT_MESSAGE), 409, conflict=True)
+    flash(str(declared.done), "success")
     return redirect(url_for("referrals.detail", reference=referral.reference))
 
 
@@ -90,13 +92,13 @@ def record_breach(reference: str, clock_id: int):
         abort(404)
     form = forms.BreachReasonForm()
     if not form.validate():
-        return _render_detail(referral, message="Choose a breach reason.", status=422)
+        return _render_detail(referral, message=gettext("Choose a breach reason."), status=422)
     record_breach_reason(clock, form.reason_text, current_user)
     record_audit(
         "referral.breach_reason", actor=current_user, referral=referral, stage=clock.stage.value
     )
     db.session.commit()
-    flash("Breach reason recorded.", "success")
+    flash(gettext("Breach reason recorded."), "success")
     return redirect(url_for("referrals.detail", reference=reference))
 
 
@@ -107,7 +109,7 @@ def answer_information_request(reference: str):
     referral = get_referral_or_404(current_user, reference)
     form = _answer_form(referral)
     if form is None:
-        flash("Nothing is being asked for on this referral any more.", "info")
+        flash(gettext("Nothing is being asked for on this referral any more."), "info")
         return redirect(url_for("referrals.detail", reference=reference))
     still_missing, conflict = None, False
     if form.validate():
@@ -126,17 +128,19 @@ def answer_information_request(reference: str):
             db.session.expire_all()
             referral, conflict = get_referral_or_404(current_user, reference), True
             form.message.errors = [
-                "The referral changed while you were answering (see its timeline), so "
-                "nothing was sent. Check what is still asked for and send again; attach "
-                "any documents again."
+                gettext(
+                    "The referral changed while you were answering (see its timeline), so "
+                    "nothing was sent. Check what is still asked for and send again; attach "
+                    "any documents again."
+                )
             ]
         else:
             db.session.commit()
             if not request.htmx:
                 flash(
-                    "Thank you: everything asked for has been sent."
+                    gettext("Thank you: everything asked for has been sent.")
                     if not still_missing
-                    else "Thank you. Some items are still missing.",
+                    else gettext("Thank you. Some items are still missing."),
                     "success",
                 )
                 return redirect(url_for("referrals.detail", reference=reference))
@@ -178,10 +182,11 @@ def _refused(
         changes_since = [e for e in services.timeline(referral, current_user) if e.id > seen_id]
         allowed = {t.action for t in allowed_actions(referral, current_user)}
         if action in ACTIONS and action not in allowed:
-            message = (
-                f"Someone else changed this referral while you were working on it: it is now "
-                f"{referral.status.label.lower()}, so “{ACTIONS[action].label}” is no longer "
-                "possible. What changed is listed below."
+            message = gettext(
+                "Someone else changed this referral while you were working on it: it is now "
+                "%(status)s, so “%(action)s” is no longer possible. What changed is listed below.",
+                status=referral.status.label.lower(),
+                action=ACTIONS[action].label,
             )
     return _render_detail(
         referral,

@@ -22,6 +22,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from wtforms import (
     DateField,
     RadioField,
@@ -75,7 +77,7 @@ class Action(Transition):
     form: type[VersionedForm] | None = None
     # (referral, actor, command, expected_version) -> the timeline event
     service: Callable[..., ReferralEvent] | None = None
-    done: str = ""  # the confirmation once it worked
+    done: str = ""  # the confirmation once it worked (marked with lazy_gettext)
     warning: bool = False  # the button looks like what it is: hard to undo
 
 
@@ -168,10 +170,10 @@ class AddNote:
 
 def staff_note_field(max_length: int = 2000, *, required: bool = False) -> TextAreaField:
     return TextAreaField(
-        "Staff note (never shown to the referring office)",
+        _l("Staff note (never shown to the referring office)"),
         filters=[stripped],
         validators=[
-            DataRequired("Write the note.") if required else Optional(),
+            DataRequired(_l("Write the note.")) if required else Optional(),
             Length(max=max_length),
         ],
     )
@@ -192,32 +194,36 @@ class ActionForm(VersionedForm):
 
 class AcceptForm(ActionForm):
     provider = StringField(
-        "Assigned provider",
+        _l("Assigned provider"),
         filters=[stripped],
-        validators=[DataRequired("Name the provider the patient is assigned to."), Length(max=120)],
+        validators=[
+            DataRequired(_l("Name the provider the patient is assigned to.")),
+            Length(max=120),
+        ],
     )
 
     def command(self) -> Accept:
         return Accept(self.provider.data, self.note_text)
 
 
-DECLINE_REASONS = [
-    "Does not meet the eligibility criteria",
-    "Service not offered for this condition",
-    "Needs a higher level of care",
-    "Outside our service area",
-    "Insurance not accepted",
-]
+# What is recorded (the English, as it always was) -> what the list shows.
+DECLINE_REASONS = {
+    "Does not meet the eligibility criteria": _l("Does not meet the eligibility criteria"),
+    "Service not offered for this condition": _l("Service not offered for this condition"),
+    "Needs a higher level of care": _l("Needs a higher level of care"),
+    "Outside our service area": _l("Outside our service area"),
+    "Insurance not accepted": _l("Insurance not accepted"),
+}
 
 
 class DeclineForm(OtherReasonMixin, ActionForm):
     reason = SelectField(
-        "Reason",
-        choices=reason_choices(DECLINE_REASONS, "Choose a reason"),
-        validators=[DataRequired("Choose why the referral is declined.")],
+        _l("Reason"),
+        choices=reason_choices(DECLINE_REASONS, _l("Choose a reason")),
+        validators=[DataRequired(_l("Choose why the referral is declined."))],
     )
     other_reason = StringField(
-        "Other reason", filters=[stripped], validators=[Optional(), Length(max=200)]
+        _l("Other reason"), filters=[stripped], validators=[Optional(), Length(max=200)]
     )
 
     def command(self) -> Decline:
@@ -226,10 +232,10 @@ class DeclineForm(OtherReasonMixin, ActionForm):
 
 class RedirectForm(ActionForm):
     destination = StringField(
-        "Redirect to",
-        description="The service or practice the patient is better served by.",
+        _l("Redirect to"),
+        description=_l("The service or practice the patient is better served by."),
         filters=[stripped],
-        validators=[DataRequired("Say where the referral is redirected."), Length(max=200)],
+        validators=[DataRequired(_l("Say where the referral is redirected.")), Length(max=200)],
     )
 
     def command(self) -> Redirect:
@@ -239,20 +245,21 @@ class RedirectForm(ActionForm):
 class OutreachForm(ActionForm):
     note = staff_note_field(max_length=500)  # outreach_attempt.note holds 500
     channel = SelectField(
-        "Contacted by",
+        _l("Contacted by"),
         choices=[
-            (m.value, m.value.upper() if m is ContactMethod.SMS else m.value.title())
-            for m in ContactMethod
+            (ContactMethod.PHONE.value, _l("Phone")),
+            (ContactMethod.SMS.value, _l("SMS")),
+            (ContactMethod.EMAIL.value, _l("Email")),
         ],
         validators=[DataRequired()],
     )
     result = SelectField(
-        "Result",
+        _l("Result"),
         choices=[
-            (OutreachResult.REACHED.value, "Reached the patient"),
-            (OutreachResult.NO_ANSWER.value, "No answer"),
-            (OutreachResult.LEFT_MESSAGE.value, "Left a message"),
-            (OutreachResult.WRONG_NUMBER.value, "Wrong number or address"),
+            (OutreachResult.REACHED.value, _l("Reached the patient")),
+            (OutreachResult.NO_ANSWER.value, _l("No answer")),
+            (OutreachResult.LEFT_MESSAGE.value, _l("Left a message")),
+            (OutreachResult.WRONG_NUMBER.value, _l("Wrong number or address")),
         ],
         validators=[DataRequired()],
     )
@@ -264,13 +271,20 @@ class OutreachForm(ActionForm):
 
 
 class ScheduleForm(ActionForm):
-    appointment_date = DateField("Date", validators=[InputRequired("Choose the visit date.")])
-    appointment_time = TimeField("Time", validators=[InputRequired("Choose the visit time.")])
+    appointment_date = DateField(
+        _l("Date"), validators=[InputRequired(_l("Choose the visit date."))]
+    )
+    appointment_time = TimeField(
+        _l("Time"), validators=[InputRequired(_l("Choose the visit time."))]
+    )
     mode = RadioField(
-        "Visit type",
-        choices=[(AppointmentMode.VIDEO.value, "Video"), (AppointmentMode.PHONE.value, "Phone")],
+        _l("Visit type"),
+        choices=[
+            (AppointmentMode.VIDEO.value, _l("Video")),
+            (AppointmentMode.PHONE.value, _l("Phone")),
+        ],
         default=AppointmentMode.VIDEO.value,
-        validators=[InputRequired("Choose video or phone.")],
+        validators=[InputRequired(_l("Choose video or phone."))],
     )
 
     def command(self) -> Schedule:
@@ -283,7 +297,7 @@ class ScheduleForm(ActionForm):
 
 class WithdrawForm(VersionedForm):
     reason = StringField(
-        "Reason (optional)", filters=[stripped], validators=[Optional(), Length(max=200)]
+        _l("Reason (optional)"), filters=[stripped], validators=[Optional(), Length(max=200)]
     )
 
     def command(self) -> Withdraw:
@@ -305,21 +319,21 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 class RequestInfoForm(ActionForm):
-    required_items = MultiCheckboxField("Required items to ask for", coerce=int)
+    required_items = MultiCheckboxField(_l("Required items to ask for"), coerce=int)
     other_documents = TextAreaField(
-        "Other documents needed",
-        description="One per line.",
+        _l("Other documents needed"),
+        description=_l("One per line."),
         filters=[stripped],
         validators=[Optional(), Length(max=1000), item_labels_fit],
     )
     other_questions = TextAreaField(
-        "Other questions",
-        description="One per line.",
+        _l("Other questions"),
+        description=_l("One per line."),
         filters=[stripped],
         validators=[Optional(), Length(max=1000), item_labels_fit],
     )
     message = TextAreaField(
-        "Message to the referring office",
+        _l("Message to the referring office"),
         filters=[stripped],
         validators=[Optional(), Length(max=1000)],
     )
@@ -347,10 +361,12 @@ class RequestInfoForm(ActionForm):
 
 class ShareFollowUpForm(VersionedForm):
     message = TextAreaField(
-        "Follow-up note for the referring office",
-        description="Shown to the referring office. Only possible with the patient's consent.",
+        _l("Follow-up note for the referring office"),
+        description=_l(
+            "Shown to the referring office. Only possible with the patient's consent."
+        ),
         filters=[stripped],
-        validators=[DataRequired("Write the note."), Length(max=280)],
+        validators=[DataRequired(_l("Write the note.")), Length(max=280)],
     )
 
     def command(self) -> ShareFollowUp:
@@ -359,22 +375,28 @@ class ShareFollowUpForm(VersionedForm):
 
 class SendLinkForm(ActionForm):
     via = RadioField(
-        "Send by",
-        choices=[(ContactMethod.SMS.value, "Text message"), (ContactMethod.EMAIL.value, "Email")],
-        validators=[InputRequired("Choose text message or email.")],
+        _l("Send by"),
+        choices=[
+            (ContactMethod.SMS.value, _l("Text message")),
+            (ContactMethod.EMAIL.value, _l("Email")),
+        ],
+        validators=[InputRequired(_l("Choose text message or email."))],
     )
     mode = RadioField(
-        "Visit type for the offered times",
-        choices=[(AppointmentMode.VIDEO.value, "Video"), (AppointmentMode.PHONE.value, "Phone")],
+        _l("Visit type for the offered times"),
+        choices=[
+            (AppointmentMode.VIDEO.value, _l("Video")),
+            (AppointmentMode.PHONE.value, _l("Phone")),
+        ],
         default=AppointmentMode.VIDEO.value,
         validators=[InputRequired()],
     )
-    slot_1_date = DateField("First time offered: date", validators=[Optional()])
-    slot_1_time = TimeField("First time offered: time", validators=[Optional()])
-    slot_2_date = DateField("Second time: date", validators=[Optional()])
-    slot_2_time = TimeField("Second time: time", validators=[Optional()])
-    slot_3_date = DateField("Third time: date", validators=[Optional()])
-    slot_3_time = TimeField("Third time: time", validators=[Optional()])
+    slot_1_date = DateField(_l("First time offered: date"), validators=[Optional()])
+    slot_1_time = TimeField(_l("First time offered: time"), validators=[Optional()])
+    slot_2_date = DateField(_l("Second time: date"), validators=[Optional()])
+    slot_2_time = TimeField(_l("Second time: time"), validators=[Optional()])
+    slot_3_date = DateField(_l("Third time: date"), validators=[Optional()])
+    slot_3_time = TimeField(_l("Third time: time"), validators=[Optional()])
 
     def prepare(self, referral: Referral) -> None:
         if self.via.data is None:
@@ -397,7 +419,7 @@ class SendLinkForm(ActionForm):
         for index in (1, 2, 3):
             day, clock = self[f"slot_{index}_date"], self[f"slot_{index}_time"]
             if bool(day.data) != bool(clock.data):
-                clock.errors = [*clock.errors, "Give both a date and a time, or neither."]
+                clock.errors = [*clock.errors, gettext("Give both a date and a time, or neither.")]
                 valid = False
         return valid
 
@@ -417,7 +439,7 @@ def cancel_appointment(
     """The visit is off (the patient or the practice cancelled): back to accepted, where
     intake reaches the patient again and books another time."""
     if referral.appointment_at is None:
-        raise TransitionRefused("There is no appointment to cancel.")
+        raise TransitionRefused(gettext("There is no appointment to cancel."))
     return apply_transition(
         referral,
         "cancel_appointment",
@@ -439,29 +461,29 @@ ACTIONS: dict[str, Action] = {
     for action in (
         Action(
             "first_touch",
-            "Record first touch",
+            _l("Record first touch"),
             {S.SUBMITTED: S.IN_REVIEW, S.NEEDS_INFO: S.NEEDS_INFO},
             frozenset({Role.INTAKE}),
             partner_visible=True,
             summary="Intake has picked up the referral",
             form=ActionForm,
             service=services.record_first_touch,
-            done="First touch recorded.",
+            done=_l("First touch recorded."),
         ),
         Action(
             "resume_review",
-            "Information received: back to review",
+            _l("Information received: back to review"),
             {S.NEEDS_INFO: S.IN_REVIEW},
             frozenset({Role.INTAKE}),
             partner_visible=True,
             summary="The missing information was received; review continues",
             form=ActionForm,
             service=services.resume_review,
-            done="Back in review.",
+            done=_l("Back in review."),
         ),
         Action(
             "accept",
-            "Accept",
+            _l("Accept"),
             {S.IN_REVIEW: S.ACCEPTED},
             frozenset({Role.CLINICAL}),
             partner_visible=True,
@@ -469,11 +491,11 @@ ACTIONS: dict[str, Action] = {
             notify_partner=True,
             form=AcceptForm,
             service=services.accept,
-            done="Referral accepted.",
+            done=_l("Referral accepted."),
         ),
         Action(
             "decline",
-            "Decline as not eligible",
+            _l("Decline as not eligible"),
             {S.IN_REVIEW: S.DECLINED},
             frozenset({Role.CLINICAL}),
             partner_visible=True,
@@ -481,12 +503,12 @@ ACTIONS: dict[str, Action] = {
             notify_partner=True,
             form=DeclineForm,
             service=services.decline,
-            done="Referral declined.",
+            done=_l("Referral declined."),
             warning=True,
         ),
         Action(
             "redirect",
-            "Redirect",
+            _l("Redirect"),
             {S.IN_REVIEW: S.REDIRECTED},
             frozenset({Role.CLINICAL}),
             partner_visible=True,
@@ -494,22 +516,22 @@ ACTIONS: dict[str, Action] = {
             notify_partner=True,
             form=RedirectForm,
             service=services.redirect_referral,
-            done="Referral redirected.",
+            done=_l("Referral redirected."),
         ),
         Action(
             "log_outreach",
-            "Log a contact attempt",
+            _l("Log a contact attempt"),
             _stay(S.ACCEPTED, S.SCHEDULED, S.NO_SHOW),
             frozenset({Role.INTAKE}),
             partner_visible=False,
             summary="Contact attempt",
             form=OutreachForm,
             service=services.log_outreach,
-            done="Contact attempt logged.",
+            done=_l("Contact attempt logged."),
         ),
         Action(
             "schedule",
-            "Schedule the first visit",
+            _l("Schedule the first visit"),
             {S.ACCEPTED: S.SCHEDULED, S.SCHEDULED: S.SCHEDULED, S.NO_SHOW: S.SCHEDULED},
             frozenset({Role.INTAKE}),
             partner_visible=True,
@@ -517,11 +539,11 @@ ACTIONS: dict[str, Action] = {
             notify_partner=True,
             form=ScheduleForm,
             service=services.schedule,
-            done="Visit scheduled.",
+            done=_l("Visit scheduled."),
         ),
         Action(
             "cancel_appointment",
-            "Cancel the appointment",
+            _l("Cancel the appointment"),
             {S.SCHEDULED: S.ACCEPTED},
             frozenset({Role.INTAKE}),
             partner_visible=True,
@@ -529,12 +551,12 @@ ACTIONS: dict[str, Action] = {
             notify_partner=True,
             form=ActionForm,
             service=cancel_appointment,
-            done="Appointment cancelled: book another time.",
+            done=_l("Appointment cancelled: book another time."),
             warning=True,
         ),
         Action(
             "record_completed",
-            "Record visit completed",
+            _l("Record visit completed"),
             {S.SCHEDULED: S.COMPLETED},
             frozenset({Role.INTAKE}),
             partner_visible=True,
@@ -542,23 +564,23 @@ ACTIONS: dict[str, Action] = {
             notify_partner=True,
             form=ActionForm,
             service=services.record_completed,
-            done="Visit recorded as completed.",
+            done=_l("Visit recorded as completed."),
         ),
         Action(
             "record_no_show",
-            "Record no-show",
+            _l("Record no-show"),
             {S.SCHEDULED: S.NO_SHOW},
             frozenset({Role.INTAKE}),
             partner_visible=True,
             summary="The patient did not attend the first visit",
             form=ActionForm,
             service=services.record_no_show,
-            done="No-show recorded.",
+            done=_l("No-show recorded."),
             warning=True,
         ),
         Action(
             "mark_unreachable",
-            "Mark patient unreachable",
+            _l("Mark patient unreachable"),
             {S.ACCEPTED: S.UNREACHABLE, S.NO_SHOW: S.UNREACHABLE},
             frozenset({Role.INTAKE}),
             partner_visible=True,
@@ -566,24 +588,24 @@ ACTIONS: dict[str, Action] = {
             notify_partner=True,
             form=ActionForm,
             service=services.mark_unreachable,
-            done="Referral closed: patient unreachable.",
+            done=_l("Referral closed: patient unreachable."),
             warning=True,
         ),
         Action(
             "withdraw",
-            "Withdraw the referral",
+            _l("Withdraw the referral"),
             {status: S.WITHDRAWN for status in OPEN_STATUSES},
             frozenset({Role.PARTNER}),
             partner_visible=True,
             summary="Withdrawn by the referring office",
             form=WithdrawForm,
             service=services.withdraw,
-            done="Referral withdrawn.",
+            done=_l("Referral withdrawn."),
             warning=True,
         ),
         Action(
             "request_info",
-            "Request missing information",
+            _l("Request missing information"),
             {S.SUBMITTED: S.NEEDS_INFO, S.IN_REVIEW: S.NEEDS_INFO, S.NEEDS_INFO: S.NEEDS_INFO},
             frozenset({Role.INTAKE}),
             partner_visible=True,
@@ -591,13 +613,13 @@ ACTIONS: dict[str, Action] = {
             notify_partner=True,
             form=RequestInfoForm,
             service=request_information,
-            done="Request sent to the referring office.",
+            done=_l("Request sent to the referring office."),
         ),
         # The partner answers on the referral page's own panel (portal/referrals/routes.py
         # answer_information_request): a form of its own, with a field per open item.
         Action(
             "answer_info",
-            "Send the missing information",
+            _l("Send the missing information"),
             {S.NEEDS_INFO: frozenset({S.NEEDS_INFO, S.SUBMITTED, S.IN_REVIEW})},
             frozenset({Role.PARTNER}),
             partner_visible=True,
@@ -605,19 +627,19 @@ ACTIONS: dict[str, Action] = {
         ),
         Action(
             "send_patient_link",
-            "Send the patient their next step",
+            _l("Send the patient their next step"),
             _stay(S.ACCEPTED),
             frozenset({Role.INTAKE}),
             partner_visible=True,
             summary="We sent the patient a link to confirm their next step",
             form=SendLinkForm,
             service=send_next_step_link,
-            done="Link sent to the patient.",
+            done=_l("Link sent to the patient."),
         ),
         # From the "patient locked out" mark in the queue and on the referral page.
         Action(
             "reissue_patient_link",
-            "Reissue the patient's link",
+            _l("Reissue the patient's link"),
             _stay(S.ACCEPTED),
             frozenset({Role.INTAKE}),
             partner_visible=False,
@@ -625,13 +647,13 @@ ACTIONS: dict[str, Action] = {
             guard=locked_out_reason,
             form=ActionForm,
             service=reissue_patient_link,
-            done="A new link went to the patient, with the times still ahead.",
+            done=_l("A new link went to the patient, with the times still ahead."),
         ),
         # Done by the portal: the patient's answer on their signed link, and a referral
         # that arrived without its required items.
         Action(
             "patient_answered",
-            "Patient answered",
+            _l("Patient answered"),
             {S.ACCEPTED: frozenset({S.ACCEPTED, S.SCHEDULED, S.WITHDRAWN})},
             frozenset(),
             partner_visible=True,
@@ -640,7 +662,7 @@ ACTIONS: dict[str, Action] = {
         ),
         Action(
             "incomplete_at_submission",
-            "Ask for the missing items",
+            _l("Ask for the missing items"),
             {S.SUBMITTED: S.NEEDS_INFO},
             frozenset(),
             partner_visible=True,
@@ -650,7 +672,7 @@ ACTIONS: dict[str, Action] = {
         ),
         Action(
             "share_follow_up",
-            "Share a follow-up note with the referring office",
+            _l("Share a follow-up note with the referring office"),
             _stay(*Status),
             STAFF_WHO_NOTE,
             partner_visible=True,
@@ -658,18 +680,18 @@ ACTIONS: dict[str, Action] = {
             notify_partner=True,
             form=ShareFollowUpForm,
             service=services.share_follow_up,
-            done="Follow-up note shared with the referring office.",
+            done=_l("Follow-up note shared with the referring office."),
         ),
         Action(
             "add_note",
-            "Add a staff note",
+            _l("Add a staff note"),
             _stay(*Status),
             STAFF_WHO_NOTE,
             partner_visible=False,
             summary="Staff note",
             form=NoteForm,
             service=services.add_staff_note,
-            done="Note added.",
+            done=_l("Note added."),
         ),
     )
 }

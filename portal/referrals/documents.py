@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import FileStorage
 
 from portal.text import printable
@@ -15,7 +17,7 @@ SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
 )
-ACCEPTED_DESCRIPTION = "PDF, PNG or JPEG"
+ACCEPTED_DESCRIPTION = _l("PDF, PNG or JPEG")
 
 
 class DocumentRefused(ValueError):
@@ -52,13 +54,19 @@ def read_upload(storage: FileStorage, max_bytes: int) -> Upload:
     content = storage.stream.read(max_bytes + 1)
     name = safe_filename(storage.filename or "document")
     if not content:
-        raise DocumentRefused(f"“{name}” is empty.")
+        raise DocumentRefused(gettext("“%(name)s” is empty.", name=name))
     if len(content) > max_bytes:
         limit_mb = max_bytes / (1024 * 1024)
-        raise DocumentRefused(f"“{name}” is larger than {limit_mb:g} MB.")
+        raise DocumentRefused(
+            gettext("“%(name)s” is larger than %(size)s MB.", name=name, size=format(limit_mb, "g"))
+        )
     content_type = sniff_content_type(content[:16])
     if content_type is None:
-        raise DocumentRefused(f"“{name}” is not a {ACCEPTED_DESCRIPTION} file.")
+        raise DocumentRefused(
+            gettext(
+                "“%(name)s” is not a %(formats)s file.", name=name, formats=ACCEPTED_DESCRIPTION
+            )
+        )
     return Upload(filename=name, content_type=content_type, content=content)
 
 

@@ -11,6 +11,7 @@ from functools import wraps
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
@@ -89,8 +90,10 @@ def _draft_gone():
     the form comes back with what was typed, to save as a new draft or send."""
     form = _build_referral_form(_active_service_lines())
     form.documents.errors = [
-        "This draft no longer exists (deleted by a colleague, or expired). What you typed "
-        "is below: save it as a new draft or send it; attach any documents again."
+        gettext(
+            "This draft no longer exists (deleted by a colleague, or expired). What you typed "
+            "is below: save it as a new draft or send it; attach any documents again."
+        )
     ]
     form.submission_token.data = new_submission_token()
     return _render_referral_form(form, None, 404)
@@ -110,7 +113,7 @@ def _save_draft(existing: ReferralDraft | None):
     content = drafts.DraftContent(values, form.uploads, form.item_uploads)
     drafts.save_draft(continued, content, current_user)
     db.session.commit()
-    flash("Draft saved. Continue it from this list whenever you are ready.", "success")
+    flash(gettext("Draft saved. Continue it from this list whenever you are ready."), "success")
     return redirect(url_for("referrals.list_drafts"))
 
 
@@ -149,6 +152,6 @@ def delete_draft(draft_id: int):
     if request.method == "POST":
         drafts.delete_draft(draft, current_user)
         db.session.commit()
-        flash("Draft deleted.", "success")
+        flash(gettext("Draft deleted."), "success")
         return redirect(url_for("referrals.list_drafts"))
     return render_template("referrals/delete_draft.html", draft=draft)

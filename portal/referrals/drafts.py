@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import abort, current_app
+from flask_babel import gettext
 from sqlalchemy import Select, delete, false, select
 from werkzeug.datastructures import MultiDict
 from wtforms import BooleanField, DateField, Field, FileField, IntegerField, SelectMultipleField
@@ -183,7 +184,11 @@ def documents_fit(form: ReferralForm, continued: ContinuedDraft | None) -> bool:
         return True
     form.documents.errors = [
         *form.documents.errors,
-        f"Attach at most {limit} documents, counting the {len(kept)} kept with the draft.",
+        gettext(
+            "Attach at most %(limit)s documents, counting the %(kept)s kept with the draft.",
+            limit=limit,
+            kept=len(kept),
+        ),
     ]
     return False
 

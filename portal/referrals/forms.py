@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 import phonenumbers
 from flask import current_app
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, MultipleFileField
 from wtforms import (
     BooleanField,
@@ -59,9 +62,11 @@ OLDEST_PLAUSIBLE_AGE_YEARS = 120
 def valid_npi(_form: PortalForm, field: Field) -> None:
     value = (field.data or "").strip().replace(" ", "")
     if not (len(value) == 10 and value.isdigit()):
-        raise ValidationError("Enter the 10-digit NPI of the referring provider.")
+        raise ValidationError(gettext("Enter the 10-digit NPI of the referring provider."))
     if not is_valid_npi(value):
-        raise ValidationError("This NPI is not valid: check the digits (the last one is a check).")
+        raise ValidationError(
+            gettext("This NPI is not valid: check the digits (the last one is a check).")
+        )
     field.data = value
 
 
@@ -70,10 +75,13 @@ def plausible_date_of_birth(_form: PortalForm, field: Field) -> None:
     if field.data is None:
         return
     if field.data >= today:
-        raise ValidationError("The date of birth must be in the past.")
+        raise ValidationError(gettext("The date of birth must be in the past."))
     if field.data < date(today.year - OLDEST_PLAUSIBLE_AGE_YEARS, today.month, 1):
         raise ValidationError(
-            f"The date of birth is more than {OLDEST_PLAUSIBLE_AGE_YEARS} years ago: check it."
+            gettext(
+                "The date of birth is more than %(years)s years ago: check it.",
+                years=OLDEST_PLAUSIBLE_AGE_YEARS,
+            )
         )
 
 
@@ -84,9 +92,13 @@ def phone_number(_form: PortalForm, field: Field) -> None:
     try:
         parsed = phonenumbers.parse(field.data, PHONE_REGION)
     except phonenumbers.NumberParseException:
-        raise ValidationError(f"Enter a phone number, like {EXAMPLE_PHONE}.") from None
+        raise ValidationError(
+            gettext("Enter a phone number, like %(example)s.", example=EXAMPLE_PHONE)
+        ) from None
     if not phonenumbers.is_valid_number(parsed):
-        raise ValidationError("This phone number is not valid: check the area code and digits.")
+        raise ValidationError(
+            gettext("This phone number is not valid: check the area code and digits.")
+        )
     field.data = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -105,7 +117,9 @@ ITEM_LABEL_MAX_LENGTH = 120  # referral_item.label and required_item.label
 def item_labels_fit(_form: PortalForm, field: Field) -> None:
     """Each line of a one-item-per-line textarea becomes an item label: keep each short."""
     if any(len(label) > ITEM_LABEL_MAX_LENGTH for label in item_labels(field.data)):
-        raise ValidationError(f"Keep each line under {ITEM_LABEL_MAX_LENGTH} characters.")
+        raise ValidationError(
+            gettext("Keep each line under %(count)s characters.", count=ITEM_LABEL_MAX_LENGTH)
+        )
 
 
 def stripped(value: str | None) -> str | None:
@@ -152,113 +166,117 @@ class ReferralForm(ItemFieldsMixin, PortalForm):
     selected service line's required items."""
 
     referring_provider_name = StringField(
-        "Referring provider's name",
+        _l("Referring provider's name"),
         filters=[stripped],
-        validators=[DataRequired("Enter the referring provider's name."), Length(max=120)],
+        validators=[DataRequired(_l("Enter the referring provider's name.")), Length(max=120)],
     )
     referring_provider_npi = StringField(
-        "Referring provider's NPI",
-        description="10 digits.",
+        _l("Referring provider's NPI"),
+        description=_l("10 digits."),
         filters=[stripped],
-        validators=[Length(max=20, message="Enter the 10-digit NPI."), valid_npi],
+        validators=[Length(max=20, message=_l("Enter the 10-digit NPI.")), valid_npi],
     )
     patient_first_name = StringField(
-        "First name",
+        _l("First name"),
         filters=[stripped],
-        validators=[DataRequired("Enter the patient's first name."), Length(max=100)],
+        validators=[DataRequired(_l("Enter the patient's first name.")), Length(max=100)],
     )
     patient_last_name = StringField(
-        "Last name",
+        _l("Last name"),
         filters=[stripped],
-        validators=[DataRequired("Enter the patient's last name."), Length(max=100)],
+        validators=[DataRequired(_l("Enter the patient's last name.")), Length(max=100)],
     )
     patient_date_of_birth = DateField(
-        "Date of birth",
+        _l("Date of birth"),
         validators=[
-            InputRequired("Enter the patient's date of birth."),
+            InputRequired(_l("Enter the patient's date of birth.")),
             plausible_date_of_birth,
         ],
     )
     patient_phone = TelField(
-        "Phone", filters=[stripped], validators=[Optional(), Length(max=32), phone_number]
+        _l("Phone"), filters=[stripped], validators=[Optional(), Length(max=32), phone_number]
     )
     patient_email = EmailField(
-        "Email",
+        _l("Email"),
         filters=[stripped],
         validators=[
             Optional(),
             Length(max=254),
-            Email("Enter an email address like name@example.com.", check_deliverability=False),
+            Email(_l("Enter an email address like name@example.com."), check_deliverability=False),
         ],
     )
     preferred_contact = RadioField(
-        "How does the patient prefer to be contacted?",
+        _l("How does the patient prefer to be contacted?"),
         choices=[
-            (ContactMethod.PHONE.value, "Phone call"),
-            (ContactMethod.SMS.value, "Text message"),
-            (ContactMethod.EMAIL.value, "Email"),
+            (ContactMethod.PHONE.value, _l("Phone call")),
+            (ContactMethod.SMS.value, _l("Text message")),
+            (ContactMethod.EMAIL.value, _l("Email")),
         ],
-        validators=[InputRequired("Choose how the patient prefers to be contacted.")],
+        validators=[InputRequired(_l("Choose how the patient prefers to be contacted."))],
     )
     patient_language = RadioField(
-        "Which language does the patient read best?",
-        description="We write to the patient, and show their pages, in this language.",
+        _l("Which language does the patient read best?"),
+        description=_l("We write to the patient, and show their pages, in this language."),
         choices=[(language.value, language.label) for language in PatientLanguage],
         default=PatientLanguage.ENGLISH.value,
         # English when a client sends nothing (the form always sends its checked choice).
-        validators=[DataRequired("Choose the language the patient reads best.")],
+        validators=[DataRequired(_l("Choose the language the patient reads best."))],
     )
     service_line = SelectField(
-        "Service line",
-        validators=[DataRequired("Choose the service line you are referring to.")],
+        _l("Service line"),
+        validators=[DataRequired(_l("Choose the service line you are referring to."))],
     )
     urgency = RadioField(
-        "Urgency",
+        _l("Urgency"),
         choices=[
-            (Urgency.ROUTINE.value, "Routine"),
-            (Urgency.URGENT.value, "Urgent: needs contact within hours"),
+            (Urgency.ROUTINE.value, _l("Routine")),
+            (Urgency.URGENT.value, _l("Urgent: needs contact within hours")),
         ],
         default=Urgency.ROUTINE.value,
-        validators=[InputRequired("Choose the urgency.")],
+        validators=[InputRequired(_l("Choose the urgency."))],
     )
     reason = TextAreaField(
-        "Reason for referral",
+        _l("Reason for referral"),
         filters=[stripped],
-        validators=[DataRequired("Enter the reason for the referral."), Length(max=500)],
+        validators=[DataRequired(_l("Enter the reason for the referral.")), Length(max=500)],
     )
     clinical_context = TextAreaField(
-        "Supporting clinical context",
-        description="Relevant history, medications, results. Optional.",
+        _l("Supporting clinical context"),
+        description=_l("Relevant history, medications, results. Optional."),
         filters=[stripped],
         validators=[Optional(), Length(max=5000)],
     )
     documents = MultipleFileField(
-        "Supporting documents",
-        description=f"Optional. {ACCEPTED_DESCRIPTION}, up to 10 files.",
+        _l("Supporting documents"),
+        description=_l(
+            "Optional. %(formats)s, up to 10 files.", formats=ACCEPTED_DESCRIPTION
+        ),
     )
     source_code = StringField(
-        "Campaign or source code",
-        description="Optional, if you were given one.",
+        _l("Campaign or source code"),
+        description=_l("Optional, if you were given one."),
         filters=[stripped],
         validators=[
             Optional(),
             Length(max=40),
-            Regexp(r"^[A-Za-z0-9_-]+$", message="Use letters, digits, - and _ only."),
+            Regexp(r"^[A-Za-z0-9_-]+$", message=_l("Use letters, digits, - and _ only.")),
         ],
     )
     consent_to_contact = BooleanField(
-        "The patient consented to be contacted",
-        validators=[DataRequired("The patient must consent to be contacted before you refer.")],
+        _l("The patient consented to be contacted"),
+        validators=[
+            DataRequired(_l("The patient must consent to be contacted before you refer."))
+        ],
     )
     consent_to_outcome_sharing = BooleanField(
-        "The patient consented to outcome sharing with our office"
+        _l("The patient consented to outcome sharing with our office")
     )
     submission_token = HiddenField(validators=[Length(max=64)])
 
     def __init__(self, *args, service_lines: list[ServiceLine], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.service_lines = {str(line.id): line for line in service_lines}
-        self.service_line.choices = [("", "Choose a service line")] + [
+        self.service_line.choices = [("", gettext("Choose a service line"))] + [
             (str(line.id), line.name) for line in service_lines
         ]
         self.uploads: list[Upload] = []
@@ -280,20 +298,24 @@ class ReferralForm(ItemFieldsMixin, PortalForm):
 
     def validate_submission_token(self, field: Field) -> None:
         if not is_submission_token(field.data or ""):
-            raise ValidationError("The form is incomplete: reload the page and try again.")
+            raise ValidationError(
+                gettext("The form is incomplete: reload the page and try again.")
+            )
 
     def validate_preferred_contact(self, field: Field) -> None:
         needs_phone = field.data in (ContactMethod.PHONE.value, ContactMethod.SMS.value)
         if needs_phone and not self.patient_phone.data:
-            raise ValidationError("Add the patient's phone number, or choose email.")
+            raise ValidationError(gettext("Add the patient's phone number, or choose email."))
         if field.data == ContactMethod.EMAIL.value and not self.patient_email.data:
-            raise ValidationError("Add the patient's email address, or choose phone or text.")
+            raise ValidationError(
+                gettext("Add the patient's email address, or choose phone or text.")
+            )
 
     def validate_documents(self, field: Field) -> None:
         files = [storage for storage in field.data or [] if has_file(storage)]
         limit = current_app.config["DOCUMENT_MAX_COUNT"]
         if len(files) > limit:
-            raise ValidationError(f"Attach at most {limit} documents.")
+            raise ValidationError(gettext("Attach at most %(limit)s documents.", limit=limit))
         self.uploads = [read_document(storage) for storage in files]
 
     def validate(self, extra_validators=None) -> bool:
@@ -302,7 +324,7 @@ class ReferralForm(ItemFieldsMixin, PortalForm):
         if not self.patient_phone.data and not self.patient_email.data:
             self.patient_phone.errors = [
                 *self.patient_phone.errors,
-                "Give a phone number or an email address for the patient.",
+                gettext("Give a phone number or an email address for the patient."),
             ]
             valid = False
         return self.read_item_documents() and valid
@@ -311,14 +333,16 @@ class ReferralForm(ItemFieldsMixin, PortalForm):
 class StaffReferralForm(ReferralForm):
     """Staff entering a referral that came by phone, fax or email."""
 
-    partner = SelectField("Referring partner", validators=[DataRequired("Choose the partner.")])
+    partner = SelectField(
+        _l("Referring partner"), validators=[DataRequired(_l("Choose the partner."))]
+    )
     source_channel = SelectField(
-        "How did the referral arrive?",
+        _l("How did the referral arrive?"),
         choices=[
-            (Channel.PHONE.value, "Phone"),
-            (Channel.FAX.value, "Fax"),
-            (Channel.EMAIL.value, "Email"),
-            (Channel.STAFF.value, "Other (entered by staff)"),
+            (Channel.PHONE.value, _l("Phone")),
+            (Channel.FAX.value, _l("Fax")),
+            (Channel.EMAIL.value, _l("Email")),
+            (Channel.STAFF.value, _l("Other (entered by staff)")),
         ],
         validators=[DataRequired()],
     )
@@ -364,25 +388,27 @@ class OtherReasonMixin:
 
     def validate_other_reason(self, field: Field) -> None:
         if self.reason.data == "other" and not field.data:
-            raise ValidationError("Describe the other reason.")
+            raise ValidationError(gettext("Describe the other reason."))
 
     @property
     def reason_text(self) -> str:
         return self.other_reason.data if self.reason.data == "other" else self.reason.data
 
 
-def reason_choices(reasons: list[str], prompt: str) -> list[tuple[str, str]]:
-    return [("", prompt)] + [(r, r) for r in reasons] + [("other", "Other")]
+def reason_choices(reasons: Mapping[str, str], prompt: str) -> list[tuple[str, str]]:
+    """The choices of a reasons list: `reasons` maps what is recorded (the English words)
+    to what the list shows (marked for translation)."""
+    return [("", prompt)] + list(reasons.items()) + [("other", _l("Other"))]
 
 
 class BreachReasonForm(OtherReasonMixin, PortalForm):
     reason = SelectField(
-        "Why was the target missed?",
-        choices=reason_choices(BREACH_REASONS, "Choose a reason"),
-        validators=[DataRequired("Choose a reason.")],
+        _l("Why was the target missed?"),
+        choices=reason_choices(BREACH_REASONS, _l("Choose a reason")),
+        validators=[DataRequired(_l("Choose a reason."))],
     )
     other_reason = StringField(
-        "Other reason", filters=[stripped], validators=[Optional(), Length(max=200)]
+        _l("Other reason"), filters=[stripped], validators=[Optional(), Length(max=200)]
     )
 
 
@@ -391,7 +417,7 @@ class AnswerInfoForm(ItemFieldsMixin, VersionedForm):
 
     # Shown whole on the timeline, after "Message from the referring office: ".
     message = TextAreaField(
-        "Anything else to tell intake (optional)",
+        _l("Anything else to tell intake (optional)"),
         filters=[stripped],
         validators=[Optional(), Length(max=260)],
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select
 
 from portal.clock import utcnow
@@ -97,7 +98,7 @@ def request_information(
 ) -> ReferralEvent:
     """Intake asks the referring office for items; any earlier open request is folded in."""
     if not (required_item_ids or other_documents or other_questions):
-        raise TransitionRefused("Choose at least one item to ask for.")
+        raise TransitionRefused(gettext("Choose at least one item to ask for."))
     now = utcnow()
     earlier = open_request(referral)
     request = InfoRequest(
@@ -174,7 +175,7 @@ def answer_information(
     """Record the partner's answer. Returns the event and the items still missing."""
     request = open_request(referral)
     if request is None:
-        raise TransitionRefused("Nothing is being asked for on this referral any more.")
+        raise TransitionRefused(gettext("Nothing is being asked for on this referral any more."))
     now = utcnow()
     items = requested_items(request)
     answered = []
@@ -189,7 +190,7 @@ def answer_information(
             item.provided_at = now
             answered.append(item)
     if not answered and not answer.message.strip():
-        raise TransitionRefused("Answer at least one item before sending.")
+        raise TransitionRefused(gettext("Answer at least one item before sending."))
     still_missing = [item for item in items if not item.is_provided]
     if still_missing:
         to_status = Status.NEEDS_INFO

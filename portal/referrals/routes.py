@@ -15,6 +15,7 @@ from flask import (
     render_template,
     url_for,
 )
+from flask_babel import gettext
 from flask_login import current_user, login_required
 from htmx_flask import request
 from sqlalchemy import select
@@ -93,7 +94,7 @@ def _build_referral_form(service_lines: list[ServiceLine]) -> forms.ReferralForm
         partners = db.session.scalars(
             select(Partner).where(Partner.active.is_(True)).order_by(Partner.name)
         )
-        form.partner.choices = [("", "Choose the partner")] + [
+        form.partner.choices = [("", gettext("Choose the partner"))] + [
             (str(p.id), p.name) for p in partners
         ]
     return form
@@ -162,8 +163,10 @@ def new():
     except drafts.DraftGone:
         draft, draft_gone = None, True
         form.documents.errors = [
-            "This draft was deleted meanwhile (by a colleague, or because it expired), and "
-            "its saved documents with it. Attach them again, then send."
+            gettext(
+                "This draft was deleted meanwhile (by a colleague, or because it expired), and "
+                "its saved documents with it. Attach them again, then send."
+            )
         ]
         form.submission_token.data = new_submission_token()  # a form of its own now
     if (
@@ -179,7 +182,9 @@ def new():
             possible_duplicate = warning.earlier
         else:
             if not result.created:
-                flash("This referral was already received; it was not sent twice.", "info")
+                flash(
+                    gettext("This referral was already received; it was not sent twice."), "info"
+                )
             return redirect(url_for("referrals.submitted", reference=result.referral.reference))
     if possible_duplicate is not None or draft_gone:
         status = 409
@@ -203,7 +208,12 @@ def _form_token_arg() -> str:
     400 when it is not one the portal could have made."""
     token = text_arg("form", max_length=64)
     if token and not is_submission_token(token):
-        abort(400, description="“form” is not a form the portal opened: start a new referral.")
+        abort(
+            400,
+            description=gettext(
+                "“form” is not a form the portal opened: start a new referral."
+            ),
+        )
     return token
 
 

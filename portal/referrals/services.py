@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -118,7 +119,7 @@ def submit_referral(submission: ReferralSubmission, submitted_by: User) -> Submi
     only a committed insert can detect a concurrent duplicate.
     """
     if not submission.consent_to_contact:
-        raise TransitionRefused("The patient's consent to be contacted is required.")
+        raise TransitionRefused(gettext("The patient's consent to be contacted is required."))
     existing = find_submitted(submission.partner.id, submission.submission_token)
     if existing is not None:
         return SubmissionResult(existing, created=False)
@@ -263,7 +264,7 @@ def record_first_touch(
     referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
 ) -> ReferralEvent:
     if referral.first_touch_at is not None:
-        raise TransitionRefused("First touch was already recorded for this referral.")
+        raise TransitionRefused(gettext("First touch was already recorded for this referral."))
     return apply_transition(
         referral, "first_touch", actor, expected_version=expected_version, staff_note=note
     )
@@ -378,7 +379,7 @@ def schedule(
     note: str = "",
 ) -> ReferralEvent:
     if appointment_at <= utcnow():
-        raise TransitionRefused("The appointment must be in the future.")
+        raise TransitionRefused(gettext("The appointment must be in the future."))
     rescheduling = referral.status is Status.SCHEDULED
     when = format_moment(appointment_at)
     changes: dict[str, object] = {"appointment_at": appointment_at, "appointment_mode": mode}
@@ -399,7 +400,9 @@ def record_completed(
     referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
 ) -> ReferralEvent:
     if referral.appointment_at and referral.appointment_at > utcnow():
-        raise TransitionRefused("The visit is still in the future; it cannot be completed yet.")
+        raise TransitionRefused(
+            gettext("The visit is still in the future; it cannot be completed yet.")
+        )
     return apply_transition(
         referral, "record_completed", actor, expected_version=expected_version, staff_note=note
     )
@@ -409,7 +412,9 @@ def record_no_show(
     referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
 ) -> ReferralEvent:
     if referral.appointment_at and referral.appointment_at > utcnow():
-        raise TransitionRefused("The visit is still in the future; it cannot be a no-show yet.")
+        raise TransitionRefused(
+            gettext("The visit is still in the future; it cannot be a no-show yet.")
+        )
     return apply_transition(
         referral, "record_no_show", actor, expected_version=expected_version, staff_note=note
     )
@@ -421,8 +426,12 @@ def mark_unreachable(
     attempts = len(referral.outreach_attempts)
     if attempts < OUTREACH_ATTEMPTS_BEFORE_UNREACHABLE:
         raise TransitionRefused(
-            f"Log at least {OUTREACH_ATTEMPTS_BEFORE_UNREACHABLE} contact attempts before "
-            f"marking the patient unreachable ({attempts} so far)."
+            gettext(
+                "Log at least %(least)s contact attempts before "
+                "marking the patient unreachable (%(attempts)s so far).",
+                least=OUTREACH_ATTEMPTS_BEFORE_UNREACHABLE,
+                attempts=attempts,
+            )
         )
     return apply_transition(
         referral, "mark_unreachable", actor, expected_version=expected_version, staff_note=note
@@ -452,8 +461,10 @@ def share_follow_up(
     )
     if consent is None or not consent.granted:
         raise TransitionRefused(
-            "The patient did not consent to outcome sharing, so follow-up notes cannot be "
-            "shared with the referring office."
+            gettext(
+                "The patient did not consent to outcome sharing, so follow-up notes cannot be "
+                "shared with the referring office."
+            )
         )
     return apply_transition(
         referral,

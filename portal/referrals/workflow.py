@@ -14,8 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import reduce
 from typing import TypeVar
 
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import update
 
 from portal.auditing import record_audit
@@ -51,7 +54,8 @@ class EditConflict(Exception):
 @dataclass(frozen=True)
 class Transition:
     action: str
-    label: str
+    # The words on its button, marked with lazy_gettext: read them as `label`.
+    marked_label: str
     # from status -> to status (the same: no move), or the set of statuses the caller
     # chooses from (an answer that may or may not complete the request).
     moves: Mapping[Status, Status | frozenset[Status]]
@@ -69,6 +73,11 @@ class Transition:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", frozenset(self.moves))
+
+    @property
+    def label(self) -> str:
+        """The button's words in the language of the page (a str, not a lazy string)."""
+        return str(self.marked_label)
 
     def targets_from(self, status: Status) -> frozenset[Status]:
         target = self.moves[status]
@@ -99,12 +108,22 @@ def transitions() -> Mapping[str, Transition]:
 
 
 ROLE_NAMES = {
-    Role.PARTNER: "the referring office",
-    Role.INTAKE: "intake staff",
-    Role.CLINICAL: "clinical staff",
-    Role.PARTNER_SUCCESS: "partner success",
-    Role.ADMIN: "admins",
+    Role.PARTNER: _l("the referring office"),
+    Role.INTAKE: _l("intake staff"),
+    Role.CLINICAL: _l("clinical staff"),
+    Role.PARTNER_SUCCESS: _l("partner success"),
+    Role.ADMIN: _l("admins"),
 }
+
+
+def _either(first: str, second: str) -> str:
+    return gettext("%(first)s or %(second)s", first=first, second=second)
+
+
+def _role_names(roles: frozenset[Role]) -> str:
+    """'clinical staff or intake staff', in the page's language."""
+    names = sorted(str(ROLE_NAMES[role]) for role in roles)
+    return reduce(_either, names) if names else ""
 
 
 def allowed_actions(referral: Referral, user: User) -> list[Transition]:
@@ -124,19 +143,27 @@ def check_transition(
     """The transition for `action`, or the reason it cannot happen now."""
     transition = transitions().get(action)
     if transition is None:
-        raise TransitionRefused("That action does not exist.")
+        raise TransitionRefused(gettext("That action does not exist."))
     if actor is None:
         if not transition.system:
-            raise TransitionRefused("Someone must be signed in to do that.")
+            raise TransitionRefused(gettext("Someone must be signed in to do that."))
     elif actor.role not in transition.roles:
-        who = " or ".join(sorted(ROLE_NAMES[role] for role in transition.roles))
-        raise ActionForbidden(f"Only {who} can {transition.label.lower()}.")
+        raise ActionForbidden(
+            gettext(
+                "Only %(who)s can %(action)s.",
+                who=_role_names(transition.roles),
+                action=transition.label.lower(),
+            )
+        )
     if expected_version is not None and expected_version != referral.version:
         raise EditConflict()
     if referral.status not in transition.sources:
         raise TransitionRefused(
-            f"This referral is {referral.status.label.lower()}: "
-            f"“{transition.label}” is not possible from there."
+            gettext(
+                "This referral is %(status)s: “%(action)s” is not possible from there.",
+                status=referral.status.label.lower(),
+                action=transition.label,
+            )
         )
     if transition.guard is not None and (reason := transition.guard(referral)) is not None:
         raise TransitionRefused(reason)

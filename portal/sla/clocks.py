@@ -12,6 +12,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Case, and_, case, select
 
 from portal.clock import utcnow
@@ -28,14 +29,15 @@ from portal.models import (
 )
 from portal.sla.calendar import BusinessCalendar
 
-BREACH_REASONS = [
-    "Volume or staffing",
-    "Waiting on clinical review",
-    "Waiting on the referring office",
-    "Patient could not be reached",
-    "Missing or unclear records",
-    "System or technical problem",
-]
+# What is recorded (the English, as it always was) -> what the list shows.
+BREACH_REASONS = {
+    "Volume or staffing": _l("Volume or staffing"),
+    "Waiting on clinical review": _l("Waiting on clinical review"),
+    "Waiting on the referring office": _l("Waiting on the referring office"),
+    "Patient could not be reached": _l("Patient could not be reached"),
+    "Missing or unclear records": _l("Missing or unclear records"),
+    "System or technical problem": _l("System or technical problem"),
+}
 
 
 def _parse_hours(value) -> tuple[time, time] | None:
