@@ -1,11 +1,19 @@
-"""gunicorn's settings: `gunicorn -c gunicorn.conf.py wsgi:app` (scripts/run.sh does this).
+"""gunicorn's settings: `gunicorn -c gunicorn.conf.py wsgi:app` (docs/deploy.md; scripts/run.sh).
+
+Production defaults, each overridable from the environment (docs/deploy.md's settings
+table lists them beside the portal's own, generated from the comments here). A
+command-line flag, or GUNICORN_CMD_ARGS, still wins over this file.
 
 gunicorn's own lines and its access lines go through the portal's formatters
-(LOG_FORMAT, LOG_LEVEL), so a log shipper reads one format from every process.
+(LOG_FORMAT, LOG_LEVEL), so a log shipper reads one format from every process. The app
+is not preloaded: each worker builds its own, with its own database connections, which
+must never be shared across a fork.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from urllib.parse import quote
 
 from gunicorn.glogging import Logger
@@ -15,10 +23,52 @@ from portal.logging_config import format_handler, redact_tokens
 from portal.request_ids import HEADER
 
 settings = config_from_environment()
+DEVELOPMENT = settings.ENV_NAME == "development"
 
-bind = ["127.0.0.1:8000"]
-workers = 2
-threads = 4
+# Where gunicorn listens: loopback, for the reverse proxy on the same machine that
+# terminates TLS. Another address (or `unix:/run/portal/web.sock`) only when nothing but
+# the proxy can reach it: behind a proxy the portal believes X-Forwarded-For.
+bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
+# Worker processes: one per core, each with GUNICORN_THREADS threads. A request spends
+# most of its time waiting on the database, and a waiting thread costs no CPU, so
+# threads (cheap, sharing one app and one connection pool) serve the waits while one
+# process per core keeps every core busy with the Python in between. Each worker may
+# hold up to 15 PostgreSQL connections (a scorecard runs its queries side by side):
+# keep workers x 15, plus 15 per jobs process, under the server's max_connections.
+workers = int(os.environ.get("GUNICORN_WORKERS", 2 if DEVELOPMENT else multiprocessing.cpu_count()))
+# Threads per worker; at most this many of a worker's requests run at once. A sign-in
+# hashes with Argon2id (64 MiB each), so more threads is more memory at the peak.
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# The threaded worker (gunicorn picks it for threads > 1 anyway: said, not implied).
+worker_class = "gthread"
+# Seconds a worker's main loop may go silent before gunicorn replaces it. Threaded
+# workers answer the master between requests, so this catches a stuck process, not a
+# slow page: the reverse proxy's own timeout bounds a request.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# Seconds a worker gets to finish the requests in flight when it is told to stop (a
+# restart, an upgrade, max_requests); systemd's TimeoutStopSec must be longer.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# Seconds an idle connection from the proxy stays open for its next request (it waits
+# in the worker's poller, not in a thread). The proxy must give up on idle connections
+# sooner, or it may send a request down one gunicorn is closing (docs/deploy/Caddyfile).
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# A worker is replaced, gracefully, after this many requests plus a random part of the
+# jitter (so workers do not all restart at once): a guard against a slow leak in the
+# portal or a library. A new worker takes about 2 s of CPU to start: at 5,000, a desk
+# with 60 pages open (each polling every 5 s) on 2 workers replaces each one every 15
+# minutes or so, a quiet desk once a day or less. 0: never.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "500"))
+# Whom gunicorn believes about the scheme (X-Forwarded-Proto): behind a proxy
+# (TRUSTED_PROXY_COUNT above 0), the proxy's addresses, comma separated. With no proxy
+# this is ignored and only loopback is believed, gunicorn's own default. The portal
+# itself trusts X-Forwarded-* from TRUSTED_PROXY_COUNT hops (ProxyFix).
+proxy_addresses = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = proxy_addresses if settings.TRUSTED_PROXY_COUNT else "127.0.0.1,::1"
+# systemd (or whatever supervises the service) starts, stops and restarts it; gunicorn's
+# control socket would be a second way in, in the service user's home.
+control_socket_disable = True
+
 accesslog = "-"  # stdout; errors and the portal's own lines go to stderr
 errorlog = "-"
 loglevel = settings.LOG_LEVEL.lower()
@@ -31,7 +81,10 @@ def printable_path(path: str) -> str:
 
 
 class PortalLogger(Logger):
-    """Access lines without client address or query string, with the request's id."""
+    """Access lines without client address or query string, with the request's id.
+
+    gunicorn's access_log_format is not used: its atoms carry the query string and the
+    raw path, where link tokens live. Lines are built here from redacted parts only."""
 
     def setup(self, cfg) -> None:
         super().setup(cfg)

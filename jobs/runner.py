@@ -17,7 +17,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from jobs import followups, maintenance, outbox, scorecard, sla
+from jobs import backups, followups, heartbeat, maintenance, outbox, scorecard, sla
 from jobs.locking import needs_single_runner, wait_for_single_runner_lock
 from portal import create_app
 from portal.logging_config import configure_logging
@@ -25,7 +25,7 @@ from portal.logging_config import configure_logging
 log = logging.getLogger("jobs")
 
 # Each job family registers its jobs here, through `every` (see build_scheduler).
-JOB_FAMILIES = (outbox, sla, followups, scorecard, maintenance)
+JOB_FAMILIES = (heartbeat, outbox, sla, followups, scorecard, maintenance, backups)
 
 
 def in_app_context(app: Flask, job: Callable[[], object]) -> Callable[[], None]:

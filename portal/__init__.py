@@ -30,6 +30,7 @@ def create_app(config: type[Config] | None = None, **overrides: object) -> Flask
     configure_i18n(app)
     configure_security(app)
     register_blueprints(app)
+    register_health(app)
     register_template_helpers(app)
     register_error_handlers(app)
     register_commands(app)
@@ -104,6 +105,12 @@ def register_blueprints(app: Flask) -> None:
     # Every message's body, patient links included: development only, never deployed.
     if app.config["DEV_OUTBOX_PAGE"]:
         app.register_blueprint(notifications_bp)
+
+
+def register_health(app: Flask) -> None:
+    from portal.health import install_health
+
+    install_health(app)
 
 
 def register_template_helpers(app: Flask) -> None:

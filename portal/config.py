@@ -23,10 +23,15 @@ def _bool(name: str, default: bool) -> bool:
 
 class Config:
     ENV_NAME = "production"
+    # Signs the state cookie, CSRF tokens, invitations and patient links. Production
+    # refuses a key that is missing, shorter than 32 bytes or published in the source or
+    # README; development makes a random one in the instance folder.
     SECRET_KEY: str | None = os.environ.get("SECRET_KEY")
-    # Old keys keep verifying signed links during a key rotation (comma separated).
+    # Old keys, comma separated, that still verify the state cookie and signed links
+    # during a key rotation (docs/deploy.md); held to SECRET_KEY's rules.
     SECRET_KEY_FALLBACKS = [k for k in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if k]
-    # Unset means a SQLite file in the instance folder.
+    # The database: `postgresql://user:password@host/name` (docs/deploy.md), or unset for
+    # a SQLite file in the instance folder (`instance/portal.db`).
     DATABASE_URL: str | None = os.environ.get("DATABASE_URL")
     # Times are stored in UTC and shown and entered in the practice's zone (the admin's
     # business-hours zone, once set, overrides this default).
@@ -35,9 +40,12 @@ class Config:
     # in en_US); the date-of-birth boxes come in its order. Patients read English or
     # Spanish, in this locale's territory (es_US).
     PRACTICE_LOCALE = os.environ.get("PRACTICE_LOCALE", "en_US")
-    # Base URL used in links inside messages (no request to read it from in jobs).
+    # Base URL used in links inside messages (no request to read it from in jobs); at most
+    # 40 characters (checked at start-up), so a text with a link fits one segment.
     PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
-    # Number of reverse proxies in front of the portal whose X-Forwarded-* to trust.
+    # Number of reverse proxies in front of the portal whose X-Forwarded-* to trust. At 0
+    # the client address is the socket's and X-Forwarded-For is ignored (sign-in
+    # throttling, sessions and the audit log read it); behind one proxy, 1.
     TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
     # Log lines: "text" for people, "json" (one object a line) for log shippers. The
     # level is the portal's own loggers' (and gunicorn's); libraries log warnings only.
@@ -51,6 +59,7 @@ class Config:
     SESSION_COOKIE_NAME = "portal_state"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # Cookies travel over HTTPS only; off only for plain http on a developer's machine.
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
     # Sessions end after this long without activity (pages that poll by themselves do
     # not count), and in any case this long after signing in.
@@ -68,7 +77,8 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the browser session
     WTF_CSRF_SSL_STRICT = True
 
-    # Uploads: per-file limit enforced by the form, whole-request cap by Flask.
+    # Uploads: the largest document, in bytes, enforced by the form. Flask refuses a
+    # request larger than 12 of them (MAX_CONTENT_LENGTH); a proxy must allow as much.
     DOCUMENT_MAX_BYTES = int(os.environ.get("DOCUMENT_MAX_BYTES", str(10 * 1024 * 1024)))
     DOCUMENT_MAX_COUNT = 10
     MAX_CONTENT_LENGTH = 12 * DOCUMENT_MAX_BYTES
@@ -113,10 +123,12 @@ class Config:
     PRACTICE_NAME = os.environ.get("PRACTICE_NAME", "Northwind Telehealth")
     PRACTICE_PHONE = os.environ.get("PRACTICE_PHONE", "(202) 555-0100")
     # The name text messages start with: every text must fit one 160-character segment,
-    # so it is at most SMS_NAME_MAX_LENGTH (default: PRACTICE_NAME, if that fits).
+    # so it is at most 24 characters (SMS_NAME_MAX_LENGTH, checked at start-up; default:
+    # PRACTICE_NAME, if that fits).
     PRACTICE_SMS_NAME = os.environ.get("PRACTICE_SMS_NAME")
     # How long a visit is, for the calendar file a patient adds it with.
     VISIT_MINUTES = int(os.environ.get("VISIT_MINUTES", "30"))
+    # How many days a patient's link works.
     PATIENT_LINK_MAX_AGE = timedelta(days=int(os.environ.get("PATIENT_LINK_DAYS", "7")))
     PATIENT_LINK_MAX_TRIES = 5
     # How long a verified date of birth keeps a patient's link open in their browser.
@@ -125,24 +137,36 @@ class Config:
     # Outgoing mail. MAIL_BACKEND "smtp" sends; "record" keeps messages in the outbox
     # only (development: read them on /dev/outbox).
     MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "smtp")
+    # The SMTP relay, and how to reach it over TLS (one of the two).
     MAIL_HOST = os.environ.get("MAIL_HOST", "localhost")
     MAIL_PORT = int(os.environ.get("MAIL_PORT", "587"))
     MAIL_USE_TLS = _bool("MAIL_USE_TLS", True)  # STARTTLS
     MAIL_USE_SSL = _bool("MAIL_USE_SSL", False)  # implicit TLS, usually port 465
+    # The relay's credentials (unset: no AUTH), and the sender of every message.
     MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
     MAIL_FROM = os.environ.get("MAIL_FROM", "referrals@example.org")
-    MAIL_TIMEOUT_SECONDS = 20
-    # Text messages go through a provider interface; "record" is the development one.
+    # How long each SMTP wait (the connection, one command's reply) may take.
+    MAIL_TIMEOUT_SECONDS = int(os.environ.get("MAIL_TIMEOUT_SECONDS", "20"))
+    # Text messages go through a provider interface; "record", the development one that
+    # keeps texts in the outbox, is the only one that ships.
     SMS_BACKEND = os.environ.get("SMS_BACKEND", "record")
     # The outbox page that shows every message (development only).
     DEV_OUTBOX_PAGE = False
+    # How often the jobs process delivers; a run stops starting messages just before the
+    # next is due, so the other jobs get their turn between runs.
     OUTBOX_DELIVERY_SECONDS = int(os.environ.get("OUTBOX_DELIVERY_SECONDS", "10"))
+    # Messages one SMTP connection carries before the next batch opens a new one.
     OUTBOX_BATCH_SIZE = int(os.environ.get("OUTBOX_BATCH_SIZE", "100"))
     OUTBOX_MAX_ATTEMPTS = 8
     OUTBOX_RETRY_BASE_SECONDS = 60
-    # A claimed message that was neither sent nor failed becomes due again after this.
-    OUTBOX_CLAIM_SECONDS = int(os.environ.get("OUTBOX_CLAIM_SECONDS", "300"))
+    # Messages are claimed one at a time, just before each is sent; a claimed message
+    # that was neither sent nor failed (its runner died) is due again after this. The
+    # default outlasts the longest one email can take: 15 SMTP waits
+    # (SMTP_WAITS_PER_MESSAGE in portal/notifications/backends.py) of MAIL_TIMEOUT_SECONDS.
+    OUTBOX_CLAIM_SECONDS = int(
+        os.environ.get("OUTBOX_CLAIM_SECONDS", str(15 * MAIL_TIMEOUT_SECONDS))
+    )
 
     # How often an open referral page asks whether its timeline changed.
     TIMELINE_POLL_SECONDS = int(os.environ.get("TIMELINE_POLL_SECONDS", "5"))
@@ -171,6 +195,7 @@ class Config:
     # The visit stage is due this long after the appointment (record its outcome).
     SLA_VISIT_OUTCOME_MINUTES = 480
     SLA_AT_RISK_FRACTION = 0.75
+    # How often the jobs process tags breached and at-risk clocks.
     SLA_SWEEP_SECONDS = int(os.environ.get("SLA_SWEEP_SECONDS", "60"))
     # The no-referral-goes-dark check reads every open referral: less often than the sweep.
     SLA_COVERAGE_SECONDS = int(os.environ.get("SLA_COVERAGE_SECONDS", "600"))
@@ -183,16 +208,42 @@ class Config:
     PATIENT_PHONE_FLAG_MINUTES = 1440
     # Appointment reminders go this long before the visit (wall-clock hours).
     APPOINTMENT_REMINDER_HOURS = 24
+    # How often the jobs process sends the reminders and escalations that have come due.
     FOLLOW_UP_SECONDS = int(os.environ.get("FOLLOW_UP_SECONDS", "60"))
-    # Where owners and admins hear about breaches and escalations.
+    # Where owners hear about breaches and escalations, and admins about referrals
+    # that went dark (no clock where their status calls for one).
     CLINICAL_TEAM_EMAIL = os.environ.get("CLINICAL_TEAM_EMAIL", "clinical@example.org")
     PARTNER_SUCCESS_EMAIL = os.environ.get("PARTNER_SUCCESS_EMAIL", "partner-success@example.org")
     ADMIN_EMAIL = os.environ.get("ADMIN_EMAIL", "portal-admin@example.org")
     # On SQLite only one jobs process may run; the others wait on this lock file
-    # (default: jobs.lock beside the database file).
+    # (default: the database file's name plus `.jobs.lock`, beside it).
     JOBS_LOCK_FILE = os.environ.get("JOBS_LOCK_FILE")
+    # The jobs process writes a heartbeat this often; /readyz fails and staff pages show
+    # a red banner when the last one is older than JOBS_STALE_MINUTES. Web processes
+    # read it at most every JOBS_STATUS_CACHE_SECONDS.
+    JOBS_HEARTBEAT_SECONDS = int(os.environ.get("JOBS_HEARTBEAT_SECONDS", "30"))
+    JOBS_STALE_MINUTES = int(os.environ.get("JOBS_STALE_MINUTES", "5"))
+    JOBS_STATUS_CACHE_SECONDS = 30
     # When the jobs first run after the process starts: at once, to catch up.
     JOBS_START_AT = staticmethod(lambda: datetime.now(UTC))
+
+    # --- Backups: the nightly archive and how many to keep (README: Backups). --------
+    # The nightly backup in the jobs process: production takes one every night;
+    # development and the tests do not.
+    BACKUP_ENABLED = _bool("BACKUP_ENABLED", True)
+    # Where archives go (unset: `backups` in the instance folder), readable by the
+    # portal's user only (the folder 0700, archives 0600): they hold every patient's
+    # details. Retention deletes nothing there but files named like an archive.
+    BACKUP_DIR = os.environ.get("BACKUP_DIR")
+    # The hour of the night (0 to 23), at the practice, after which the night's backup
+    # is taken.
+    BACKUP_HOUR = int(os.environ.get("BACKUP_HOUR", "3"))
+    # Retention: the newest archive of each of the last N days and M ISO weeks that
+    # have one.
+    BACKUP_KEEP_DAILY = int(os.environ.get("BACKUP_KEEP_DAILY", "7"))
+    BACKUP_KEEP_WEEKLY = int(os.environ.get("BACKUP_KEEP_WEEKLY", "4"))
+    # How often the jobs process asks whether the night's backup is due.
+    BACKUP_CHECK_SECONDS = 300
 
     # Development makes a random key of its own, kept in the instance folder.
     GENERATE_SECRET_KEY = False
@@ -210,6 +261,7 @@ class DevelopmentConfig(Config):
     MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "record")
     DEV_OUTBOX_PAGE = True
     GENERATE_SECRET_KEY = True
+    BACKUP_ENABLED = _bool("BACKUP_ENABLED", False)
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
     WTF_CSRF_SSL_STRICT = False
 
@@ -232,6 +284,8 @@ class TestConfig(Config):
     MAIL_BACKEND = "record"
     MAIL_USE_TLS = False
     DEV_OUTBOX_PAGE = True
+    BACKUP_ENABLED = False
+    JOBS_STATUS_CACHE_SECONDS = 0
 
     @classmethod
     def check(cls, config: dict) -> None:
@@ -247,6 +301,8 @@ CONFIGS = {
 
 def config_from_environment() -> type[Config]:
     """The settings class named by PORTAL_ENV (production when unset)."""
+    # Which settings: production, development (scripts/run.sh: a key of its own, mail
+    # kept for /dev/outbox, plain-http cookies, no nightly backup) or test (the suite).
     name = os.environ.get("PORTAL_ENV", "production")
     try:
         return CONFIGS[name]

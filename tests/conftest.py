@@ -14,6 +14,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -240,15 +241,15 @@ class SmtpSink:
         ]
 
 
-@pytest.fixture
-def smtp_sink(app):
-    """A real SMTP server the app sends to, on a free local port."""
+@contextmanager
+def serving_smtp(app: Flask, sink):
+    """Run aiosmtpd with `sink` as its handler on a free local port, the app sending to
+    it, for as long as the block lasts."""
     from aiosmtpd.controller import Controller
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    sink = SmtpSink()
     sink.port = port
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
@@ -256,5 +257,14 @@ def smtp_sink(app):
         MAIL_BACKEND="smtp", MAIL_HOST="127.0.0.1", MAIL_PORT=port, MAIL_USE_TLS=False
     )
     app.extensions.pop("portal.notifications.backend.email", None)
-    yield sink
-    controller.stop()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_sink(app):
+    """A real SMTP server the app sends to, on a free local port."""
+    with serving_smtp(app, SmtpSink()) as sink:
+        yield sink

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text
@@ -23,12 +24,22 @@ class MessageStatus(enum.StrEnum):
     DEAD = "dead"
 
 
+def new_message_key() -> str:
+    """A random, unique key for one outbox message (a UUID4 string)."""
+    return str(uuid.uuid4())
+
+
 class OutboxMessage(Base):
     __tablename__ = "outbox_message"
     __table_args__ = (Index("ix_outbox_message_due", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Made when the message is written and the same on every attempt: the email's
+    # Message-ID and the SMS provider's idempotency key, so a re-send after a crash is
+    # recognisably the same message. queue_email/queue_sms set it at once; the default
+    # covers any other writer.
+    message_key: Mapped[str] = mapped_column(String(36), unique=True, default=new_message_key)
     channel: Mapped[MessageChannel] = mapped_column(enum_column(MessageChannel, "channel"))
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(200), default="")

@@ -1,28 +1,53 @@
 """Delivering the outbox: claim a due message, send it, record the result.
 
-Claiming is one conditional UPDATE that pushes the message's next attempt into the
-future, so two runners never take the same message. A failure is retried with
-exponential backoff; after OUTBOX_MAX_ATTEMPTS the message is dead-lettered for an
-admin to look at. Nothing is deleted.
+Messages are claimed one at a time, just before each is sent. Claiming is one
+conditional UPDATE that pushes the message's next attempt into the future (the claim's
+lease), so two runners never take the same message; the lease only has to outlast one
+send, which MAIL_TIMEOUT_SECONDS bounds (OUTBOX_CLAIM_SECONDS defaults to that bound).
+Claiming a batch for one lease let a slow server run the lease out mid-batch and a
+second runner send the tail again. Of the cures, claiming one at a time is the simplest
+that holds: renewing each message's lease costs the same write per message plus an
+ownership check, and a lease sized from batch x timeout (100 x 20 s, more since one
+send can wait several times) would leave a dead runner's messages waiting half an hour
+or more. A batch is now what one connection carries: a run opens a sender per channel
+when its first message comes up and replaces it every OUTBOX_BATCH_SIZE messages.
+
+Delivery is at least once: a runner killed between the provider's acceptance and our
+commit leaves the message to be sent again when its lease runs out. The copy carries
+the message's key (Message-ID, SMS idempotency key), so the other side can tell, and a
+crash repeats at most the one message in flight. A failure is retried with exponential
+backoff; after OUTBOX_MAX_ATTEMPTS the message is dead-lettered for an admin to look
+at. Nothing is deleted.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import select, update
 
 from portal.claiming import skip_locked
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.models import MessageStatus, OutboxMessage
-from portal.notifications.backends import DeliveryFailed, backend_for
+from portal.models import MessageChannel, MessageStatus, OutboxMessage
+from portal.notifications.backends import (
+    SMTP_WAITS_PER_MESSAGE,
+    DeliveryFailed,
+    ProviderUnreachable,
+    Sender,
+    backend_for,
+)
 from portal.sla.clocks import stop_partner_feedback
 
 log = logging.getLogger(__name__)
+# The share of OUTBOX_DELIVERY_SECONDS a run may keep starting new messages for.
+RUN_SHARE = 0.9
 
 
 @dataclass
@@ -31,6 +56,10 @@ class DeliveryReport:
     failed: int = 0
     dead: int = 0
 
+    @property
+    def tried(self) -> int:
+        return self.sent + self.failed + self.dead
+
 
 def retry_delay(attempts: int) -> timedelta:
     """1, 2, 4, 8 ... minutes after the first, second, third failure; at most 6 hours."""
@@ -38,7 +67,7 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(0, attempts - 1), 6 * 3600))
 
 
-def claim_due_messages(limit: int) -> list[int]:
+def claim_due_messages(limit: int, skip_channels: Collection[MessageChannel] = ()) -> list[int]:
     """Take up to `limit` due messages for this runner (commits).
 
     The rows are selected with SKIP LOCKED (PostgreSQL) and leased by one conditional
@@ -47,7 +76,7 @@ def claim_due_messages(limit: int) -> list[int]:
     """
     now = utcnow()
     lease = timedelta(seconds=current_app.config["OUTBOX_CLAIM_SECONDS"])
-    due = skip_locked(
+    due = (
         select(OutboxMessage.id)
         .where(
             OutboxMessage.status == MessageStatus.PENDING,
@@ -56,7 +85,9 @@ def claim_due_messages(limit: int) -> list[int]:
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(limit)
     )
-    ids = list(db.session.scalars(due))
+    if skip_channels:
+        due = due.where(OutboxMessage.channel.not_in(list(skip_channels)))
+    ids = list(db.session.scalars(skip_locked(due)))
     claimed = []
     for message_id in ids:
         result = db.session.execute(
@@ -76,32 +107,86 @@ def claim_due_messages(limit: int) -> list[int]:
 
 
 def deliver_due_messages(limit: int | None = None) -> DeliveryReport:
-    """Send what is due now. Safe to run again at any time and from several places."""
+    """Send what is due now, until nothing is due, `limit` messages were tried or the
+    next run is nearly due. Safe to run again at any time and from several places."""
+    config = current_app.config
+    warn_if_a_send_can_outlast_its_claim(current_app)
     report = DeliveryReport()
-    for message_id in claim_due_messages(limit or current_app.config["OUTBOX_BATCH_SIZE"]):
-        message = db.session.get(OutboxMessage, message_id, populate_existing=True)
-        try:
-            backend_for(message.channel).send(message)
-        except DeliveryFailed as failure:
-            message.last_error = str(failure)[:500]
-            if message.attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]:
-                message.status = MessageStatus.DEAD
-                report.dead += 1
-                log.error("outbox message %s dead after %s attempts", message.id, message.attempts)
+    # Ending just before the next run is due lets the other jobs take their turn and
+    # the next run carry on at once (a run still going at its tick would skip it).
+    stop_at = time.monotonic() + RUN_SHARE * config["OUTBOX_DELIVERY_SECONDS"]
+    senders: dict[MessageChannel, Sender] = {}
+    carried: Counter[MessageChannel] = Counter()
+    unreachable: set[MessageChannel] = set()
+    try:
+        while (limit is None or report.tried < limit) and time.monotonic() < stop_at:
+            # One at a time: a claim covers one send, never the wait behind a batch.
+            # It also commits the previous message's result: one commit per message.
+            claimed = claim_due_messages(1, skip_channels=unreachable)
+            if not claimed:
+                break
+            message = db.session.get(OutboxMessage, claimed[0], populate_existing=True)
+            channel = message.channel
+            if channel not in senders:
+                senders[channel] = backend_for(channel).open()
+            try:
+                senders[channel].send(message)
+            except DeliveryFailed as failure:
+                if isinstance(failure, ProviderUnreachable):
+                    unreachable.add(channel)  # the channel's other messages wait for a run
+                record_failure(message, failure, report)
             else:
-                message.next_attempt_at = utcnow() + retry_delay(message.attempts)
-                report.failed += 1
-                log.warning("outbox message %s failed (attempt %s)", message.id, message.attempts)
-        else:
-            message.status = MessageStatus.SENT
-            message.sent_at = utcnow()
-            message.last_error = None
-            if message.purpose == "partner_outcome" and message.referral_id:
-                stop_partner_feedback(message.referral_id)
-            report.sent += 1
-            log.info("outbox message %s sent by %s", message.id, message.channel)
+                record_sent(message, report)
+            carried[channel] += 1
+            if carried[channel] >= config["OUTBOX_BATCH_SIZE"]:
+                db.session.commit()
+                senders.pop(channel).close()  # the next batch gets a new connection
+                carried[channel] = 0
         db.session.commit()
+    finally:
+        for sender in senders.values():
+            sender.close()
     return report
+
+
+def record_sent(message: OutboxMessage, report: DeliveryReport) -> None:
+    message.status = MessageStatus.SENT
+    message.sent_at = utcnow()
+    message.last_error = None
+    if message.purpose == "partner_outcome" and message.referral_id:
+        stop_partner_feedback(message.referral_id)
+    report.sent += 1
+    log.info("outbox message %s sent by %s", message.id, message.channel)
+
+
+def record_failure(message: OutboxMessage, failure: DeliveryFailed, report: DeliveryReport) -> None:
+    message.last_error = str(failure)[:500]
+    if message.attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]:
+        message.status = MessageStatus.DEAD
+        report.dead += 1
+        log.error("outbox message %s dead after %s attempts", message.id, message.attempts)
+    else:
+        message.next_attempt_at = utcnow() + retry_delay(message.attempts)
+        report.failed += 1
+        log.warning("outbox message %s failed (attempt %s)", message.id, message.attempts)
+
+
+def warn_if_a_send_can_outlast_its_claim(app: Flask) -> None:
+    """Say once, in the log, when OUTBOX_CLAIM_SECONDS is shorter than the longest one
+    email can take: a slow server could then let a claim run out mid-send and another
+    runner send the message again."""
+    if app.extensions.get("portal.notifications.claim_checked"):
+        return
+    app.extensions["portal.notifications.claim_checked"] = True
+    longest = SMTP_WAITS_PER_MESSAGE * app.config["MAIL_TIMEOUT_SECONDS"]
+    if app.config["MAIL_BACKEND"] == "smtp" and app.config["OUTBOX_CLAIM_SECONDS"] < longest:
+        log.warning(
+            "OUTBOX_CLAIM_SECONDS=%s is shorter than one email can take (%s SMTP waits of "
+            "MAIL_TIMEOUT_SECONDS=%s); a slow mail server could be sent a message twice",
+            app.config["OUTBOX_CLAIM_SECONDS"],
+            SMTP_WAITS_PER_MESSAGE,
+            app.config["MAIL_TIMEOUT_SECONDS"],
+        )
 
 
 def retry_dead_message(message: OutboxMessage) -> None:

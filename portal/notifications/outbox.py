@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from babel import Locale
 from flask import current_app, render_template
+from flask_babel import force_locale
 
 from portal.extensions import db
+from portal.i18n import practice_locale
 from portal.models import MessageChannel, OutboxMessage, Referral
+from portal.models.outbox import new_message_key
 from portal.notifications.sms import to_gsm7
 
 
@@ -24,6 +28,12 @@ def portal_url(endpoint: str, **values: object) -> str:
     return adapter.build(endpoint, values, force_external=True)
 
 
+def _written_in(locale: Locale | None):
+    """Staff and partners read the practice's locale even when a patient's answer, on a
+    Spanish page, is what made the message."""
+    return force_locale(str(locale or practice_locale()))
+
+
 def queue_email(
     *,
     recipient: str,
@@ -31,22 +41,27 @@ def queue_email(
     referral: Referral | None = None,
     purpose: str | None = None,
     attachment: tuple[str, str | bytes] | None = None,
+    locale: Locale | None = None,
     **context: object,
 ) -> OutboxMessage:
-    """Render `emails/<template>.subject.txt` and `.txt` into a pending message.
+    """Render `emails/<template>.subject.txt` and `.txt` into a pending message, in
+    `locale` (a patient's: portal.i18n.patient_locale) or else the practice's, whatever
+    page the change came from.
 
     Templates get the reference and links only: no patient data ever goes in a message.
     `attachment` is one text file, (name, text or UTF-8 bytes), such as a visit's .ics;
     its content type follows from the name's extension, and it holds no patient data
     either.
     """
-    subject = render_template(f"emails/{template}.subject.txt", **context).strip()
-    body = render_template(f"emails/{template}.txt", **context)
+    with _written_in(locale):
+        subject = render_template(f"emails/{template}.subject.txt", **context).strip()
+        body = render_template(f"emails/{template}.txt", **context)
     attachment_name = attachment_body = None
     if attachment is not None:
         attachment_name, content = attachment
         attachment_body = content.decode("utf-8") if isinstance(content, bytes) else content
     message = OutboxMessage(
+        message_key=new_message_key(),  # its Message-ID, the same on every attempt
         channel=MessageChannel.EMAIL,
         recipient=recipient,
         subject=subject,
@@ -66,14 +81,23 @@ def sms_body(template: str, **context: object) -> str:
 
 
 def queue_sms(
-    *, recipient: str, template: str, referral: Referral | None = None, **context: object
+    *,
+    recipient: str,
+    template: str,
+    referral: Referral | None = None,
+    locale: Locale | None = None,
+    **context: object,
 ) -> OutboxMessage:
-    """Render `sms/<template>.txt` into a pending text message (no patient data)."""
+    """Render `sms/<template>.txt` into a pending text message (no patient data), in
+    `locale` or the practice's."""
+    with _written_in(locale):
+        body = sms_body(template, **context)
     message = OutboxMessage(
+        message_key=new_message_key(),  # the provider's idempotency key on every attempt
         channel=MessageChannel.SMS,
         recipient=recipient,
         subject="",
-        body=sms_body(template, **context),
+        body=body,
         referral_id=referral.id if referral is not None else None,
     )
     db.session.add(message)

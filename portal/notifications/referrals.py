@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from portal.i18n import patient_language
+from portal.i18n import patient_locale
 from portal.models import ContactMethod, Referral, User
 from portal.notifications.outbox import portal_url, queue_email, queue_sms
 from portal.notifications.sms import sms_practice_name
@@ -71,19 +71,24 @@ def message_patient(
     }
     via = via or referral.preferred_contact
     by_email = referral.patient_email and (via is ContactMethod.EMAIL or not referral.patient_phone)
-    with patient_language(referral.patient_language):
-        if by_email:
-            queue_email(
-                recipient=referral.patient_email,
-                template=template,
-                referral=referral,
-                attachment=attachment,
-                **context,
-            )
-        elif referral.patient_phone:
-            queue_sms(
-                recipient=referral.patient_phone, template=template, referral=referral, **context
-            )
+    locale = patient_locale(referral.patient_language)
+    if by_email:
+        queue_email(
+            recipient=referral.patient_email,
+            template=template,
+            referral=referral,
+            attachment=attachment,
+            locale=locale,
+            **context,
+        )
+    elif referral.patient_phone:  # a text carries no attachment
+        queue_sms(
+            recipient=referral.patient_phone,
+            template=template,
+            referral=referral,
+            locale=locale,
+            **context,
+        )
 
 
 def send_patient_next_step(referral: Referral, via: ContactMethod, link: str) -> None:

@@ -138,5 +138,7 @@ def test_session_lists_cost_the_same_however_many_sessions(app, client_for, desk
         with count_queries() as counted:
             assert client.get(path).status_code == 200
         # The session (1), the page's own reads (sessions, recovery codes or the
-        # account): no statement per listed session.
-        assert counted.count == before <= 4, (path, counted.count)
+        # account), and on a staff page the jobs heartbeat for its banner (1): no
+        # statement per listed session.
+        budget = 5 if client is admin else 4
+        assert counted.count == before <= budget, (path, counted.count)

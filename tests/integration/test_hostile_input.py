@@ -30,12 +30,14 @@ from portal.accounts.services import invite_user, request_password_reset
 from portal.accounts.sessions import create_session_row
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.health import HEARTBEAT
 from portal.models import (
     AppointmentMode,
     Base,
     ContactMethod,
     Document,
     Holiday,
+    JobState,
     OutboxMessage,
     Referral,
     Role,
@@ -228,6 +230,9 @@ def build_world(desk: Desk) -> World:
         user(desk.partner_a),
     )
     create_session_row(intake, authenticated=True, user_agent="other", address="10.0.0.1")
+    # A live jobs process, so /readyz answers 200 for the whole sweep (its 503 when the
+    # jobs are stale is tests/integration/test_health.py's business).
+    db.session.add(JobState(name=HEARTBEAT, value={}, updated_at=utcnow() + timedelta(hours=1)))
     db.session.flush()
     reset_body = db.session.scalars(
         select(OutboxMessage.body).order_by(OutboxMessage.id.desc())

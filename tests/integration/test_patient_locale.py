@@ -268,3 +268,28 @@ def test_a_patient_who_answers_in_spanish_is_written_to_in_spanish(
         client_for(desk.intake).get(f"/referrals/{accepted}").get_data(as_text=True)
     )
     assert "prefers email, reads Spanish (Español)" in staff_page
+
+
+def test_staff_messages_stay_in_the_practice_locale_whatever_page_caused_them(app, desk, spanish):
+    from jinja2 import ChoiceLoader, DictLoader
+
+    from portal.i18n import use_language
+    from portal.notifications.outbox import queue_email
+    from portal.notifications.referrals import message_patient
+
+    probe = {
+        "emails/probe.subject.txt": "{{ _('Date of birth') }}",
+        "emails/probe.txt": "{{ _('Continue') }}",
+    }
+    app.jinja_env.loader = ChoiceLoader([DictLoader(probe), app.jinja_env.loader])
+    with app.test_request_context("/p/token"):
+        use_language(PatientLanguage.SPANISH)  # a Spanish patient's page made the change
+        referral = db.session.scalar(select(Referral))
+        staff = queue_email(recipient="intake@example.org", template="probe")
+        message_patient(referral, ContactMethod.EMAIL, "probe")
+        patient = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.recipient == referral.patient_email)
+        ).one()
+        assert (staff.subject, staff.body) == ("Date of birth", "Continue")
+        assert (patient.subject, patient.body) == ("Fecha de nacimiento", "Continuar")
+        db.session.rollback()

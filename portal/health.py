@@ -1,0 +1,123 @@
+"""Is it alive? Probes for a load balancer or orchestrator, and the jobs heartbeat.
+
+- `/healthz`: the web process answers (liveness). Touches nothing else.
+- `/readyz`: the database answers, its schema is the code's head, and the jobs process
+  wrote its heartbeat within JOBS_STALE_MINUTES (readiness). 200 when every check is ok,
+  503 otherwise; the body says ok or fail per check and nothing more.
+
+The jobs process writes the heartbeat every JOBS_HEARTBEAT_SECONDS (jobs/heartbeat.py).
+Staff pages show a red banner when it is stale, and admins see when it last ran: if the
+jobs process dies, reminders, SLA tags and messages stop, and somebody must notice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from alembic.script import ScriptDirectory
+from flask import Blueprint, Flask, current_app, jsonify
+from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.models import JobState
+
+HEARTBEAT = "jobs_heartbeat"
+
+bp = Blueprint("health", __name__)
+
+
+def record_heartbeat() -> None:
+    """The jobs process is alive: say so, with which process it is."""
+    state = db.session.get(JobState, HEARTBEAT) or JobState(name=HEARTBEAT)
+    state.value = {"host": socket.gethostname(), "pid": os.getpid()}
+    state.updated_at = utcnow()
+    db.session.add(state)
+    db.session.commit()
+
+
+@dataclass(frozen=True)
+class JobsStatus:
+    last_beat: datetime | None
+    stale: bool
+
+    @property
+    def stopped_for(self) -> timedelta | None:
+        return None if self.last_beat is None else utcnow() - self.last_beat
+
+
+def jobs_status() -> JobsStatus:
+    """When the jobs process last wrote its heartbeat, and whether that is too long ago.
+    Kept for JOBS_STATUS_CACHE_SECONDS per web process: every staff page asks."""
+    config = current_app.config
+    cache = current_app.extensions.setdefault("portal.jobs_status", {})
+    ttl = config["JOBS_STATUS_CACHE_SECONDS"]
+    if ttl and cache.get("until", 0) > time.monotonic():
+        last_beat = cache["last_beat"]
+    else:
+        last_beat = db.session.scalar(
+            select(JobState.updated_at).where(JobState.name == HEARTBEAT)
+        )
+        cache.update(last_beat=last_beat, until=time.monotonic() + ttl)
+    limit = timedelta(minutes=config["JOBS_STALE_MINUTES"])
+    return JobsStatus(last_beat, last_beat is None or utcnow() - last_beat > limit)
+
+
+@lru_cache(maxsize=1)
+def code_head() -> str:
+    from portal.commands import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _readiness() -> dict[str, bool]:
+    checks = {"database": False, "schema": False, "jobs": False}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = True
+        revision = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        checks["schema"] = revision == code_head()
+        beat = db.session.scalar(select(JobState.updated_at).where(JobState.name == HEARTBEAT))
+        limit = timedelta(minutes=current_app.config["JOBS_STALE_MINUTES"])
+        checks["jobs"] = beat is not None and utcnow() - beat <= limit
+    except SQLAlchemyError:
+        db.session.rollback()
+    return checks
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness: the process answers."""
+    return _no_store(jsonify(status="ok"))
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: database, schema and jobs heartbeat, ok or fail each."""
+    checks = _readiness()
+    ready = all(checks.values())
+    body = {
+        "status": "ok" if ready else "fail",
+        "checks": {name: "ok" if ok else "fail" for name, ok in checks.items()},
+    }
+    return _no_store(jsonify(body)), 200 if ready else 503
+
+
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def install_health(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def jobs_status_for_templates():
+        # A function, so only the staff pages that show it ask the database.
+        return {"jobs_status": jobs_status}

@@ -1,0 +1,97 @@
+"""Knowing it is alive: the probes, the jobs heartbeat on staff pages, `db upgrade`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from portal import create_app
+from portal.clock import frozen_at, utcnow
+from portal.config import TestConfig
+from portal.extensions import db
+from portal.health import code_head, record_heartbeat
+
+
+def beat(app, ago: timedelta = timedelta(0)) -> None:
+    with app.app_context(), frozen_at(utcnow() - ago):
+        record_heartbeat()
+
+
+def test_liveness_needs_nothing_but_the_process(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok"}
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_readiness_checks_the_database_the_schema_and_the_jobs(app, client):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json == {
+        "status": "fail",
+        "checks": {"database": "ok", "schema": "ok", "jobs": "fail"},
+    }
+    beat(app)
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["status"] == "ok"
+    assert set(ready.json) == {"status", "checks"}  # nothing else: no versions, no data
+
+    beat(app, ago=timedelta(minutes=6))  # older than JOBS_STALE_MINUTES (5)
+    assert client.get("/readyz").json["checks"]["jobs"] == "fail"
+
+    beat(app)
+    with app.app_context():
+        db.session.execute(text("UPDATE alembic_version SET version_num = 'abc123'"))
+        db.session.commit()
+    stale_schema = client.get("/readyz")
+    assert stale_schema.status_code == 503 and stale_schema.json["checks"]["schema"] == "fail"
+    with app.app_context():
+        db.session.execute(
+            text("UPDATE alembic_version SET version_num = :head"), {"head": code_head()}
+        )
+        db.session.commit()
+
+
+def test_readiness_fails_without_a_database(tmp_path):
+    app = create_app(TestConfig, DATABASE_URL=f"sqlite:///{tmp_path}/missing/portal.db")
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json["checks"] == {"database": "fail", "schema": "fail", "jobs": "fail"}
+
+
+def test_staff_see_a_red_banner_when_the_jobs_process_has_stopped(app, client_for, desk):
+    intake = client_for(desk.intake)
+    page = intake.get("/queue").get_data(as_text=True)
+    assert "Background jobs have never run" in page and 'role="alert"' in page
+    beat(app, ago=timedelta(minutes=12))
+    page = intake.get("/queue").get_data(as_text=True)
+    assert "Background jobs have not run since" in page
+    beat(app)
+    assert "Background jobs" not in intake.get("/queue").get_data(as_text=True)
+    # Partners are not told about the practice's machinery.
+    beat(app, ago=timedelta(hours=1))
+    partner = client_for(desk.partner_a).get("/referrals/").get_data(as_text=True)
+    assert "Background jobs" not in partner
+
+
+def test_admins_see_when_the_jobs_last_ran(app, client_for, desk):
+    beat(app, ago=timedelta(minutes=2))
+    page = client_for(desk.admin).get("/admin/users").get_data(as_text=True)
+    assert "Background jobs last ran 2 min ago." in page
+
+
+def test_db_upgrade_says_what_it_did(tmp_path):
+    app = create_app(TestConfig, DATABASE_URL=f"sqlite:///{tmp_path}/portal.db")
+    runner = app.test_cli_runner()
+    created = runner.invoke(args=["db", "upgrade"])
+    assert created.exit_code == 0, created.output
+    assert created.output.strip() == f"Created the schema at revision {code_head()}."
+    again = runner.invoke(args=["db", "upgrade"])
+    assert again.output.strip() == (
+        f"The schema is already at revision {code_head()}; nothing to do."
+    )
+    down = runner.invoke(args=["db", "downgrade", "--", "-1"])
+    assert down.exit_code == 0, down.output
+    previous = down.output.strip().rsplit(" ", 1)[1].rstrip(".")
+    up = runner.invoke(args=["db", "upgrade"])
+    assert up.output.strip() == f"Upgraded the schema from revision {previous} to {code_head()}."
