@@ -12,7 +12,6 @@ must never be shared across a fork.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from urllib.parse import quote
 
@@ -29,13 +28,16 @@ DEVELOPMENT = settings.ENV_NAME == "development"
 # terminates TLS. Another address (or `unix:/run/portal/web.sock`) only when nothing but
 # the proxy can reach it: behind a proxy the portal believes X-Forwarded-For.
 bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
-# Worker processes: one per core, each with GUNICORN_THREADS threads. A request spends
-# most of its time waiting on the database, and a waiting thread costs no CPU, so
-# threads (cheap, sharing one app and one connection pool) serve the waits while one
-# process per core keeps every core busy with the Python in between. Each worker may
-# hold up to 15 PostgreSQL connections (a scorecard runs its queries side by side):
-# keep workers x 15, plus 15 per jobs process, under the server's max_connections.
-workers = int(os.environ.get("GUNICORN_WORKERS", 2 if DEVELOPMENT else multiprocessing.cpu_count()))
+# Worker processes: one per core this process may use (its CPU affinity, not the host's
+# count), at most 4, each with GUNICORN_THREADS threads. A request spends most of its
+# time waiting on the database, and a waiting thread costs no CPU, so threads (cheap,
+# sharing one app and one connection pool) serve the waits while one process per core
+# keeps every core busy with the Python in between. Each worker may hold up to 15
+# PostgreSQL connections (a scorecard runs its queries side by side): keep workers x 15,
+# plus 15 per jobs process, under the server's max_connections (4 x 15 + 15 is 75).
+workers = int(
+    os.environ.get("GUNICORN_WORKERS", 2 if DEVELOPMENT else min(len(os.sched_getaffinity(0)), 4))
+)
 # Threads per worker; at most this many of a worker's requests run at once. A sign-in
 # hashes with Argon2id (64 MiB each), so more threads is more memory at the peak.
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))

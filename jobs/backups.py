@@ -14,4 +14,4 @@ def register(every, app: Flask) -> None:
     if not 0 <= app.config["BACKUP_HOUR"] <= 23:
         raise ConfigurationError("BACKUP_HOUR must be an hour of the day, 0 to 23")
     # Often, and cheap: the job reads from the database whether tonight's backup is due.
-    every(take_nightly_backup, seconds=app.config["BACKUP_CHECK_SECONDS"])
+    every(take_nightly_backup, seconds=app.config["BACKUP_CHECK_SECONDS"], long=True)

@@ -45,20 +45,33 @@ def in_app_context(app: Flask, job: Callable[[], object]) -> Callable[[], None]:
 def build_scheduler(app: Flask) -> BlockingScheduler:
     # One worker thread: jobs run one after another, so they never race each other
     # (each still handles its rows one transaction at a time).
+    # A backup runs on a thread of its own: a long dump must not hold up delivery or the
+    # heartbeat (staff would see the red banner every night).
     scheduler = BlockingScheduler(
-        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        executors={
+            "default": ThreadPoolExecutor(max_workers=1),
+            "long": ThreadPoolExecutor(max_workers=1),
+        },
         timezone="UTC",
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
     )
 
-    def every(job: Callable[[], object], *, seconds: float, job_id: str | None = None) -> None:
-        """Run `job` every `seconds`, first as soon as the process starts."""
+    def every(
+        job: Callable[[], object],
+        *,
+        seconds: float,
+        job_id: str | None = None,
+        long: bool = False,
+    ) -> None:
+        """Run `job` every `seconds`, first as soon as the process starts; a `long` job
+        on its own thread, beside the others."""
         scheduler.add_job(
             in_app_context(app, job),
             "interval",
             seconds=seconds,
             id=job_id or job.__name__,
             next_run_time=app.config["JOBS_START_AT"](),
+            executor="long" if long else "default",
         )
 
     for family in JOB_FAMILIES:

@@ -39,9 +39,12 @@ def create_app(config: type[Config] | None = None, **overrides: object) -> Flask
 
 def check_settings(app: Flask) -> None:
     """What every environment must get right (production adds its own checks above)."""
+    from portal.config import ConfigurationError
     from portal.notifications.sms import check_sms_settings
 
     check_sms_settings(app.config)
+    if not 5 <= app.config["VISIT_MINUTES"] <= 480:
+        raise ConfigurationError("VISIT_MINUTES must be between 5 and 480")
 
 
 def configure_proxy(app: Flask) -> None:

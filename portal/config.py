@@ -148,9 +148,11 @@ class Config:
     MAIL_FROM = os.environ.get("MAIL_FROM", "referrals@example.org")
     # How long each SMTP wait (the connection, one command's reply) may take.
     MAIL_TIMEOUT_SECONDS = int(os.environ.get("MAIL_TIMEOUT_SECONDS", "20"))
-    # Text messages go through a provider interface; "record", the development one that
-    # keeps texts in the outbox, is the only one that ships.
-    SMS_BACKEND = os.environ.get("SMS_BACKEND", "record")
+    # Text messages go through a provider interface (portal/notifications/backends.py).
+    # "none" (production's default until a provider is plugged in): patients are written
+    # to by email, and links cannot be sent by text. "record" (development) keeps texts
+    # in the outbox only: never in production, where they would be marked sent unsent.
+    SMS_BACKEND = os.environ.get("SMS_BACKEND", "none")
     # The outbox page that shows every message (development only).
     DEV_OUTBOX_PAGE = False
     # How often the jobs process delivers; a run stops starting messages just before the
@@ -254,11 +256,18 @@ class Config:
         from portal.signing_keys import check_signing_keys
 
         check_signing_keys(config.get("SECRET_KEY"), config.get("SECRET_KEY_FALLBACKS", []))
+        if config.get("SMS_BACKEND") == "record":
+            raise ConfigurationError(
+                "SMS_BACKEND=record keeps texts in memory and marks them sent without "
+                "sending them: plug in a provider, or leave SMS_BACKEND unset (none) so "
+                "patients are written to by email."
+            )
 
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
     MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "record")
+    SMS_BACKEND = os.environ.get("SMS_BACKEND", "record")
     DEV_OUTBOX_PAGE = True
     GENERATE_SECRET_KEY = True
     BACKUP_ENABLED = _bool("BACKUP_ENABLED", False)
@@ -282,6 +291,7 @@ class TestConfig(Config):
     ARGON2_PARALLELISM = 1
     TIMELINE_POLL_SECONDS = 1
     MAIL_BACKEND = "record"
+    SMS_BACKEND = "record"
     MAIL_USE_TLS = False
     DEV_OUTBOX_PAGE = True
     BACKUP_ENABLED = False

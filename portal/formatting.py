@@ -20,7 +20,7 @@ from babel import Locale
 from babel.dates import format_date, format_skeleton, format_time
 from babel.numbers import format_decimal
 from babel.numbers import format_percent as babel_format_percent
-from flask_babel import get_locale, gettext, ngettext
+from flask_babel import get_locale, gettext, ngettext, pgettext
 
 from portal.clock import utcnow
 from portal.localtime import practice_zone
@@ -89,6 +89,8 @@ def format_visit_when(moment: datetime, now: datetime | None = None) -> str:
     relative = locale._data["date_fields"]["day"]["relative"]
     if days_away in (0, 1) and days_away in relative:
         day = f"{relative[days_away]}, {day}"
+    if local.hour % 12 == 1:  # Spanish says "a la 1:30" but "a las 2:30"
+        return pgettext("one o'clock", "%(day)s at %(time)s", day=day, time=format_clock(moment))
     return gettext("%(day)s at %(time)s", day=day, time=format_clock(moment))
 
 

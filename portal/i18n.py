@@ -22,8 +22,9 @@ from portal.models import PatientLanguage
 
 babel = Babel()
 
-# The patient's own choice on their pages (the switch), kept in their browser's session.
-LANGUAGE_KEY = "patient_language"
+# The patient's own choice on their pages (the switch), kept in their browser's session
+# per link: a family's shared phone may open another patient's link next.
+LANGUAGE_KEY = "patient_languages"
 
 
 def practice_locale() -> Locale:
@@ -59,10 +60,12 @@ def patient_language(language: PatientLanguage | str) -> Iterator[None]:
         yield
 
 
-def chosen_language(default: PatientLanguage | None = None) -> PatientLanguage:
-    """The patient's language for this page: the switch they used, else the referral's,
-    else what their browser asks for."""
-    chosen = session.get(LANGUAGE_KEY)
+def chosen_language(
+    default: PatientLanguage | None = None, link_id: str | None = None
+) -> PatientLanguage:
+    """The patient's language for this page: the switch they used on this link, else
+    the referral's, else what their browser asks for."""
+    chosen = session.get(LANGUAGE_KEY, {}).get(link_id) if link_id else None
     if chosen in PatientLanguage._value2member_map_:
         return PatientLanguage(chosen)
     if default is not None:
@@ -71,8 +74,15 @@ def chosen_language(default: PatientLanguage | None = None) -> PatientLanguage:
     return PatientLanguage(best) if best else PatientLanguage(practice_locale().language)
 
 
-def remember_language(language: PatientLanguage) -> None:
-    session[LANGUAGE_KEY] = language.value
+def remember_language(link_id: str, language: PatientLanguage) -> None:
+    choices = dict(session.get(LANGUAGE_KEY, {}))
+    choices[link_id] = language.value
+    session[LANGUAGE_KEY] = choices
+
+
+def in_practice_locale():
+    """For what staff and partners read, whatever page a patient is on."""
+    return force_locale(str(practice_locale()))
 
 
 def install_i18n(app: Flask) -> None:

@@ -154,6 +154,12 @@ def extract_verified(archive: Path, into: Path) -> tuple[Manifest, dict[str, Pat
                     raise BackupError(
                         f"{archive.name} holds {member.name!r}, which its manifest does not list"
                     )
+                # Before copying a byte: a crafted sparse member could expand without end.
+                if member.issparse() or member.size != expected[member.name]["bytes"]:
+                    raise BackupError(
+                        f"{archive.name}: {member.name} is not the size its manifest says "
+                        "(the archive is damaged or was changed). Nothing was restored."
+                    )
                 # Written under our own name for it, never the member's path.
                 target = into / f"member-{len(extracted)}"
                 digest = hashlib.sha256()

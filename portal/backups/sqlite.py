@@ -9,6 +9,7 @@ step, so a concurrent write never restarts it), while writers carry on.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def write_database(copy: Path, target: Path) -> None:
     """Write the database file `copy` into `target` (created, or replaced page by page
     under SQLite's locks, so a process that has it open sees the restored database)."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        # Every patient's details: readable by the portal's user only (and so are the
+        # -wal and -shm files SQLite makes beside it, which take the file's mode).
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o600))
     with (
         contextlib.closing(sqlite3.connect(_read_only(copy), uri=True)) as source,
         contextlib.closing(sqlite3.connect(target, timeout=30)) as restored,

@@ -238,6 +238,25 @@ class RecordingBackend:
             )
 
 
+class NoSmsProvider:
+    """SMS_BACKEND=none, production's default until a provider is plugged in: patients
+    are written to by email instead (portal.notifications.referrals.message_patient),
+    and a text that was queued anyway fails, so it ends on the admins' undelivered page
+    rather than being marked sent and lost."""
+
+    def __init__(self, _app: Flask | None = None) -> None:
+        pass
+
+    def open(self) -> NoSmsProvider:
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def send(self, message: OutboxMessage) -> None:
+        raise DeliveryFailed("no SMS provider is configured (SMS_BACKEND=none)")
+
+
 EMAIL_BACKENDS = {"smtp": SmtpEmailBackend, "record": RecordingBackend}
 # Real SMS providers plug in here: a class built with the app whose open() returns a
 # Sender for one delivery run (send(message), close()). send() raises DeliveryFailed
@@ -246,7 +265,11 @@ EMAIL_BACKENDS = {"smtp": SmtpEmailBackend, "record": RecordingBackend}
 # key (or client reference, where the provider deduplicates on that): the key is the
 # same on every attempt, so a text re-sent after a crash between the provider's answer
 # and our commit is one the provider drops, or at least one the two sides can match.
-SMS_BACKENDS = {"record": RecordingBackend}
+SMS_BACKENDS = {"record": RecordingBackend, "none": NoSmsProvider}
+
+
+def texts_can_be_sent(config) -> bool:
+    return config["SMS_BACKEND"] != "none"
 
 
 def backend_for(channel: MessageChannel) -> Backend:

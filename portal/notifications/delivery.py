@@ -121,7 +121,6 @@ def deliver_due_messages(limit: int | None = None) -> DeliveryReport:
     try:
         while (limit is None or report.tried < limit) and time.monotonic() < stop_at:
             # One at a time: a claim covers one send, never the wait behind a batch.
-            # It also commits the previous message's result: one commit per message.
             claimed = claim_due_messages(1, skip_channels=unreachable)
             if not claimed:
                 break
@@ -135,11 +134,17 @@ def deliver_due_messages(limit: int | None = None) -> DeliveryReport:
                 if isinstance(failure, ProviderUnreachable):
                     unreachable.add(channel)  # the channel's other messages wait for a run
                 record_failure(message, failure, report)
+            except Exception as error:  # a bug in a backend fails this message, not the run
+                log.exception("outbox message %s: unexpected error while sending", message.id)
+                record_failure(message, DeliveryFailed(f"{type(error).__name__}"), report)
             else:
                 record_sent(message, report)
+            # At once, on its own: a result committed with the next claim would be lost,
+            # and the message sent again, if that claim failed (a lock wait, a lost
+            # connection).
+            db.session.commit()
             carried[channel] += 1
             if carried[channel] >= config["OUTBOX_BATCH_SIZE"]:
-                db.session.commit()
                 senders.pop(channel).close()  # the next batch gets a new connection
                 carried[channel] = 0
         db.session.commit()

@@ -6,6 +6,7 @@ from flask import current_app
 
 from portal.i18n import patient_locale
 from portal.models import ContactMethod, Referral, User
+from portal.notifications.backends import texts_can_be_sent
 from portal.notifications.outbox import portal_url, queue_email, queue_sms
 from portal.notifications.sms import sms_practice_name
 
@@ -70,7 +71,11 @@ def message_patient(
         "phone": config["PRACTICE_PHONE"],
     }
     via = via or referral.preferred_contact
-    by_email = referral.patient_email and (via is ContactMethod.EMAIL or not referral.patient_phone)
+    by_email = referral.patient_email and (
+        via is ContactMethod.EMAIL
+        or not referral.patient_phone
+        or not texts_can_be_sent(current_app.config)
+    )
     locale = patient_locale(referral.patient_language)
     if by_email:
         queue_email(

@@ -72,7 +72,14 @@ def sms_practice_name(config: Mapping) -> str:
 
 
 def check_sms_settings(config: Mapping) -> None:
-    """Refuse a practice name or portal address too long for a one-segment text."""
+    """Refuse an unknown SMS provider, and a practice name or portal address too long
+    for a one-segment text."""
+    from portal.notifications.backends import SMS_BACKENDS
+
+    if config["SMS_BACKEND"] not in SMS_BACKENDS:
+        raise ConfigurationError(
+            f"SMS_BACKEND={config['SMS_BACKEND']!r} is not one of {', '.join(SMS_BACKENDS)}"
+        )
     name = sms_practice_name(config)
     if len(to_gsm7(name)) > SMS_NAME_MAX_LENGTH:
         setting = "PRACTICE_SMS_NAME" if config.get("PRACTICE_SMS_NAME") else "PRACTICE_NAME"

@@ -6,7 +6,7 @@ whatever calendar the patient uses and may be forwarded or synced anywhere.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from icalendar import Alarm, Calendar, Event, Timezone, vCalAddress
@@ -20,6 +20,15 @@ CALENDAR_CONTENT_TYPE = "text/calendar; charset=utf-8; method=PUBLISH"
 # for clients that turn it into rules, without the library's 1970-2038 default.
 TIMEZONE_MARGIN = timedelta(days=366)
 REMINDER_BEFORE = timedelta(hours=1)
+
+
+def _written(moment: datetime, zone: ZoneInfo) -> datetime:
+    """The moment in the practice's zone, or in UTC when the local time is ambiguous
+    (the hour repeated when clocks go back): a TZID time cannot say which of the two."""
+    local = moment.astimezone(zone)
+    if local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset():
+        return moment.astimezone(UTC)
+    return local
 
 
 def visit_calendar(
@@ -51,8 +60,9 @@ def visit_calendar(
     event = Event.new(
         uid=uid,
         stamp=utcnow(),
-        start=start,
-        end=start + timedelta(minutes=minutes),
+        start=_written(starts_at, zone),
+        # On the UTC timeline: a visit across a clock change still lasts `minutes`.
+        end=_written(starts_at + timedelta(minutes=minutes), zone),
         summary=summary,
         description=description,
         organizer=vCalAddress.new(organizer_email, cn=organizer_name),

@@ -61,16 +61,28 @@ def _remember_verified(link: PatientLink) -> None:
     session[VERIFIED_KEY] = verified
 
 
-def _open(token: str, *, allow_used: bool = False) -> PatientLink:
+def _open(
+    token: str, *, allow_used: bool = False, switch: PatientLanguage | None = None
+) -> PatientLink:
     """The link behind `token` (or LinkRefused), with the page set in the patient's
-    language: the one they switched to, else the one their referral records."""
+    language: the one they switched to on this link (`switch`, now), else the one their
+    referral records."""
     try:
         link = resolve(token, allow_used=allow_used)
     except LinkRefused as refused:
-        use_language(chosen_language(_language_of(refused.link)))
+        _speak(refused.link, switch)
         raise
-    use_language(chosen_language(_language_of(link)))
+    _speak(link, switch)
     return link
+
+
+def _speak(link: PatientLink | None, switch: PatientLanguage | None) -> None:
+    if link is not None and switch is not None:
+        remember_language(link.public_id, switch)
+    if link is None:
+        use_language(switch or chosen_language())
+    else:
+        use_language(chosen_language(_language_of(link), link.public_id))
 
 
 def _language_of(link: PatientLink | None) -> PatientLanguage | None:
@@ -117,10 +129,8 @@ def next_step(token: str):
     """The link itself: ask for the date of birth, or show the choices once verified.
     `?lang=es` (or en) switches the patient's pages to that language and keeps it."""
     language = choice_arg("lang", {language.value for language in PatientLanguage})
-    if language:
-        remember_language(PatientLanguage(language))
     try:
-        link = _open(token, allow_used=True)
+        link = _open(token, allow_used=True, switch=PatientLanguage(language) if language else None)
     except LinkRefused as refused:
         return _problem(refused)
     if link.used_at is not None:

@@ -8,12 +8,12 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.formatting import format_moment
-from portal.i18n import patient_language
+from portal.i18n import in_practice_locale, patient_language
 from portal.localtime import practice_zone
 from portal.models import (
     AppointmentMode,
@@ -27,6 +27,7 @@ from portal.models import (
     Status,
     User,
 )
+from portal.notifications.backends import texts_can_be_sent
 from portal.notifications.outbox import portal_url
 from portal.notifications.referrals import (
     message_patient,
@@ -40,6 +41,7 @@ from portal.phones import display_phone
 from portal.referrals.workflow import (
     TransitionRefused,
     apply_transition,
+    check_transition,
     record_event,
     revoke_patient_links,
 )
@@ -77,6 +79,10 @@ def send_next_step_link(
         raise TransitionRefused(f"There is no patient {'email' if via == 'email' else 'phone'}.")
     if via is ContactMethod.PHONE:
         raise TransitionRefused("Links go by email or text message; choose one of those.")
+    if via is ContactMethod.SMS and not texts_can_be_sent(current_app.config):
+        raise TransitionRefused(
+            "No text message provider is set up: send the link by email, or phone the patient."
+        )
     if any(slot.starts_at <= utcnow() for slot in slots):
         raise TransitionRefused("Offered times must be in the future.")
     event = apply_transition(
@@ -102,7 +108,11 @@ def reissue_patient_link(
 ) -> ReferralEvent:
     """After a lockout: a new link by the same channel offering the locked link's times
     that are still ahead, so intake need not type them again."""
+    # Who may, from where, on which version: before reading what the link offered.
+    check_transition(referral, "reissue_patient_link", actor, expected_version)
     locked = latest_link(referral)
+    if locked is None or locked.locked_at is None:
+        raise TransitionRefused("The patient's latest link is not locked: send a new one.")
     now = utcnow()
     slots = [Slot(s.starts_at, s.mode) for s in locked.slots if s.starts_at > now]
     if locked.slots and not slots:
@@ -150,8 +160,15 @@ def date_of_birth_matches(link: PatientLink, given: date) -> bool:
     referral = db.session.get(Referral, link.referral_id)
     if referral.patient_date_of_birth == given:
         return True
-    link.failed_attempts += 1
-    if link.failed_attempts >= current_app.config["PATIENT_LINK_MAX_TRIES"]:
+    # In the database, not in Python: tries sent side by side each count.
+    link.failed_attempts = db.session.scalar(
+        update(PatientLink)
+        .where(PatientLink.id == link.id)
+        .values(failed_attempts=PatientLink.failed_attempts + 1)
+        .returning(PatientLink.failed_attempts)
+        .execution_options(synchronize_session=False)
+    )
+    if link.failed_attempts >= current_app.config["PATIENT_LINK_MAX_TRIES"] and not link.locked_at:
         lock_out(link, referral)
     return False
 
@@ -202,14 +219,16 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
         if slot is None:
             raise TransitionRefused("Choose one of the times offered.")
         slot.chosen_at = now
+        with in_practice_locale():  # the timeline is staff's and the partner's to read
+            when = format_moment(slot.starts_at)
         event = apply_transition(
             referral,
             "patient_answered",
             None,
             expected_version=None,
             to_status=Status.SCHEDULED,
-            summary=f"Patient confirmed next step: booked {format_moment(slot.starts_at)} "
-            f"({slot.mode}); prefers {contact_text}",
+            summary=f"Patient confirmed next step: booked {when} ({slot.mode}); "
+            f"prefers {contact_text}",
             changes={
                 "appointment_at": slot.starts_at,
                 "appointment_mode": slot.mode,

@@ -150,6 +150,10 @@ def test_a_backup_taken_under_load_restores_every_acknowledged_referral(
     assert restored <= load.so_far()
     assert len(restored) == read_manifest(archive).row_counts["referral"]
     assert len(load.so_far()) > len(restored)  # the backup is a snapshot, not the end state
+    if restored_app.config["DATABASE_URL"].startswith("sqlite"):
+        # Every patient's details: the portal's user only.
+        path = Path(make_url(restored_app.config["DATABASE_URL"]).database)
+        assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_the_archive_holds_the_database_and_a_manifest(app, desk, tmp_path):

@@ -293,3 +293,47 @@ def test_staff_messages_stay_in_the_practice_locale_whatever_page_caused_them(ap
         assert (staff.subject, staff.body) == ("Date of birth", "Continue")
         assert (patient.subject, patient.body) == ("Fecha de nacimiento", "Continuar")
         db.session.rollback()
+
+
+def test_a_link_cannot_be_reissued_when_there_is_none_and_partners_never_can(
+    app, client_for, desk, accepted
+):
+    data = {"version": load(app, accepted).version}
+    intake = client_for(desk.intake).post(
+        f"/referrals/{accepted}/actions/reissue_patient_link", data=data
+    )
+    assert intake.status_code == 409 and "not locked out" in intake.get_data(as_text=True)
+    partner = client_for(desk.partner_a).post(
+        f"/referrals/{accepted}/actions/reissue_patient_link", data=data
+    )
+    assert partner.status_code == 403
+
+
+def test_a_language_switched_on_one_link_stays_with_that_link(
+    app, client, client_for, desk, spanish
+):
+    with app.app_context():
+        other = make_referral(desk, Status.ACCEPTED, patient_language=PatientLanguage.SPANISH)
+    first = send_link(app, client_for(desk.intake), spanish)
+    second = send_link(app, client_for(desk.intake), other)
+    assert '<html lang="en">' in client.get(f"{first}?lang=en").get_data(as_text=True)
+    # The same phone opens another patient's link: theirs is still in Spanish.
+    assert '<html lang="es">' in client.get(second).get_data(as_text=True)
+    _book(client, second)
+    with app.app_context():
+        assert (
+            db.session.scalar(select(Referral.patient_language).filter_by(reference=other))
+            is PatientLanguage.SPANISH
+        )
+
+
+def test_a_spanish_booking_reads_in_english_on_the_staff_timeline(
+    app, client, client_for, desk, spanish
+):
+    path = send_link(app, client_for(desk.intake), spanish)
+    _book(client, path)
+    page = unescape(client_for(desk.partner_a).get(f"/referrals/{spanish}").get_data(as_text=True))
+    booked = re.search(r"Patient confirmed next step: booked ([^(]+)\(", page).group(1)
+    assert re.fullmatch(
+        r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \w{3} \d+, \d{4}, \d+:\d\d [AP]M E[SD]T ", booked
+    )

@@ -107,3 +107,11 @@ def test_a_practice_locale_must_be_a_real_locale_with_a_territory(database_url):
         create_app(TestConfig, DATABASE_URL=database_url, PRACTICE_LOCALE="xx_QQ")
     with pytest.raises(ConfigurationError, match="territory"):
         create_app(TestConfig, DATABASE_URL=database_url, PRACTICE_LOCALE="en")
+
+
+def test_one_oclock_is_singular_in_spanish(context):
+    monday_morning = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+    one_thirty = datetime(2026, 12, 1, 18, 30, tzinfo=UTC)  # 1:30 PM EST
+    with force_locale("es_US"):
+        assert format_visit_when(one_thirty, monday_morning).endswith("a la 1:30\u202fp.m.")
+    assert format_visit_when(one_thirty, monday_morning) == "tomorrow, Tue, Dec 1 at 1:30 PM"

@@ -101,7 +101,7 @@ def test_defaults_read_as_the_code_sets_them():
     assert rows["SESSION_COOKIE_SECURE"] == "on; development: off"
     assert rows["MAIL_BACKEND"] == "`smtp`; development: `record`"
     assert rows["OUTBOX_CLAIM_SECONDS"] == "300 (`15 * MAIL_TIMEOUT_SECONDS`)"
-    assert rows["GUNICORN_WORKERS"] == "`multiprocessing.cpu_count()`; development: 2"
+    assert rows["GUNICORN_WORKERS"] == "`min(len(os.sched_getaffinity(0)), 4)`; development: 2"
 
 
 def example_environment(*, commented: bool = False) -> dict[str, str]:

@@ -105,3 +105,20 @@ def test_a_reminder_comes_an_hour_before():
 def test_a_naive_start_is_refused():
     with pytest.raises(ValueError, match="aware"):
         build(datetime(2026, 12, 1, 19, 30))
+
+
+def test_a_visit_across_the_clock_change_lasts_its_minutes():
+    # 1:30 AM EDT on 1 Nov 2026; clocks go back at 2 AM: an hour's visit ends 1:30 AM EST.
+    starts = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
+    ics = visit_calendar(
+        uid="visit-dst@example.org",
+        starts_at=starts,
+        minutes=60,
+        zone=ZoneInfo("America/New_York"),
+        summary="Video visit",
+        description="",
+        organizer_name="Practice",
+        organizer_email="referrals@example.org",
+    )
+    (event,) = Calendar.from_ical(ics).walk("VEVENT")
+    assert event.decoded("DTEND") - event.decoded("DTSTART") == timedelta(hours=1)
