@@ -61,12 +61,18 @@ def jobs_status() -> JobsStatus:
     if ttl and cache.get("until", 0) > time.monotonic():
         last_beat = cache["last_beat"]
     else:
-        last_beat = db.session.scalar(
-            select(JobState.updated_at).where(JobState.name == HEARTBEAT)
-        )
+        last_beat = _last_beat()
         cache.update(last_beat=last_beat, until=time.monotonic() + ttl)
-    limit = timedelta(minutes=config["JOBS_STALE_MINUTES"])
-    return JobsStatus(last_beat, last_beat is None or utcnow() - last_beat > limit)
+    return JobsStatus(last_beat, not _fresh(last_beat))
+
+
+def _last_beat() -> datetime | None:
+    return db.session.scalar(select(JobState.updated_at).where(JobState.name == HEARTBEAT))
+
+
+def _fresh(last_beat: datetime | None) -> bool:
+    limit = timedelta(minutes=current_app.config["JOBS_STALE_MINUTES"])
+    return last_beat is not None and utcnow() - last_beat <= limit
 
 
 @lru_cache(maxsize=1)
@@ -83,9 +89,7 @@ def _readiness() -> dict[str, bool]:
         checks["database"] = True
         revision = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
         checks["schema"] = revision == code_head()
-        beat = db.session.scalar(select(JobState.updated_at).where(JobState.name == HEARTBEAT))
-        limit = timedelta(minutes=current_app.config["JOBS_STALE_MINUTES"])
-        checks["jobs"] = beat is not None and utcnow() - beat <= limit
+        checks["jobs"] = _fresh(_last_beat())
     except SQLAlchemyError:
         db.session.rollback()
     return checks

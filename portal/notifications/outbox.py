@@ -13,7 +13,7 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 
 from portal.extensions import db
-from portal.i18n import practice_locale
+from portal.i18n import in_practice_locale
 from portal.models import MessageChannel, OutboxMessage, Referral
 from portal.models.outbox import new_message_key
 from portal.notifications.sms import to_gsm7
@@ -31,7 +31,7 @@ def portal_url(endpoint: str, **values: object) -> str:
 def _written_in(locale: Locale | None):
     """Staff and partners read the practice's locale even when a patient's answer, on a
     Spanish page, is what made the message."""
-    return force_locale(str(locale or practice_locale()))
+    return force_locale(str(locale)) if locale else in_practice_locale()
 
 
 def queue_email(

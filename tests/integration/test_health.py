@@ -52,6 +52,16 @@ def test_readiness_checks_the_database_the_schema_and_the_jobs(app, client):
         db.session.commit()
 
 
+def test_readiness_costs_three_statements_and_liveness_none(app, client, count_queries):
+    beat(app)
+    with count_queries() as counted:
+        assert client.get("/readyz").status_code == 200
+    assert counted.count <= 3  # SELECT 1, the schema revision, the heartbeat
+    with count_queries() as counted:
+        assert client.get("/healthz").status_code == 200
+    assert counted.count == 0
+
+
 def test_readiness_fails_without_a_database(tmp_path):
     app = create_app(TestConfig, DATABASE_URL=f"sqlite:///{tmp_path}/missing/portal.db")
     response = app.test_client().get("/readyz")
