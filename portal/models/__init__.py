@@ -28,6 +28,7 @@ from portal.models.referral import (
     Urgency,
 )
 from portal.models.referral_view import ReferralView
+from portal.models.scorecard import ProcessRating, ScorecardEpoch, ScorecardSnapshot
 from portal.models.service_line import ItemKind, RequiredItem, ServiceLine
 from portal.models.sla import (
     STAGE_OWNERS,
@@ -80,6 +81,7 @@ __all__ = [
     "OutreachResult",
     "Partner",
     "PasswordReset",
+    "ProcessRating",
     "PatientAnswer",
     "PatientLink",
     "Referral",
@@ -90,6 +92,8 @@ __all__ = [
     "ReferralView",
     "RequiredItem",
     "Role",
+    "ScorecardEpoch",
+    "ScorecardSnapshot",
     "ServiceLine",
     "STAGE_OWNERS",
     "SignInAttempt",

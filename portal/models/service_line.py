@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -24,6 +25,15 @@ class ServiceLine(Base):
     # Shown to partners on the form, one criterion per line.
     eligibility_criteria: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(default=True)
+    # The referral packet partners read beside the form and print (seed 002): what we
+    # treat, how to submit, what happens after (besides the SLA promises, which are
+    # written from the targets themselves) and whom to call. Plain text, a paragraph or
+    # a list item per line.
+    packet_treats: Mapped[str] = mapped_column(Text, default="", server_default="")
+    packet_how_to_submit: Mapped[str] = mapped_column(Text, default="", server_default="")
+    packet_after: Mapped[str] = mapped_column(Text, default="", server_default="")
+    packet_contacts: Mapped[str] = mapped_column(Text, default="", server_default="")
+    packet_updated_at: Mapped[datetime | None]
 
     # What a new referral must carry now. Retired items stay in the database (old
     # referrals point at them) and are edited through `all_required_items`.
