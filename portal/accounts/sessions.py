@@ -167,7 +167,10 @@ def _send_to_sign_in() -> Response:
         flash(gettext("Your session has ended. Sign in again to continue."), "info")
     else:
         flash(gettext("Sign in to continue."), "info")
-    target = url_for("accounts.sign_in", next=request.path if request.method == "GET" else None)
+    # The whole path with its query (a period, a filter, a score from an email), so the
+    # page comes back as asked after sign-in.
+    back = request.full_path.rstrip("?") if request.method == "GET" else None
+    target = url_for("accounts.sign_in", next=back)
     if request.headers.get("HX-Request") == "true":
         response = current_app.response_class(status=204)
         response.headers["HX-Redirect"] = target

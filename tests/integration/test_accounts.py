@@ -397,3 +397,18 @@ def test_the_first_admin_is_invited_from_the_command_line(app, client):
         path, data={"password": "a long new password", "confirm": "a long new password"}
     )
     assert response.headers["Location"].endswith("/sign-in/set-up-code")
+
+
+def test_signing_in_returns_to_the_page_asked_for_with_its_query(app, desk, client):
+    from urllib.parse import parse_qs, urlsplit
+
+    response = client.get("/dashboard?period=month&on=2026-10-01")
+    assert response.status_code == 302
+    asked = parse_qs(urlsplit(response.headers["Location"]).query)["next"]
+    assert asked == ["/dashboard?period=month&on=2026-10-01"]
+    signed_in = client.post(
+        "/sign-in",
+        query_string={"next": asked[0]},
+        data={"email": desk.partner_a, "password": PASSWORD},
+    )
+    assert signed_in.headers["Location"].endswith("/dashboard?period=month&on=2026-10-01")
