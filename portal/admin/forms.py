@@ -96,6 +96,38 @@ class ServiceLineForm(PortalForm):
         validators=[Optional(), Length(max=2000)],
     )
     active = BooleanField(_l("Partners can refer to this service line"), default=True)
+    # The referral packet: plain text, a paragraph per line, "- " for a list item. The
+    # bounds keep a full packet on one printed page.
+    packet_treats = TextAreaField(
+        _l("What we treat"),
+        description=_l("Conditions and common reasons to refer, e.g. “- Heart failure, NYHA II”."),
+        filters=[stripped],
+        validators=[Optional(), Length(max=1200)],
+    )
+    packet_how_to_submit = TextAreaField(
+        _l("How to submit"),
+        description=_l("Left empty, the packet says to use this portal's referral form."),
+        filters=[stripped],
+        validators=[Optional(), Length(max=800)],
+    )
+    packet_after = TextAreaField(
+        _l("What happens after"),
+        description=_l(
+            "The packet already states your SLA targets in words; add what follows them, "
+            "e.g. what the first visit is like."
+        ),
+        filters=[stripped],
+        validators=[Optional(), Length(max=800)],
+    )
+    packet_contacts = TextAreaField(
+        _l("Contacts"),
+        description=_l(
+            "Who to call about a referral, and when. Left empty, the packet gives the "
+            "practice phone."
+        ),
+        filters=[stripped],
+        validators=[Optional(), Length(max=500)],
+    )
 
     def validate_required_documents(self, field) -> None:
         item_labels_fit(self, field)

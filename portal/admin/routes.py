@@ -38,7 +38,7 @@ from portal.admin.forms import (
     business_hours_form_class,
     targets_form_class,
 )
-from portal.admin.service_lines import save_service_line
+from portal.admin.service_lines import PacketText, save_service_line
 from portal.admin.sla_settings import (
     TARGET_STAGES,
     WEEKDAYS,
@@ -368,6 +368,12 @@ def edit_service_line(line_id: int | None = None):
                     ItemKind.DOCUMENT: item_labels(form.required_documents.data),
                     ItemKind.ANSWER: item_labels(form.required_answers.data),
                 },
+                packet=PacketText(
+                    treats=form.packet_treats.data or "",
+                    how_to_submit=form.packet_how_to_submit.data or "",
+                    after=form.packet_after.data or "",
+                    contacts=form.packet_contacts.data or "",
+                ),
                 actor=current_user,
             )
         except IntegrityError:

@@ -65,6 +65,22 @@ def target_minutes(stage: SlaStage, urgency: Urgency) -> float:
     row = db.session.scalar(
         select(SlaTarget).where(SlaTarget.stage == stage, SlaTarget.urgency == urgency)
     )
+    return _minutes(stage, urgency, row)
+
+
+def all_target_minutes() -> dict[tuple[SlaStage, Urgency], float]:
+    """Every target `target_minutes` gives (each stage with a target, each urgency), in
+    one query."""
+    rows = {(r.stage, r.urgency): r for r in db.session.scalars(select(SlaTarget))}
+    return {
+        (stage, urgency): _minutes(stage, urgency, rows.get((stage, urgency)))
+        for stage, urgency in (
+            (SlaStage(s), Urgency(u)) for s, u in current_app.config["SLA_TARGET_MINUTES"]
+        )
+    }
+
+
+def _minutes(stage: SlaStage, urgency: Urgency, row: SlaTarget | None) -> float:
     if row is not None:
         return row.business_minutes
     return float(current_app.config["SLA_TARGET_MINUTES"][(stage.value, urgency.value)])

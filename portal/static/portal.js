@@ -10,6 +10,12 @@
     }
   });
 
+  // A "Print" button (the referral packet) needs script: it stays hidden without it.
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () { window.print(); });
+  });
+
   // An htmx request that failed (a 4xx other than a form's 422, or a 5xx) answers with
   // a short fragment from the portal's error handler: show it where it will be read.
   // A poll that cannot reach the server at all says so in the same place.
