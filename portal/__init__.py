@@ -96,15 +96,19 @@ def register_blueprints(app: Flask) -> None:
 
     # Pages of the referrals blueprint kept in modules of their own.
     from portal.referrals import action_routes, draft_routes  # noqa: F401
+    from portal.referrals.ratings import bp as ratings_bp
     from portal.referrals.routes import bp as referrals_bp
     from portal.scorecard.routes import bp as scorecard_bp
+    from portal.service_lines.routes import bp as packets_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(referrals_bp)
+    app.register_blueprint(ratings_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(patients_bp)
     app.register_blueprint(scorecard_bp)
+    app.register_blueprint(packets_bp)
     # Every message's body, patient links included: development only, never deployed.
     if app.config["DEV_OUTBOX_PAGE"]:
         app.register_blueprint(notifications_bp)

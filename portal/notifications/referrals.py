@@ -9,13 +9,15 @@ from portal.models import ContactMethod, Referral, User
 from portal.notifications.backends import texts_can_be_sent
 from portal.notifications.outbox import portal_url, queue_email, queue_sms
 from portal.notifications.sms import sms_practice_name
+from portal.referrals.ratings import rating_links
 
 
 def notify_partner_of_update(referral: Referral, headline: str, *, outcome: bool = False) -> None:
     """Tell the partner's designated referral contact that the referral changed.
 
     An `outcome` notice is the partner-feedback stage's deliverable: its delivery stops
-    that stage's SLA clock.
+    that stage's SLA clock. Any notice on a settled referral the office has not rated
+    yet invites it to rate the referral process (portal/referrals/ratings.py).
     """
     queue_email(
         purpose="partner_outcome" if outcome else None,
@@ -26,6 +28,7 @@ def notify_partner_of_update(referral: Referral, headline: str, *, outcome: bool
         headline=headline,
         outcome=referral.outcome_class.label,
         link=portal_url("referrals.detail", reference=referral.reference),
+        rating_links=rating_links(referral),
     )
 
 

@@ -4,19 +4,21 @@ Each function answers one of PRODUCT.md's definitions for a `Scope` (a half-open
 period [start, end) and optionally one partner). Pages, CSV exports, the partner
 dashboard and the weekly email all call these; none computes a figure itself.
 
-Percentiles use the nearest-rank definition on both databases: the p-th percentile of
-n values is the ceil(p * n)-th smallest (so the median of 4 values is the 2nd).
+A median is the usual one (the mean of the two middle values of an even count); a 90th
+percentile is nearest-rank (the ceil(0.9 * n)-th smallest value). Both are computed by
+`spread_by_group`, the same SQL on SQLite and PostgreSQL. Days, weeks and months are the
+practice's, in its time zone: a `Scope`'s instants are local midnights, and grouping by
+month (`partner_months`) cuts at local midnights too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import (
     ColumnElement,
     Select,
-    String,
     and_,
     case,
     exists,
@@ -29,6 +31,7 @@ from sqlalchemy.orm import aliased
 
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.localtime import practice_zone
 from portal.models import (
     OutreachAttempt,
     Partner,
@@ -38,7 +41,7 @@ from portal.models import (
     SlaClock,
     Status,
 )
-from portal.scorecard.sql import elapsed_seconds, utc_month
+from portal.scorecard.sql import elapsed_seconds
 
 RE_REFERRAL_WINDOW = timedelta(days=30)
 HOUR = 3600.0
@@ -81,17 +84,33 @@ class Cohorts:
                 raise ValueError("cohorts must be consecutive periods of one scope")
         return cls((*(s.start for s in scopes), scopes[-1].end), scopes[0].partner_id)
 
+    @classmethod
+    def months(cls, scope: Scope) -> tuple[Cohorts, list[date]]:
+        """The scope cut at the practice's local month starts, and each part's month (its
+        first day): a referral sent at 9 pm Eastern on 31 October is October's."""
+        zone = practice_zone()
+        month = scope.start.astimezone(zone).date().replace(day=1)
+        firsts, bounds = [month], [scope.start]
+        while True:
+            month = (month + timedelta(days=32)).replace(day=1)
+            starts_at = datetime.combine(month, time(0), tzinfo=zone).astimezone(UTC)
+            if starts_at >= scope.end:
+                break
+            firsts.append(month)
+            bounds.append(starts_at)
+        return cls((*bounds, scope.end), scope.partner_id), firsts
+
     def __len__(self) -> int:
         return len(self.bounds) - 1
 
     def submitted(self) -> ColumnElement[bool]:
         return Scope(self.bounds[0], self.bounds[-1], self.partner_id).submitted()
 
-    def index(self) -> ColumnElement[int]:
-        """Which period each referral's submission falls in (0-based)."""
+    def index(self, moment: ColumnElement[datetime] = Referral.submitted_at) -> ColumnElement[int]:
+        """Which period each referral's submission (or another moment) falls in (0-based)."""
         if len(self) == 1:
             return literal(0)
-        whens = [(Referral.submitted_at < bound, i) for i, bound in enumerate(self.bounds[1:-1])]
+        whens = [(moment < bound, i) for i, bound in enumerate(self.bounds[1:-1])]
         return case(*whens, else_=len(self) - 1)
 
     def counts(self, *conditions: ColumnElement[bool], where=()) -> list[tuple[int, ...]]:
@@ -113,32 +132,39 @@ class Cohorts:
         return [totals.get(i, (0,) * (len(flags) + 1)) for i in range(len(self))]
 
 
-def nearest_rank_by_group(values: Select, p: float) -> dict:
-    """The p-th percentile per group, for a select of (group, value), in one query."""
-    return {group: found[p] for group, (_n, found) in percentiles_by_group(values, [p]).items()}
+@dataclass(frozen=True)
+class Spread:
+    """How a group's values spread: how many, the median and the 90th percentile."""
+
+    n: int
+    median: float | None
+    p90: float | None
 
 
-def percentiles_by_group(values: Select, ps: list[float]) -> dict:
-    """group -> (n, {p: value}) for a select of (group, value), in one query.
+def _middle_ranks(n: ColumnElement[int]) -> tuple[ColumnElement[int], ColumnElement[int]]:
+    """The 1-based ranks of the two middle values of n sorted values (the same rank twice
+    when n is odd), in integer arithmetic so both databases agree exactly."""
+    return (n + 1) // 2, n // 2 + 1
 
-    PostgreSQL's percentile_disc is this very definition (the first value whose
-    position reaches p * n) as one sorting aggregate. SQLite has none, so there window
-    functions rank each group's values and the row ranked ceil(p * n) is picked. Groups
-    with no values are absent.
+
+def _p90_rank(n: ColumnElement[int]) -> ColumnElement[int]:
+    """Nearest rank: ceil(0.9 * n), as (9n + 9) div 10 so no float rounds it the wrong way
+    (PostgreSQL's percentile_disc computes 0.9 * 70 as 63.000...01 and takes the 64th)."""
+    return (9 * n + 9) // 10
+
+
+def spread_by_group(values: Select) -> dict:
+    """group -> Spread for a select of (group, value), in one query, the same SQL on
+    SQLite and PostgreSQL.
+
+    The median is the usual one: the middle value, or the mean of the two middle values
+    when the count is even. The 90th percentile is nearest-rank: the ceil(0.9 * n)-th
+    smallest value. Window functions rank each group's values; only the rows at those
+    ranks come back (at most three per group). NULL values are not counted; groups with
+    no values are absent.
     """
     subquery = values.subquery()
     group, value = subquery.c[0], subquery.c[1]
-    if db.session.get_bind().dialect.name == "postgresql":
-        rows = db.session.execute(
-            select(
-                group,
-                func.count(value),
-                *(func.percentile_disc(p).within_group(value) for p in ps),
-            )
-            .where(value.is_not(None))
-            .group_by(group)
-        )
-        return {key: (count, dict(zip(ps, found, strict=True))) for key, count, *found in rows}
     ranked = (
         select(
             group.label("group_key"),
@@ -150,16 +176,35 @@ def percentiles_by_group(values: Select, ps: list[float]) -> dict:
         .subquery()
     )
     rank, n = ranked.c.rank, ranked.c.n
-    picks = [case((and_(rank >= p * n, rank - 1 < p * n), 1), else_=0) for p in ps]
-    found: dict = {}
-    for group_key, count, row_value, *picked in db.session.execute(
-        select(ranked.c.group_key, n, ranked.c.value, *picks).where(
-            or_(*(pick == 1 for pick in picks))
-        )
-    ):
-        _count, by_p = found.setdefault(group_key, (count, {}))
-        by_p.update({p: row_value for p, hit in zip(ps, picked, strict=True) if hit})
-    return found
+    low, high = _middle_ranks(n)
+    p90 = _p90_rank(n)
+    rows = db.session.execute(
+        select(
+            ranked.c.group_key,
+            n,
+            ranked.c.value,
+            case((rank == low, 1), else_=0) + case((rank == high, 1), else_=0),
+            case((rank == p90, 1), else_=0),
+        ).where(or_(rank == low, rank == high, rank == p90))
+    )
+    middles: dict = {}
+    p90s: dict = {}
+    counts: dict = {}
+    for group_key, count, row_value, middle_weight, is_p90 in rows:
+        counts[group_key] = count
+        total, weight = middles.get(group_key, (0.0, 0))
+        middles[group_key] = (total + float(row_value) * middle_weight, weight + middle_weight)
+        if is_p90:
+            p90s[group_key] = float(row_value)
+    return {
+        key: Spread(count, middles[key][0] / middles[key][1], p90s.get(key))
+        for key, count in counts.items()
+    }
+
+
+def median_by_group(values: Select) -> dict:
+    """group -> the median, for a select of (group, value) (see spread_by_group)."""
+    return {key: found.median for key, found in spread_by_group(values).items()}
 
 
 def _hours(seconds: float | None) -> float | None:
@@ -189,12 +234,24 @@ def first_touch_by_cohort(cohorts: Cohorts) -> list[FirstTouch]:
     durations = select(
         cohorts.index(), elapsed_seconds(Referral.first_touch_at, Referral.submitted_at)
     ).where(cohorts.submitted(), Referral.first_touch_at.is_not(None))
-    found = percentiles_by_group(durations, [0.5, 0.9])
-    touches = []
-    for i in range(len(cohorts)):
-        touched, values = found.get(i, (0, {}))
-        touches.append(FirstTouch(_hours(values.get(0.5)), _hours(values.get(0.9)), touched))
-    return touches
+    found = spread_by_group(durations)
+    nothing = Spread(0, None, None)
+    return [
+        FirstTouch(_hours(spread.median), _hours(spread.p90), spread.n)
+        for spread in (found.get(i, nothing) for i in range(len(cohorts)))
+    ]
+
+
+def first_touch_by_partner(scope: Scope) -> dict[int, FirstTouch]:
+    """partner id -> the period's first-touch figures, for partners with touched
+    referrals in it (one query)."""
+    durations = select(
+        Referral.partner_id, elapsed_seconds(Referral.first_touch_at, Referral.submitted_at)
+    ).where(scope.submitted(), Referral.first_touch_at.is_not(None))
+    return {
+        partner_id: FirstTouch(_hours(spread.median), _hours(spread.p90), spread.n)
+        for partner_id, spread in spread_by_group(durations).items()
+    }
 
 
 @dataclass(frozen=True)
@@ -220,11 +277,19 @@ def conversion_by_cohort(cohorts: Cohorts) -> list[Conversion]:
 
 
 def median_cycle_time_hours(scope: Scope) -> float | None:
-    """Submission to outcome, for referrals that reached an outcome in the period."""
+    return cycle_time_by_cohort(Cohorts.of([scope]))[0]
+
+
+def cycle_time_by_cohort(cohorts: Cohorts) -> list[float | None]:
+    """Median of submission to outcome, for referrals that reached an outcome in the
+    period (whenever they were submitted): periods by outcome, not by submission."""
+    first = Scope(cohorts.bounds[0], cohorts.bounds[-1], cohorts.partner_id)
     durations = select(
-        literal(0), elapsed_seconds(Referral.outcome_at, Referral.submitted_at)
-    ).where(Referral.outcome_at >= scope.start, Referral.outcome_at < scope.end, *scope._partner())
-    return _hours(nearest_rank_by_group(durations, 0.5).get(0))
+        cohorts.index(Referral.outcome_at),
+        elapsed_seconds(Referral.outcome_at, Referral.submitted_at),
+    ).where(Referral.outcome_at >= first.start, Referral.outcome_at < first.end, *first._partner())
+    found = median_by_group(durations)
+    return [_hours(found.get(i)) for i in range(len(cohorts))]
 
 
 def _entered_needs_info() -> ColumnElement[bool]:
@@ -281,6 +346,25 @@ def re_referral_by_cohort(cohorts: Cohorts, now: datetime | None = None) -> list
             _followed_within_window(cohorts.bounds[-1]), where=[elapsed]
         )
     ]
+
+
+def re_referral_by_partner(scope: Scope, now: datetime | None = None) -> dict[int, Share]:
+    """partner id -> the period's re-referral share, for partners whose referrals of the
+    period include some whose 30 days have elapsed (one grouped query)."""
+    now = now or utcnow()
+    followed = _followed_within_window(scope.end)
+    return {
+        partner_id: Share(int(part or 0), whole)
+        for partner_id, whole, part in db.session.execute(
+            select(
+                Referral.partner_id,
+                func.count(Referral.id),
+                func.sum(case((followed, 1), else_=0)),
+            )
+            .where(scope.submitted(), Referral.submitted_at <= now - RE_REFERRAL_WINDOW)
+            .group_by(Referral.partner_id)
+        )
+    }
 
 
 NOT_RECORDED = "Not recorded yet"
@@ -416,41 +500,24 @@ def league_table(scope: Scope, now: datetime | None = None) -> list[PartnerRow]:
             .group_by(Referral.partner_id)
         )
     }
-    followed = _followed_within_window(scope.end)
-    re_referrals = {
-        partner_id: (whole, part)
-        for partner_id, whole, part in db.session.execute(
-            select(
-                Referral.partner_id,
-                func.count(Referral.id),
-                func.sum(case((followed, 1), else_=0)),
-            )
-            .where(period.submitted(), Referral.submitted_at <= now - RE_REFERRAL_WINDOW)
-            .group_by(Referral.partner_id)
-        )
-    }
-    touch_medians = nearest_rank_by_group(
-        select(
-            Referral.partner_id, elapsed_seconds(Referral.first_touch_at, Referral.submitted_at)
-        ).where(period.submitted(), Referral.first_touch_at.is_not(None)),
-        0.5,
-    )
+    re_referrals = re_referral_by_partner(period, now)
+    touches = first_touch_by_partner(period)
     rows = []
     partners = db.session.execute(select(Partner.id, Partner.name).order_by(Partner.name))
     for partner_id, name in partners:
         if scope.partner_id and partner_id != scope.partner_id:
             continue
         total, completed, incomplete = counts.get(partner_id, (0, 0, 0))
-        whole, part = re_referrals.get(partner_id, (0, 0))
+        re_referral = re_referrals.get(partner_id, Share(0, 0))
         rows.append(
             PartnerRow(
                 partner_id,
                 name,
                 total,
-                _hours(touch_medians.get(partner_id)),
+                touches[partner_id].median_hours if partner_id in touches else None,
                 _rate(completed or 0, total),
                 _rate(incomplete or 0, total),
-                _rate(part or 0, whole),
+                re_referral.rate,
             )
         )
     return sorted(rows, key=lambda r: (r.referrals == 0, r.conversion is None, r.conversion or 0))
@@ -458,7 +525,7 @@ def league_table(scope: Scope, now: datetime | None = None) -> list[PartnerRow]:
 
 @dataclass(frozen=True)
 class MonthRow:
-    month: str
+    month: date  # its first day, in the practice's time zone
     partner: str
     referrals: int
     median_hours_to_first_contact: float | None
@@ -467,10 +534,33 @@ class MonthRow:
     reschedules: int
 
 
+# A booked visit moved: staff set a new time while it was booked, the patient picked
+# another through a link, or staff cancelled it to book again. Notes and contact attempts
+# recorded while a visit is booked leave it where it was.
+RESCHEDULING_KINDS = ("schedule", "patient_answered", "cancel_appointment")
+
+
+def _no_show() -> ColumnElement[bool]:
+    """A missed visit: a move into no-show. Anything recorded while the referral stays
+    there (a contact attempt, a note) is from no-show to no-show, and is not another."""
+    return and_(
+        ReferralEvent.to_status == Status.NO_SHOW,
+        or_(ReferralEvent.from_status.is_(None), ReferralEvent.from_status != Status.NO_SHOW),
+    )
+
+
+def _reschedule() -> ColumnElement[bool]:
+    return and_(
+        ReferralEvent.from_status == Status.SCHEDULED,
+        ReferralEvent.kind.in_(RESCHEDULING_KINDS),
+    )
+
+
 def partner_months(scope: Scope) -> list[MonthRow]:
-    """Per partner and month of submission (UTC): volume, speed to first contact with
-    the patient, share of accepted referrals that got scheduled, no-shows, reschedules."""
-    month = utc_month(Referral.submitted_at).label("month")
+    """Per partner and month of submission (the practice's months): volume, speed to
+    first contact with the patient, share of accepted referrals that got scheduled,
+    no-shows, reschedules."""
+    months, firsts = Cohorts.months(scope)
     first_contact = (
         select(func.min(OutreachAttempt.at))
         .where(OutreachAttempt.referral_id == Referral.id)
@@ -496,27 +586,20 @@ def partner_months(scope: Scope) -> list[MonthRow]:
     base = (
         select(
             Referral.partner_id.label("partner_id"),
-            month,
+            months.index().label("month"),
             elapsed_seconds(contact_at, Referral.submitted_at).label("to_contact"),
             case((accepted, 1), else_=0).label("accepted"),
             case((accepted & Referral.scheduled_at.is_not(None), 1), else_=0).label("scheduled"),
-            events(ReferralEvent.to_status == Status.NO_SHOW).label("no_shows"),
-            # A booked visit moved: a new time while scheduled, or cancelled (to be
-            # booked again). Notes and contact attempts on a scheduled referral are not.
-            events(
-                and_(
-                    ReferralEvent.from_status == Status.SCHEDULED,
-                    ReferralEvent.kind.in_(("schedule", "cancel_appointment")),
-                )
-            ).label("reschedules"),
-        ).where(scope.submitted())
+            events(_no_show()).label("no_shows"),
+            events(_reschedule()).label("reschedules"),
+        ).where(months.submitted())
     ).subquery()
-    medians = nearest_rank_by_group(
+    medians = median_by_group(
         select(
-            (base.c.partner_id.cast(String) + "|" + base.c.month).label("key"),
+            # One group per partner and month: the month index is below len(firsts).
+            (base.c.partner_id * len(firsts) + base.c.month).label("key"),
             base.c.to_contact,
-        ),
-        0.5,
+        )
     )
     totals = db.session.execute(
         select(
@@ -534,13 +617,13 @@ def partner_months(scope: Scope) -> list[MonthRow]:
     names = dict(db.session.execute(select(Partner.id, Partner.name)).all())
     return [
         MonthRow(
-            month=month_key,
+            month=firsts[index],
             partner=names[partner_id],
             referrals=count,
-            median_hours_to_first_contact=_hours(medians.get(f"{partner_id}|{month_key}")),
+            median_hours_to_first_contact=_hours(medians.get(partner_id * len(firsts) + index)),
             scheduling_completion=_rate(scheduled or 0, accepted_count or 0),
-            no_shows=no_shows or 0,
-            reschedules=reschedules or 0,
+            no_shows=int(no_shows or 0),
+            reschedules=int(reschedules or 0),
         )
-        for partner_id, month_key, count, accepted_count, scheduled, no_shows, reschedules in totals
+        for partner_id, index, count, accepted_count, scheduled, no_shows, reschedules in totals
     ]

@@ -10,17 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from flask_babel import gettext
 
 from portal.exports import Column, Kind
+from portal.extensions import db
 from portal.formatting import format_hours, format_number, format_percent, format_plain_day
-from portal.scorecard import metrics
+from portal.scorecard import metrics, snapshots
 from portal.scorecard.concurrency import side_by_side
-from portal.scorecard.periods import Period, weeks_ending
-from portal.scorecard.tables import TREND_FIGURES, TRENDS, ScorecardTable, tables_for
+from portal.scorecard.periods import (
+    Period,
+    last_complete_week,
+    month_of,
+    today,
+    weeks_ending,
+)
+from portal.scorecard.tables import (
+    SUMMARY,
+    TREND_FIGURES,
+    TRENDS,
+    ScorecardTable,
+    refresh_summaries,
+    summary_rows_by_cohort,
+    tables_for,
+)
 
 Builder = Callable[[], Any]
 NOTHING = "—"
@@ -77,50 +92,147 @@ class Trend:
 
 
 def scorecard_report(
-    period: Period, partner_id: int | None, *, staff: bool, trend_figures: int = 4
+    period: Period,
+    partner_id: int | None,
+    *,
+    staff: bool,
+    trend_figures: int = 4,
+    parallel: bool = True,
 ) -> tuple[list[Table], list[Trend]]:
-    """The tables and the trends together, every query of the page side by side. The
-    trends table, where the page has one, is built from the charts' figures."""
+    """The tables and the trends together. The trends table, where the page has one, is
+    built from the charts' figures. `parallel=False` runs the queries one after another
+    (the jobs process: nobody waits, and a thread pool cannot start while it stops)."""
     specs = tables_for(staff=staff, partner_id=partner_id)
-    queried = [spec for spec in specs if spec.rows is not None]
-    scope = period.scope(partner_id)
-    builders = [_table_builder(spec, scope) for spec in queried]
-    trend_list = _trend_builders(period, partner_id, trend_figures)
-    results = side_by_side(builders + trend_list)
-    built = dict(zip([spec.name for spec in queried], results[: len(builders)], strict=True))
-    trends = results[len(builders) :]
-    tables = [built[spec.name] if spec.rows is not None else trend_table(trends) for spec in specs]
-    return tables, trends
+    queried = [s for s in specs if s.rows is not None]
+    built, weekly = _figures(period, partner_id, queried, parallel=parallel)
+    trend_list = _trends(weekly, trend_figures)
+    tables = [
+        built[spec.name] if spec.rows is not None else trend_table(trend_list) for spec in specs
+    ]
+    return tables, trend_list
 
 
 def one_table(spec: ScorecardTable, period: Period, partner_id: int | None) -> Table:
     """A single table (for its CSV), running only its own queries."""
     if spec.rows is None:
         return trend_table(trends(period, partner_id))
-    return _table_builder(spec, period.scope(partner_id))()
-
-
-def _table_builder(spec: ScorecardTable, scope: metrics.Scope) -> Builder:
-    assert spec.rows is not None
-    rows = spec.rows
-    return lambda: Table(spec, rows(scope))
+    built, _weekly = _figures(period, partner_id, [spec], with_weeks=False)
+    return built[spec.name]
 
 
 def trends(
     period: Period, partner_id: int | None, figures: int = len(TREND_FIGURES)
 ) -> list[Trend]:
     """The last 12 weeks of the first `figures` headline figures."""
-    return side_by_side(_trend_builders(period, partner_id, figures))
+    return _trends(_figures(period, partner_id, [])[1], figures)
 
 
-def _trend_builders(period: Period, partner_id: int | None, figures: int) -> list[Builder]:
-    weeks = weeks_ending(period)
-    cohorts = metrics.Cohorts.of([week.scope(partner_id) for week in weeks])
-    mondays = [week.first_day for week in weeks]
-    return [
-        lambda column=column, values=values: Trend(column, mondays, values(cohorts))
-        for column, values in TREND_FIGURES[:figures]
+@dataclass(frozen=True)
+class Weekly:
+    """The 12 weeks a trend covers and each week's SUMMARY row."""
+
+    mondays: list[date]
+    summaries: list[tuple]
+
+
+def _figures(
+    period: Period,
+    partner_id: int | None,
+    specs: list[ScorecardTable],
+    *,
+    with_weeks: bool = True,
+    parallel: bool = True,
+) -> tuple[dict[str, Table], Weekly]:
+    """The period's tables and the trend weeks' SUMMARY rows: read from the snapshots of
+    closed periods while they are good, else computed (side by side), and stored when
+    computed for a closed week or month."""
+    memory = snapshots.Memory(partner_id)
+    now = memory.now
+    scope = period.scope(partner_id)
+    weeks = weeks_ending(period) if with_weeks else []
+    week_scopes = [week.scope(partner_id) for week in weeks]
+    storable = period.kind in ("week", "month")
+    stored = memory.recall(
+        [(scope, spec.name) for spec in specs if storable]
+        + [(week, SUMMARY.name) for week in week_scopes]
+    )
+
+    # Tasks answer (table name, rows) or (first week's index, that run's SUMMARY rows).
+    tasks: list[Builder] = []
+    tables = {spec.name: stored.get((scope.start, scope.end, spec.name)) for spec in specs}
+    for spec in specs:
+        rows = tables[spec.name]
+        if rows is None:
+            tasks.append(lambda name=spec.name, build=spec.rows: (name, build(scope)))
+        elif spec.refresh_aged and not snapshots.is_settled(scope, now):
+            tasks.append(
+                lambda name=spec.name, r=rows, f=spec.refresh_aged: (name, f(scope, r, now))
+            )
+    summaries = [(stored.get((w.start, w.end, SUMMARY.name)) or [None])[0] for w in week_scopes]
+    missing = [i for i, row in enumerate(summaries) if row is None]
+    for first, last in _runs(missing):
+        span = metrics.Cohorts.of(week_scopes[first : last + 1])
+        tasks.append(lambda span=span, first=first: (first, summary_rows_by_cohort(span)))
+    aging = [
+        i
+        for i, w in enumerate(week_scopes)
+        if i not in missing and not snapshots.is_settled(w, now)
     ]
+    for first, last in _runs(aging):
+        span = metrics.Cohorts.of(week_scopes[first : last + 1])
+        rows = summaries[first : last + 1]
+        tasks.append(
+            lambda span=span, rows=rows, first=first: (first, refresh_summaries(span, rows, now))
+        )
+
+    for key, rows in side_by_side(tasks) if parallel else [task() for task in tasks]:
+        if isinstance(key, str):
+            if tables[key] is None and storable:
+                memory.remember(scope, key, rows)
+            tables[key] = rows
+            continue
+        for i, row in enumerate(rows, start=key):
+            if summaries[i] is None:
+                memory.remember(week_scopes[i], SUMMARY.name, [row])
+            summaries[i] = row
+    if memory.remembered:
+        db.session.commit()
+    by_name = {spec.name: spec for spec in specs}
+    return (
+        {name: Table(by_name[name], rows or []) for name, rows in tables.items()},
+        Weekly([week.first_day for week in weeks], [row for row in summaries if row]),
+    )
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted indices, as (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def _trends(weekly: Weekly, figures: int) -> list[Trend]:
+    positions = [SUMMARY.columns.index(column) for column in TREND_FIGURES[:figures]]
+    return [
+        Trend(column, weekly.mondays, [row[position] for row in weekly.summaries])
+        for column, position in zip(TREND_FIGURES[:figures], positions, strict=True)
+    ]
+
+
+def store_closed_periods() -> None:
+    """Compute and store the staff scorecard of last week and of last month (all
+        partners), so that the first person to open them reads them at once. Safe to run
+        often: periods already stored and still good cost a few statements each. Snapshots
+    written under other definitions (an older release) are deleted first."""
+    snapshots.forget_other_definitions()
+    week = last_complete_week()
+    last_month = month_of(today().replace(day=1) - timedelta(days=1))
+    for period in (week, last_month):
+        scorecard_report(period, None, staff=True, parallel=False)
 
 
 def trend_table(trend_list: list[Trend]) -> Table:

@@ -13,6 +13,7 @@ from portal.accounts.sessions import roles_required
 from portal.auditing import record_audit
 from portal.exports import DICTIONARY, Export, Kind, csv_download, dictionary_rows
 from portal.extensions import db
+from portal.localtime import practice_zone
 from portal.models import Partner, Role
 from portal.query_args import choice_arg, date_arg, id_arg
 from portal.scorecard.periods import PERIOD_KINDS, Period, parse_period, today
@@ -129,6 +130,7 @@ def data_dictionary():
         rows={export.name: dictionary_rows([export]) for export in exports},
         dictionary=DICTIONARY,
         kinds=list(Kind),
+        zone=practice_zone().key,
         source="scorecard.partner_dashboard"
         if current_user.is_partner_user
         else "scorecard.scorecard",

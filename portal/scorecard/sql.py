@@ -1,8 +1,8 @@
-"""Two SQL expressions the metrics need that SQLite and PostgreSQL spell differently."""
+"""The SQL expression the metrics need that SQLite and PostgreSQL spell differently."""
 
 from __future__ import annotations
 
-from sqlalchemy import Float, String
+from sqlalchemy import Float
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -31,22 +31,3 @@ def _elapsed_sqlite(element, compiler, **kw):
         f"julianday({compiler.process(earlier, **kw)})) * 86400.0)"
     )
 
-
-class utc_month(FunctionElement):  # noqa: N801
-    """'2026-11' for a timestamp, in UTC."""
-
-    type = String()
-    inherit_cache = True
-    name = "utc_month"
-
-
-@compiles(utc_month, "postgresql")
-def _month_postgresql(element, compiler, **kw):
-    (moment,) = list(element.clauses)
-    return f"to_char({compiler.process(moment, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM')"
-
-
-@compiles(utc_month, "sqlite")
-def _month_sqlite(element, compiler, **kw):
-    (moment,) = list(element.clauses)
-    return f"strftime('%Y-%m', {compiler.process(moment, **kw)})"

@@ -5,19 +5,23 @@ A figure that appears in several tables (the first-touch median is in the summar
 league table and the trends) is one `Column`, so it has one header, one unit and one
 definition everywhere. The page formats the raw values (report.display), the CSV writes
 them as numbers and dates (portal.exports), and the data dictionary lists these very
-declarations. Meanings follow PRODUCT.md's definitions and say where the code's
-counting is more specific (nearest-rank medians, UTC months).
+declarations. Meanings follow PRODUCT.md's definitions and say in words how each is
+counted (the usual median, nearest-rank 90th percentiles, the practice's days and months).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
+
+from sqlalchemy import select
 
 from portal.exports import Column, Export, Kind
+from portal.extensions import db
+from portal.models import Partner
 from portal.models.sla import STAGE_LABELS
-from portal.scorecard import metrics
+from portal.scorecard import metrics, ratings
 
 PERIOD = "the period"
 SUBMITTED = f"referrals submitted in {PERIOD}"
@@ -50,13 +54,15 @@ FIRST_TOUCH_MEDIAN = _hours(
     "first_touch_median_hours",
     "Referral to first touch, median",
     f"Median of first touch by intake minus submission, for {SUBMITTED} that intake has "
-    "touched (nearest rank: with an even count, the lower middle value). Empty when none.",
+    "touched: the middle value, or with an even count the mean of the two middle values. "
+    "Empty when none.",
 )
 FIRST_TOUCH_P90 = _hours(
     "first_touch_p90_hours",
     "Referral to first touch, 90th percentile",
-    f"90th percentile (nearest rank) of first touch minus submission, for {SUBMITTED} that "
-    "intake has touched. Empty when none.",
+    f"90th percentile of first touch minus submission, for {SUBMITTED} that intake has "
+    "touched, by nearest rank: sorted from fastest, the value at position 0.9 × the count, "
+    "rounded up (of 16 values, the 15th). Empty when none.",
 )
 TOUCHED = _count(
     "touched_referrals",
@@ -79,8 +85,9 @@ STARTED_CARE_REFERRALS = _count(
 CYCLE_TIME_MEDIAN = _hours(
     "cycle_time_median_hours",
     "Median referral cycle time",
-    f"Median (nearest rank) of submission to outcome, for referrals that reached an outcome "
-    f"in {PERIOD}, whenever they were submitted. Empty when none did.",
+    f"Median of submission to outcome (the mean of the two middle values when the count is "
+    f"even), for referrals that reached an outcome in {PERIOD}, whenever they were "
+    "submitted. Empty when none did.",
 )
 INCOMPLETE = _percent(
     "incomplete_percent",
@@ -132,13 +139,19 @@ class ScorecardTable(Export):
     staff_only: bool = False  # not on a partner's dashboard
     all_partners_only: bool = False  # only when the scorecard is not narrowed to a partner
     figures: bool = False  # one row, shown on the page as heading: value lines
+    # For rows stored for a closed period (snapshots.py): the values time alone changes
+    # (which referrals' 30 days have passed) computed afresh. None: nothing ages.
+    refresh_aged: Callable[[metrics.Scope, list[tuple], datetime], list[tuple]] | None = None
 
 
-def _summary_rows(scope: metrics.Scope) -> list[tuple]:
-    touch = metrics.first_touch_time(scope)
-    conversion = metrics.started_care_conversion(scope)
-    incomplete = metrics.incomplete_rate(scope)
-    re_referral = metrics.re_referral_rate(scope)
+def summary_rows_by_cohort(cohorts: metrics.Cohorts) -> list[tuple]:
+    """The SUMMARY row of each period of `cohorts` (a week's row is also its point on
+    every trend), five queries however many periods."""
+    touches = metrics.first_touch_by_cohort(cohorts)
+    conversions = metrics.conversion_by_cohort(cohorts)
+    cycle_times = metrics.cycle_time_by_cohort(cohorts)
+    incompletes = metrics.incomplete_by_cohort(cohorts)
+    re_referrals = metrics.re_referral_by_cohort(cohorts)
     return [
         (
             touch.median_hours,
@@ -147,13 +160,44 @@ def _summary_rows(scope: metrics.Scope) -> list[tuple]:
             percent(conversion.rate),
             conversion.completed,
             conversion.submitted,
-            metrics.median_cycle_time_hours(scope),
+            cycle_time,
             percent(incomplete.rate),
             incomplete.part,
-            percent(re_referral.rate),
-            re_referral.part,
-            re_referral.whole,
+            *re_referral_values(re_referral),
         )
+        for touch, conversion, cycle_time, incomplete, re_referral in zip(
+            touches, conversions, cycle_times, incompletes, re_referrals, strict=True
+        )
+    ]
+
+
+def re_referral_values(share: metrics.Share) -> tuple:
+    """The SUMMARY row's last three values: the only ones time alone changes (a
+    referral's 30 days pass), so a stored row has them refreshed (snapshots.py)."""
+    return percent(share.rate), share.part, share.whole
+
+
+def _summary_rows(scope: metrics.Scope) -> list[tuple]:
+    return summary_rows_by_cohort(metrics.Cohorts.of([scope]))
+
+
+RE_REFERRAL_VALUES = 3  # the SUMMARY row ends with them
+
+
+def refresh_summaries(cohorts: metrics.Cohorts, rows: list[tuple], now: datetime) -> list[tuple]:
+    """SUMMARY rows of consecutive periods with their re-referral values as of now."""
+    shares = metrics.re_referral_by_cohort(cohorts, now)
+    return [
+        (*row[:-RE_REFERRAL_VALUES], *re_referral_values(share))
+        for row, share in zip(rows, shares, strict=True)
+    ]
+
+
+def _refresh_league(scope: metrics.Scope, rows: list[tuple], now: datetime) -> list[tuple]:
+    shares = metrics.re_referral_by_partner(metrics.Scope(scope.start, scope.end), now)
+    ids = dict(db.session.execute(select(Partner.name, Partner.id)).all())
+    return [
+        (*row[:-1], percent(shares.get(ids.get(row[0]), metrics.Share(0, 0)).rate)) for row in rows
     ]
 
 
@@ -177,6 +221,7 @@ SUMMARY = ScorecardTable(
     ),
     rows=_summary_rows,
     figures=True,
+    refresh_aged=lambda scope, rows, now: refresh_summaries(metrics.Cohorts.of([scope]), rows, now),
 )
 
 LEAGUE = ScorecardTable(
@@ -205,6 +250,7 @@ LEAGUE = ScorecardTable(
     ],
     staff_only=True,
     all_partners_only=True,
+    refresh_aged=_refresh_league,
 )
 
 FUNNEL = ScorecardTable(
@@ -288,15 +334,18 @@ MONTHS = ScorecardTable(
             "month_starting",
             "Month starting",
             Kind.DATE,
-            "The first day of the month of submission (months are counted in UTC).",
+            "The first day of the month of submission. Months are the practice's, in its "
+            "time zone: a referral sent at 9 pm on the last evening of a month is that "
+            "month's.",
         ),
         PARTNER,
         _count("referrals", "Referrals", "How many referrals the partner submitted that month."),
         _hours(
             "first_contact_median_hours",
             "Median hours to first contact",
-            "Median (nearest rank) of the first contact with the patient (an outreach attempt, "
-            "or else the first patient link) minus submission. Empty when none.",
+            "Median of the first contact with the patient (an outreach attempt, or else the "
+            "first patient link) minus submission; with an even count, the mean of the two "
+            "middle values. Empty when none.",
         ),
         _percent(
             "scheduling_completion_percent",
@@ -304,48 +353,128 @@ MONTHS = ScorecardTable(
             "Of the referrals accepted (triaged and neither declined nor redirected), the "
             "share that got scheduled. Empty when none were accepted.",
         ),
-        _count("no_shows", "No-shows", "How many times a patient did not come to a visit.", ""),
+        _count(
+            "no_shows",
+            "No-shows",
+            "How many visits were missed: each move of a referral into no-show counts once. "
+            "Contact attempts or notes recorded while it stays in no-show are not more; a "
+            "visit booked again and missed again is a second.",
+            "",
+        ),
         _count(
             "reschedules",
             "Reschedules",
-            "How many times a booked visit was moved to a new time, or cancelled to be "
-            "booked again.",
+            "How many times a booked visit was moved: given a new time (by staff, or by the "
+            "patient through a link) or cancelled to be booked again, each once. Booking "
+            "after a cancellation or a no-show is not another.",
             "",
         ),
     ),
     rows=lambda scope: [
         (
-            date.fromisoformat(f"{r.month}-01"),
+            r.month,
             r.partner,
             r.referrals,
             r.median_hours_to_first_contact,
             percent(r.scheduling_completion),
-            int(r.no_shows),
-            int(r.reschedules),
+            r.no_shows,
+            r.reschedules,
         )
         for r in metrics.partner_months(scope)
     ],
     staff_only=True,
 )
 
-# The trend figures, headline first: each a column and its per-week values.
-TREND_FIGURES: tuple[tuple[Column, Callable[[metrics.Cohorts], list]], ...] = (
-    (FIRST_TOUCH_MEDIAN, lambda c: [t.median_hours for t in metrics.first_touch_by_cohort(c)]),
-    (STARTED_CARE, lambda c: [percent(x.rate) for x in metrics.conversion_by_cohort(c)]),
-    (INCOMPLETE, lambda c: [percent(x.rate) for x in metrics.incomplete_by_cohort(c)]),
-    (RE_REFERRAL, lambda c: [percent(x.rate) for x in metrics.re_referral_by_cohort(c)]),
-)
+# The trend figures, headline first. Each is a SUMMARY column: a week's point on a trend
+# is that week's SUMMARY value.
+TREND_FIGURES: tuple[Column, ...] = (FIRST_TOUCH_MEDIAN, STARTED_CARE, INCOMPLETE, RE_REFERRAL)
 
 TRENDS = ScorecardTable(
     "trends",
     "Last 12 weeks",
     f"The headline figures week by week, for the 12 weeks up to the one {PERIOD} ends in.",
-    (WEEK_STARTING, *(column for column, _values in TREND_FIGURES)),
+    (WEEK_STARTING, *TREND_FIGURES),
+    staff_only=True,
+)
+
+RATED = "ratings first given in the period"
+PROCESS_RATINGS = ScorecardTable(
+    "process_ratings",
+    "Process ratings by partner",
+    "How each referring office rated the referral process (1 poor to 5 excellent, one "
+    "rating per referral, offered once the referral reached an outcome): its ratings "
+    f"first given in {PERIOD}, and how many of its referrals that reached an outcome in "
+    f"{PERIOD} it has rated so far. Partners with neither are left out.",
+    (
+        PARTNER,
+        _count(
+            "ratings",
+            "Ratings",
+            f"How many of the partner's referrals it first rated in {PERIOD}. A rating "
+            "changed later stays in the period it was first given, with its latest score.",
+            "ratings",
+        ),
+        Column(
+            "mean_score",
+            "Mean score",
+            Kind.NUMBER,
+            f"The mean score of the {RATED}, 1 to 5, to one decimal (a half rounds up). "
+            "Empty when none.",
+            "score",
+        ),
+        *(
+            _count(
+                f"score_{score}_ratings",
+                f"Rated {score}",
+                f"Of the {RATED}, how many scored {score}.",
+                "ratings",
+            )
+            for score in ratings.SCORES
+        ),
+        _count(
+            "outcome_referrals",
+            "Outcomes",
+            f"How many of the partner's referrals reached an outcome in {PERIOD}, whenever "
+            "they were submitted: started care, redirected, not eligible or closed.",
+        ),
+        _count(
+            "rated_outcome_referrals",
+            "Outcomes rated",
+            "Of those outcomes, how many the partner has rated by now, whenever it did.",
+        ),
+        _percent(
+            "rated_outcome_percent",
+            "Outcomes rated, share",
+            "Outcomes rated divided by outcomes. Empty when there were none.",
+        ),
+    ),
+    rows=lambda scope: [
+        (
+            r.partner,
+            r.ratings,
+            r.mean_score,
+            *r.by_score,
+            r.outcomes,
+            r.rated_outcomes,
+            percent(r.rated_share),
+        )
+        for r in ratings.ratings_by_partner(scope)
+    ],
     staff_only=True,
 )
 
 # In the order the staff page shows them.
-TABLES = (SUMMARY, LEAGUE, FUNNEL, OUTCOMES, NOT_CONVERTED, BREACHES, MONTHS, TRENDS)
+TABLES = (
+    SUMMARY,
+    LEAGUE,
+    FUNNEL,
+    OUTCOMES,
+    NOT_CONVERTED,
+    BREACHES,
+    MONTHS,
+    PROCESS_RATINGS,
+    TRENDS,
+)
 
 
 def tables_for(*, staff: bool, partner_id: int | None) -> list[ScorecardTable]:

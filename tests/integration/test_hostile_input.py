@@ -201,6 +201,7 @@ def build_world(desk: Desk) -> World:
     needs_info = make_referral(desk, Status.NEEDS_INFO)
     accepted = make_referral(desk, Status.ACCEPTED)
     scheduled = make_referral(desk, Status.SCHEDULED)
+    settled = make_referral(desk, Status.DECLINED)  # the partner's page offers a rating
     main_row = db.session.scalar(select(Referral).filter_by(reference=main))
     accepted_row = db.session.scalar(select(Referral).filter_by(reference=accepted))
     send_next_step_link(
@@ -262,7 +263,8 @@ def build_world(desk: Desk) -> World:
         path_values=path_values,
         patient_token=sign(link),
         invitation_token=invitation.token,
-        extra_pages=[f"/referrals/{ref}" for ref in (needs_info, accepted, scheduled)]
+        extra_pages=[f"/referrals/{ref}" for ref in (needs_info, accepted, scheduled, settled)]
+        + [f"/referrals/{settled}/rating?score=4"]
         + [f"/password/reset?token={reset_token}"]
         # GET /referrals/new redirects to the form with its token: crawl that form.
         + [f"/referrals/new?form={new_submission_token()}"],

@@ -71,8 +71,9 @@ def test_first_touch_median_and_90th_percentile(app, desk):
         referral(desk, WEEK_START - timedelta(hours=1), first_touch_at=WEEK_START)  # last week
         db.session.commit()
         result = metrics.first_touch_time(WEEK)
-        # Nearest rank over 1..10 h: median is the 5th value, the 90th percentile the 9th.
-        assert (result.median_hours, result.p90_hours, result.touched) == (5.0, 9.0, 10)
+        # Over 1..10 h: the median is the mean of the 5th and 6th values, the 90th
+        # percentile (nearest rank) the ceil(0.9 * 10) = 9th.
+        assert (result.median_hours, result.p90_hours, result.touched) == (5.5, 9.0, 10)
 
 
 def test_conversion_is_completed_over_submitted_for_the_cohort(app, desk):
@@ -235,7 +236,7 @@ def test_partner_months_and_league_table(app, desk):
         referral(desk, WEEK_START, partner_id=desk.partner_b_id, status=Status.COMPLETED)
         db.session.commit()
         (alpha, beta) = sorted(metrics.partner_months(WEEK), key=lambda r: r.partner)
-        assert (alpha.month, alpha.referrals) == ("2026-11", 4)
+        assert (alpha.month, alpha.referrals) == (date(2026, 11, 1), 4)
         assert alpha.median_hours_to_first_contact == 4.0
         assert alpha.scheduling_completion == 0.75
         assert (beta.referrals, beta.median_hours_to_first_contact) == (1, None)
@@ -269,7 +270,8 @@ def test_trend_cohorts_give_each_week_its_own_figures(app, desk):
         for i in range(3)
     ]
     with app.app_context():
-        # Week 0: touched after 1 h (and completed) and after 3 h (and incomplete).
+        # Week 0: touched after 1 h (and completed) and after 3 h (and incomplete): the
+        # median of the two is 2 h.
         referral(
             desk,
             weeks[0].start + timedelta(hours=5),
@@ -291,7 +293,7 @@ def test_trend_cohorts_give_each_week_its_own_figures(app, desk):
         assert [t.median_hours for t in metrics.first_touch_by_cohort(cohorts)] == [
             metrics.first_touch_time(week).median_hours for week in weeks
         ]
-        assert [t.median_hours for t in metrics.first_touch_by_cohort(cohorts)] == [1.0, None, None]
+        assert [t.median_hours for t in metrics.first_touch_by_cohort(cohorts)] == [2.0, None, None]
         assert [(c.completed, c.submitted) for c in metrics.conversion_by_cohort(cohorts)] == [
             (1, 2),
             (0, 0),

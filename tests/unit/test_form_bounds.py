@@ -18,7 +18,9 @@ from wtforms.fields.core import UnboundField
 import portal.accounts.forms
 import portal.admin.forms
 import portal.patients.forms
-import portal.referrals.forms  # noqa: F401 - imported for their form classes
+import portal.referrals.actions
+import portal.referrals.forms
+import portal.referrals.ratings  # noqa: F401 - imported for their form classes
 from portal import create_app
 from portal.config import TestConfig
 from portal.forms import PortalForm, boundary_refusal
@@ -64,10 +66,15 @@ WHERE_STORED = {
     ("ServiceLineForm", "name"): "service_line.name",
     ("ServiceLineForm", "description"): "service_line.description",
     ("ServiceLineForm", "eligibility_criteria"): "service_line.eligibility_criteria",
+    ("ServiceLineForm", "packet_treats"): "service_line.packet_treats",
+    ("ServiceLineForm", "packet_how_to_submit"): "service_line.packet_how_to_submit",
+    ("ServiceLineForm", "packet_after"): "service_line.packet_after",
+    ("ServiceLineForm", "packet_contacts"): "service_line.packet_contacts",
     ("BusinessHoursForm", "time_zone"): "business_hours.time_zone",
     ("HolidayForm", "name"): "holiday.name",
     ("NextStepForm", "reason"): "referral_event.staff_note",
     ("ShareFollowUpForm", "message"): "referral_event.summary+16",  # "Follow-up note: "
+    ("ProcessRatingForm", "comment"): "process_rating.comment",
 }
 # Stored after a transformation that bounds them more tightly than the form does.
 TRANSFORMED = {
