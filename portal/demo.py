@@ -40,6 +40,7 @@ from portal.models import (
 from portal.patients.services import Slot, send_next_step_link
 from portal.referrals import services
 from portal.referrals.documents import Upload
+from portal.scorecard.tasks import send_weekly_scorecards
 from portal.sla.clocks import stop_partner_feedback
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo on purpose
@@ -97,6 +98,42 @@ DEMO_SERVICE_LINES = [
         [],
     ),
 ]
+# Each demo service line's referral packet (what the admin would write on its form).
+DEMO_PACKETS = {
+    "Behavioral health": {
+        "packet_treats": "Video visits with psychiatrists and licensed therapists.\n"
+        "- Depression and anxiety\n- Adult ADHD, evaluation and treatment\n"
+        "- Insomnia (CBT-I)\n- Medication management after a hospital stay",
+        "packet_after": "The first visit is a 60-minute video assessment; therapy follows "
+        "weekly or every other week.",
+        "packet_contacts": "Behavioral health coordinator: (202) 555-0114, weekdays 9 AM to 5 PM\n"
+        "For a patient in crisis, call 988 or 911: do not send a referral.",
+    },
+    "Cardiac rehabilitation": {
+        "packet_treats": "Twelve weeks of supervised exercise and education by video, with a "
+        "home blood pressure cuff and a heart rate monitor sent to the patient.\n"
+        "- After a heart attack, bypass surgery or a stent\n"
+        "- Stable heart failure (NYHA I to III)\n- Stable angina",
+        "packet_how_to_submit": "Send the referral through this portal and attach the echo "
+        "report and the exercise clearance note.\n"
+        "No portal access yet? Fax the referral to (202) 555-0199; we enter it for you.",
+        "packet_after": "Sessions run three times a week; we send you a progress summary "
+        "at weeks 6 and 12.",
+        "packet_contacts": "Cardiac rehab nurse line: (202) 555-0112, weekdays 8 AM to 4 PM",
+    },
+    "Diabetes and endocrinology": {
+        "packet_treats": "- Type 1 and type 2 diabetes, including insulin starts and pumps\n"
+        "- Thyroid, adrenal and pituitary disorders\n- Diabetes education, one to one",
+        "packet_after": "A dietitian joins the first visit for patients with diabetes.",
+        "packet_contacts": "Endocrinology referral desk: (202) 555-0113",
+    },
+    "Sleep medicine": {
+        "packet_treats": "- Obstructive sleep apnea, with a home sleep test mailed to the "
+        "patient\n- Chronic insomnia\n- CPAP that the patient cannot tolerate",
+        "packet_after": "The home sleep test is mailed within 5 business days of the first "
+        "visit; results go to you and the patient.",
+    },
+}
 
 FIRST_NAMES = [
     "Alex",
@@ -213,7 +250,13 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
     db.session.add_all(users.values())
     lines = []
     for name, description, criteria, items in DEMO_SERVICE_LINES:
-        line = ServiceLine(name=name, description=description, eligibility_criteria=criteria)
+        line = ServiceLine(
+            name=name,
+            description=description,
+            eligibility_criteria=criteria,
+            packet_updated_at=utcnow(),
+            **DEMO_PACKETS.get(name, {}),
+        )
         line.all_required_items = [
             RequiredItem(label=label, kind=kind, position=position)
             for position, (label, kind) in enumerate(items)
@@ -240,6 +283,9 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
     # after it was written (which also closes the partner-feedback clocks it started).
     _deliver_history()
     db.session.commit()
+    # Last week's scorecard emails, as the jobs process writes them: each partner's own
+    # figures and partner success's, waiting in the dev outbox.
+    send_weekly_scorecards()
     total = db.session.scalar(select(func.count(Referral.id)))
     return (
         f"{len(partners)} partners, {len(users)} users, {len(lines)} service lines, "

@@ -42,6 +42,7 @@ def queue_email(
     purpose: str | None = None,
     attachment: tuple[str, str | bytes] | None = None,
     locale: Locale | None = None,
+    message_key: str | None = None,
     **context: object,
 ) -> OutboxMessage:
     """Render `emails/<template>.subject.txt` and `.txt` into a pending message, in
@@ -51,7 +52,8 @@ def queue_email(
     Templates get the reference and links only: no patient data ever goes in a message.
     `attachment` is one text file, (name, text or UTF-8 bytes), such as a visit's .ics;
     its content type follows from the name's extension, and it holds no patient data
-    either.
+    either. `message_key` makes the message's unique key deterministic, so writing the
+    same message twice fails on flush (see portal.scorecard.tasks); it is random by default.
     """
     with _written_in(locale):
         subject = render_template(f"emails/{template}.subject.txt", **context).strip()
@@ -61,7 +63,7 @@ def queue_email(
         attachment_name, content = attachment
         attachment_body = content.decode("utf-8") if isinstance(content, bytes) else content
     message = OutboxMessage(
-        message_key=new_message_key(),  # its Message-ID, the same on every attempt
+        message_key=message_key or new_message_key(),  # its Message-ID on every attempt
         channel=MessageChannel.EMAIL,
         recipient=recipient,
         subject=subject,

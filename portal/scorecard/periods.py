@@ -11,7 +11,7 @@ from flask_babel import gettext
 from portal.clock import utcnow
 from portal.formatting import format_month, format_plain_day
 from portal.localtime import practice_zone
-from portal.scorecard.metrics import Scope
+from portal.scorecard.metrics import RE_REFERRAL_WINDOW, Scope
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,17 @@ def month_of(day: date) -> Period:
 
 def last_complete_week() -> Period:
     return week_of(today() - timedelta(days=7))
+
+
+def latest_re_referral_week(now: datetime | None = None) -> Period:
+    """The newest week whose referrals have all had their 30 days: its end plus the
+    re-referral window is not after `now`. The week that just ended is never it (its 30
+    days are still running), so a weekly email reports re-referral for this cohort,
+    labelled with its week. The week before the one holding `now - 30 days` ends at or
+    before that instant; that week's own end is after it.
+    """
+    elapsed = (now or utcnow()) - RE_REFERRAL_WINDOW
+    return week_of(elapsed.astimezone(practice_zone()).date() - timedelta(days=7))
 
 
 def weeks_ending(period: Period, count: int = 12) -> list[Period]:

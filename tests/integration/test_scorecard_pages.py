@@ -16,7 +16,7 @@ from portal.extensions import db
 from portal.models import AuditEntry, OutboxMessage, Status
 from portal.scorecard.report import display
 from portal.scorecard.tables import TABLES
-from portal.scorecard.tasks import send_weekly_summary
+from portal.scorecard.tasks import send_weekly_scorecards
 from tests.fixtures.desk import make_referral
 
 MONDAY = datetime(2026, 11, 23, 15, tzinfo=UTC)
@@ -118,8 +118,8 @@ def test_partners_cannot_open_the_staff_scorecard(client_for, desk, path):
 
 def test_the_weekly_summary_goes_to_partner_success_once(app, desk, history):
     with app.app_context(), frozen_at(MONDAY):
-        assert send_weekly_summary() is True
-        assert send_weekly_summary() is False
+        assert send_weekly_scorecards() == 3  # partner success's, alpha's and beta's
+        assert send_weekly_scorecards() == 0
         (message,) = db.session.scalars(
             select(OutboxMessage).where(
                 OutboxMessage.recipient == app.config["PARTNER_SUCCESS_EMAIL"]
@@ -128,7 +128,7 @@ def test_the_weekly_summary_goes_to_partner_success_once(app, desk, history):
         assert message.subject == "Referral scorecard: Week of Nov 16, 2026"
         assert "Referral to started care" in message.body and "/scorecard?" in message.body
     with app.app_context(), frozen_at(MONDAY + timedelta(days=7)):
-        assert send_weekly_summary() is True  # the next week's
+        assert send_weekly_scorecards() == 3  # the next week's
 
 
 def test_a_custom_range_and_a_bad_one(client_for, desk, history):
