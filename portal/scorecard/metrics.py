@@ -335,23 +335,35 @@ def re_referral_rate(scope: Scope, now: datetime | None = None) -> Share:
     return re_referral_by_cohort(Cohorts.of([scope]), now)[0]
 
 
-def re_referral_by_cohort(cohorts: Cohorts, now: datetime | None = None) -> list[Share]:
+def _elapsed(now: datetime, after: datetime | None) -> list[ColumnElement[bool]]:
+    """Referrals whose 30 days have fully elapsed by `now`; with `after`, only those
+    that had not by `after` (what elapsed in between: stored figures plus these are
+    the figures now, see snapshots.py)."""
+    conditions = [Referral.submitted_at <= now - RE_REFERRAL_WINDOW]
+    if after is not None:
+        conditions.append(Referral.submitted_at > after - RE_REFERRAL_WINDOW)
+    return conditions
+
+
+def re_referral_by_cohort(
+    cohorts: Cohorts, now: datetime | None = None, *, after: datetime | None = None
+) -> list[Share]:
     """Of the period's referrals whose 30 days have fully elapsed, the share followed by
     another referral from the same partner within those 30 days."""
-    now = now or utcnow()
-    elapsed = Referral.submitted_at <= now - RE_REFERRAL_WINDOW
     return [
         Share(part, whole)
         for whole, part in cohorts.counts(
-            _followed_within_window(cohorts.bounds[-1]), where=[elapsed]
+            _followed_within_window(cohorts.bounds[-1]),
+            where=_elapsed(now or utcnow(), after),
         )
     ]
 
 
-def re_referral_by_partner(scope: Scope, now: datetime | None = None) -> dict[int, Share]:
+def re_referral_by_partner(
+    scope: Scope, now: datetime | None = None, *, after: datetime | None = None
+) -> dict[int, Share]:
     """partner id -> the period's re-referral share, for partners whose referrals of the
     period include some whose 30 days have elapsed (one grouped query)."""
-    now = now or utcnow()
     followed = _followed_within_window(scope.end)
     return {
         partner_id: Share(int(part or 0), whole)
@@ -361,7 +373,7 @@ def re_referral_by_partner(scope: Scope, now: datetime | None = None) -> dict[in
                 func.count(Referral.id),
                 func.sum(case((followed, 1), else_=0)),
             )
-            .where(scope.submitted(), Referral.submitted_at <= now - RE_REFERRAL_WINDOW)
+            .where(scope.submitted(), *_elapsed(now or utcnow(), after))
             .group_by(Referral.partner_id)
         )
     }
@@ -476,7 +488,11 @@ class PartnerRow:
     first_touch_median_hours: float | None
     conversion: float | None
     incomplete: float | None
-    re_referral: float | None
+    re_referral_share: Share
+
+    @property
+    def re_referral(self) -> float | None:
+        return self.re_referral_share.rate
 
 
 def league_table(scope: Scope, now: datetime | None = None) -> list[PartnerRow]:
@@ -517,7 +533,7 @@ def league_table(scope: Scope, now: datetime | None = None) -> list[PartnerRow]:
                 touches[partner_id].median_hours if partner_id in touches else None,
                 _rate(completed or 0, total),
                 _rate(incomplete or 0, total),
-                re_referral.rate,
+                re_referral,
             )
         )
     return sorted(rows, key=lambda r: (r.referrals == 0, r.conversion is None, r.conversion or 0))

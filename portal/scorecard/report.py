@@ -159,16 +159,20 @@ def _figures(
 
     # Tasks answer (table name, rows) or (first week's index, that run's SUMMARY rows).
     tasks: list[Builder] = []
-    tables = {spec.name: stored.get((scope.start, scope.end, spec.name)) for spec in specs}
+    tables: dict[str, list[tuple] | None] = {}
     for spec in specs:
-        rows = tables[spec.name]
-        if rows is None:
+        found = stored.get((scope.start, scope.end, spec.name))
+        tables[spec.name] = found.rows if found else None
+        if found is None:
             tasks.append(lambda name=spec.name, build=spec.rows: (name, build(scope)))
         elif spec.refresh_aged and not snapshots.is_settled(scope, now):
             tasks.append(
-                lambda name=spec.name, r=rows, f=spec.refresh_aged: (name, f(scope, r, now))
+                lambda name=spec.name, found=found, refresh=spec.refresh_aged: (
+                    name,
+                    refresh(scope, found.rows, found.computed_at, now),
+                )
             )
-    summaries = [(stored.get((w.start, w.end, SUMMARY.name)) or [None])[0] for w in week_scopes]
+    summaries = [_first_row(stored.get((w.start, w.end, SUMMARY.name))) for w in week_scopes]
     missing = [i for i, row in enumerate(summaries) if row is None]
     for first, last in _runs(missing):
         span = metrics.Cohorts.of(week_scopes[first : last + 1])
@@ -199,9 +203,20 @@ def _figures(
         db.session.commit()
     by_name = {spec.name: spec for spec in specs}
     return (
-        {name: Table(by_name[name], rows or []) for name, rows in tables.items()},
+        {name: _shown(by_name[name], rows or []) for name, rows in tables.items()},
         Weekly([week.first_day for week in weeks], [row for row in summaries if row]),
     )
+
+
+def _first_row(found: snapshots.Stored | None) -> tuple | None:
+    return found.rows[0] if found else None
+
+
+def _shown(spec: ScorecardTable, rows: list[tuple]) -> Table:
+    """The table as pages and files show it: without what only the stored copy keeps."""
+    if spec.stored_only:
+        rows = [row[: -spec.stored_only] for row in rows]
+    return Table(spec, rows)
 
 
 def _runs(indices: list[int]) -> list[tuple[int, int]]:

@@ -22,9 +22,9 @@ referrals of the period whose 30 days have passed (see `RefreshAged`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, event, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -60,6 +60,11 @@ EVERYTHING = date(1, 1, 1)
 Key = tuple[datetime, datetime, str]  # start, end, table name
 
 
+class Stored(NamedTuple):
+    rows: list[tuple]
+    computed_at: datetime
+
+
 def is_closed(scope: Scope, now: datetime) -> bool:
     return scope.end + GRACE <= now
 
@@ -90,7 +95,7 @@ class Memory:
         self._epochs: dict[Key, int] = {}
         self.remembered = 0  # rows stored, for the caller to commit
 
-    def recall(self, wanted: Iterable[tuple[Scope, str]]) -> dict[Key, list[tuple]]:
+    def recall(self, wanted: Iterable[tuple[Scope, str]]) -> dict[Key, Stored]:
         keys = [(s.start, s.end, name) for s, name in wanted if is_closed(s, self.now)]
         if not keys:
             return {}
@@ -117,6 +122,7 @@ class Memory:
                 ScorecardSnapshot.table_name,
                 ScorecardSnapshot.epoch,
                 ScorecardSnapshot.rows,
+                ScorecardSnapshot.computed_at,
             ).where(
                 ScorecardSnapshot.definitions == DEFINITIONS,
                 ScorecardSnapshot.partner_id == self.partner_id,
@@ -126,8 +132,8 @@ class Memory:
             )
         )
         return {
-            (start, end, name): decode(rows)
-            for start, end, name, epoch, rows in stored
+            (start, end, name): Stored(decode(rows), computed_at)
+            for start, end, name, epoch, rows, computed_at in stored
             if self._epochs.get((start, end, name)) == epoch
         }
 
@@ -178,11 +184,6 @@ def decode(rows: list[list[Any]]) -> list[tuple]:
         tuple(date.fromisoformat(v["date"]) if isinstance(v, dict) else v for v in row)
         for row in rows
     ]
-
-
-# Values in stored rows that time alone changes: given the period's scope, its stored
-# rows and now, the rows with those values computed afresh.
-RefreshAged = Callable[[Scope, list[tuple], datetime], list[tuple]]
 
 
 # --- What makes a snapshot stale --------------------------------------------------------

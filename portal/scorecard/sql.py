@@ -30,4 +30,3 @@ def _elapsed_sqlite(element, compiler, **kw):
         f"((julianday({compiler.process(later, **kw)}) - "
         f"julianday({compiler.process(earlier, **kw)})) * 86400.0)"
     )
-

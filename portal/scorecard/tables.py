@@ -15,11 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from portal.exports import Column, Export, Kind
-from portal.extensions import db
-from portal.models import Partner
 from portal.models.sla import STAGE_LABELS
 from portal.scorecard import metrics, ratings
 
@@ -139,9 +135,15 @@ class ScorecardTable(Export):
     staff_only: bool = False  # not on a partner's dashboard
     all_partners_only: bool = False  # only when the scorecard is not narrowed to a partner
     figures: bool = False  # one row, shown on the page as heading: value lines
-    # For rows stored for a closed period (snapshots.py): the values time alone changes
-    # (which referrals' 30 days have passed) computed afresh. None: nothing ages.
-    refresh_aged: Callable[[metrics.Scope, list[tuple], datetime], list[tuple]] | None = None
+    # For rows stored for a closed period (snapshots.py): given the period, the stored
+    # rows, when they were computed and now, the rows with the values time alone changes
+    # (which referrals' 30 days have passed) brought up to now. None: nothing ages.
+    refresh_aged: Callable[[metrics.Scope, list[tuple], datetime, datetime], list[tuple]] | None = (
+        None
+    )
+    # Trailing values of each row that only the stored copy keeps (for refresh_aged);
+    # the page and the CSV never see them.
+    stored_only: int = 0
 
 
 def summary_rows_by_cohort(cohorts: metrics.Cohorts) -> list[tuple]:
@@ -193,12 +195,51 @@ def refresh_summaries(cohorts: metrics.Cohorts, rows: list[tuple], now: datetime
     ]
 
 
-def _refresh_league(scope: metrics.Scope, rows: list[tuple], now: datetime) -> list[tuple]:
-    shares = metrics.re_referral_by_partner(metrics.Scope(scope.start, scope.end), now)
-    ids = dict(db.session.execute(select(Partner.name, Partner.id)).all())
+def _add(share: metrics.Share, part: int, whole: int) -> metrics.Share:
+    return metrics.Share(share.part + part, share.whole + whole)
+
+
+def _refresh_summary(
+    scope: metrics.Scope, rows: list[tuple], computed_at: datetime, now: datetime
+) -> list[tuple]:
+    """The stored counts plus the referrals whose 30 days ended since they were stored
+    (their followed-or-not can no longer change: it could only until their 30 days
+    ended)."""
+    (row,) = rows
+    since = metrics.re_referral_by_cohort(metrics.Cohorts.of([scope]), now, after=computed_at)[0]
+    return [(*row[:-RE_REFERRAL_VALUES], *re_referral_values(_add(since, row[-2], row[-1])))]
+
+
+def _league_rows(scope: metrics.Scope) -> list[tuple]:
+    """The league rows, each ending with what only a stored copy keeps (the partner's
+    id and its re-referral counts, for _refresh_league)."""
     return [
-        (*row[:-1], percent(shares.get(ids.get(row[0]), metrics.Share(0, 0)).rate)) for row in rows
+        (
+            r.partner,
+            r.referrals,
+            r.first_touch_median_hours,
+            percent(r.conversion),
+            percent(r.incomplete),
+            percent(r.re_referral),
+            r.partner_id,
+            r.re_referral_share.part,
+            r.re_referral_share.whole,
+        )
+        for r in metrics.league_table(scope)
     ]
+
+
+def _refresh_league(
+    scope: metrics.Scope, rows: list[tuple], computed_at: datetime, now: datetime
+) -> list[tuple]:
+    since = metrics.re_referral_by_partner(
+        metrics.Scope(scope.start, scope.end), now, after=computed_at
+    )
+    refreshed = []
+    for *shown, partner_id, part, whole in rows:
+        share = _add(since.get(partner_id, metrics.Share(0, 0)), part, whole)
+        refreshed.append((*shown[:-1], percent(share.rate), partner_id, share.part, share.whole))
+    return refreshed
 
 
 SUMMARY = ScorecardTable(
@@ -221,7 +262,7 @@ SUMMARY = ScorecardTable(
     ),
     rows=_summary_rows,
     figures=True,
-    refresh_aged=lambda scope, rows, now: refresh_summaries(metrics.Cohorts.of([scope]), rows, now),
+    refresh_aged=_refresh_summary,
 )
 
 LEAGUE = ScorecardTable(
@@ -237,17 +278,8 @@ LEAGUE = ScorecardTable(
         INCOMPLETE,
         RE_REFERRAL,
     ),
-    rows=lambda scope: [
-        (
-            r.partner,
-            r.referrals,
-            r.first_touch_median_hours,
-            percent(r.conversion),
-            percent(r.incomplete),
-            percent(r.re_referral),
-        )
-        for r in metrics.league_table(scope)
-    ],
+    rows=_league_rows,
+    stored_only=3,
     staff_only=True,
     all_partners_only=True,
     refresh_aged=_refresh_league,

@@ -111,6 +111,19 @@ def test_time_alone_moves_the_re_referral_figure_of_a_stored_week(app, desk):
             100.0,
             1,
         )
+        # The league table too: its stored copy keeps each partner's counts, and the
+        # referrals whose 30 days ended since are added to them.
+        from portal.scorecard.tables import LEAGUE
+
+        def alpha_re_referral(now):
+            with frozen_at(now):
+                rows = one_table(LEAGUE, WEEK, None).rows
+            assert all(len(row) == len(LEAGUE.columns) for row in rows)
+            return next(row[-1] for row in rows if row[0] == "Alpha Primary Care")
+
+        assert alpha_re_referral(LATER) is None
+        assert alpha_re_referral(MONDAY + timedelta(days=31)) == 100.0
+        assert stored_count() >= 2  # the league was stored at LATER, then refreshed
 
 
 def test_open_periods_and_custom_ranges_are_not_stored(app, desk):
