@@ -32,7 +32,6 @@ from portal.scorecard.tables import (
     TREND_FIGURES,
     TRENDS,
     ScorecardTable,
-    refresh_summaries,
     summary_rows_by_cohort,
     tables_for,
 )
@@ -182,11 +181,15 @@ def _figures(
         for i, w in enumerate(week_scopes)
         if i not in missing and not snapshots.is_settled(w, now)
     ]
-    for first, last in _runs(aging):
-        span = metrics.Cohorts.of(week_scopes[first : last + 1])
-        rows = summaries[first : last + 1]
+    # Each only adds the referrals whose 30 days ended since it was stored: a few
+    # index reads per week.
+    for i in aging:
+        found = stored[week_scopes[i].start, week_scopes[i].end, SUMMARY.name]
         tasks.append(
-            lambda span=span, rows=rows, first=first: (first, refresh_summaries(span, rows, now))
+            lambda i=i, found=found: (
+                i,
+                SUMMARY.refresh_aged(week_scopes[i], found.rows, found.computed_at, now),
+            )
         )
 
     for key, rows in side_by_side(tasks) if parallel else [task() for task in tasks]:

@@ -186,15 +186,6 @@ def _summary_rows(scope: metrics.Scope) -> list[tuple]:
 RE_REFERRAL_VALUES = 3  # the SUMMARY row ends with them
 
 
-def refresh_summaries(cohorts: metrics.Cohorts, rows: list[tuple], now: datetime) -> list[tuple]:
-    """SUMMARY rows of consecutive periods with their re-referral values as of now."""
-    shares = metrics.re_referral_by_cohort(cohorts, now)
-    return [
-        (*row[:-RE_REFERRAL_VALUES], *re_referral_values(share))
-        for row, share in zip(rows, shares, strict=True)
-    ]
-
-
 def _add(share: metrics.Share, part: int, whole: int) -> metrics.Share:
     return metrics.Share(share.part + part, share.whole + whole)
 

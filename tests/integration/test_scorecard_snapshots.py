@@ -124,6 +124,16 @@ def test_time_alone_moves_the_re_referral_figure_of_a_stored_week(app, desk):
         assert alpha_re_referral(LATER) is None
         assert alpha_re_referral(MONDAY + timedelta(days=31)) == 100.0
         assert stored_count() >= 2  # the league was stored at LATER, then refreshed
+        # And the week's point on the re-referral trend, read from its stored summary.
+        from portal.scorecard.report import trends
+
+        def trend_point(now):
+            with frozen_at(now):
+                re_referral = trends(WEEK, None)[-1]
+            return re_referral.values[re_referral.weeks.index(WEEK.first_day)]
+
+        assert trend_point(LATER) is None
+        assert trend_point(MONDAY + timedelta(days=31)) == 100.0
 
 
 def test_open_periods_and_custom_ranges_are_not_stored(app, desk):
