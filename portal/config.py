@@ -181,6 +181,10 @@ class Config:
     # --- Schedules: every timing rule, with its default, in one place. -------------
     # Business time runs on this week unless an admin has set another (and holidays).
     BUSINESS_HOURS = {day: ("09:00", "17:00") for day in range(5)} | {5: None, 6: None}
+    # Each web worker and the jobs process keep the business hours, holidays and SLA
+    # targets in memory and check at most this often whether an admin changed them: a
+    # change reaches the other processes within this many seconds (its own at once).
+    SETTINGS_CACHE_SECONDS = int(os.environ.get("SETTINGS_CACHE_SECONDS", "5"))
     # SLA targets in business minutes, by stage and urgency (PRODUCT.md's defaults:
     # urgent 1 h / 4 h / 1 business day / 1 business day; routine 1 / 2 / 3 / 2 days).
     # A business day is 8 business hours. Admins override these per stage and urgency.
@@ -296,6 +300,7 @@ class TestConfig(Config):
     DEV_OUTBOX_PAGE = True
     BACKUP_ENABLED = False
     JOBS_STATUS_CACHE_SECONDS = 0
+    SETTINGS_CACHE_SECONDS = 0  # a change made straight in the database is seen at once
 
     @classmethod
     def check(cls, config: dict) -> None:

@@ -9,25 +9,22 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from flask import current_app, g
-
-from portal.extensions import db
+from flask import g
 
 
 def practice_zone() -> ZoneInfo:
-    """The practice's zone, read once per request or job run."""
+    """The practice's zone, fixed for a request or job run (see portal/sla/settings_cache.py)."""
     zone = g.get("practice_zone")
     if zone is None:
-        from portal.models import BusinessHours
+        from portal.sla.settings_cache import practice_settings  # it imports this module
 
-        row = db.session.get(BusinessHours, 1)
-        zone = ZoneInfo(row.time_zone if row else current_app.config["PRACTICE_TIME_ZONE"])
-        g.practice_zone = zone
+        zone = g.practice_zone = practice_settings().zone
     return zone
 
 
 def forget_practice_zone() -> None:
-    """After the admin changes the zone, within the same request."""
+    """After the admin changes the zone, within the same request (the settings cache
+    calls it whenever the business hours change)."""
     g.pop("practice_zone", None)
 
 

@@ -8,8 +8,8 @@ rules to keep in step with it.
 
 from __future__ import annotations
 
-from datetime import datetime, time
-from zoneinfo import ZoneInfo
+from collections.abc import Mapping
+from datetime import datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -17,17 +17,9 @@ from sqlalchemy import Case, and_, case, select
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.models import (
-    BusinessHours,
-    Holiday,
-    Referral,
-    SlaClock,
-    SlaStage,
-    SlaTarget,
-    Status,
-    Urgency,
-)
+from portal.models import Referral, SlaClock, SlaStage, Status, Urgency
 from portal.sla.calendar import BusinessCalendar
+from portal.sla.settings_cache import practice_settings
 
 # What is recorded (the English, as it always was) -> what the list shows.
 BREACH_REASONS = {
@@ -40,49 +32,32 @@ BREACH_REASONS = {
 }
 
 
-def _parse_hours(value) -> tuple[time, time] | None:
-    if not value:
-        return None
-    opens, closes = value
-    return time.fromisoformat(opens), time.fromisoformat(closes)
-
-
 def load_calendar() -> BusinessCalendar:
     """The practice's calendar: the admin's week and holidays, or the configured default."""
-    row = db.session.get(BusinessHours, 1)
-    zone = row.time_zone if row else current_app.config["PRACTICE_TIME_ZONE"]
-    weekly = row.weekly if row else current_app.config["BUSINESS_HOURS"]
-    holidays = frozenset(db.session.scalars(select(Holiday.day)))
-    return BusinessCalendar(
-        zone=ZoneInfo(zone),
-        hours={int(day): _parse_hours(hours) for day, hours in weekly.items()},
-        holidays=holidays,
-    )
+    return practice_settings().calendar()
 
 
 def target_minutes(stage: SlaStage, urgency: Urgency) -> float:
     """The admin's target for the stage and urgency, or the configured default."""
-    row = db.session.scalar(
-        select(SlaTarget).where(SlaTarget.stage == stage, SlaTarget.urgency == urgency)
-    )
-    return _minutes(stage, urgency, row)
+    return _minutes(stage, urgency, practice_settings().targets)
 
 
 def all_target_minutes() -> dict[tuple[SlaStage, Urgency], float]:
-    """Every target `target_minutes` gives (each stage with a target, each urgency), in
-    one query."""
-    rows = {(r.stage, r.urgency): r for r in db.session.scalars(select(SlaTarget))}
+    """Every target `target_minutes` gives (each stage with a target, each urgency)."""
+    targets = practice_settings().targets
     return {
-        (stage, urgency): _minutes(stage, urgency, rows.get((stage, urgency)))
+        (stage, urgency): _minutes(stage, urgency, targets)
         for stage, urgency in (
             (SlaStage(s), Urgency(u)) for s, u in current_app.config["SLA_TARGET_MINUTES"]
         )
     }
 
 
-def _minutes(stage: SlaStage, urgency: Urgency, row: SlaTarget | None) -> float:
-    if row is not None:
-        return row.business_minutes
+def _minutes(
+    stage: SlaStage, urgency: Urgency, targets: Mapping[tuple[SlaStage, Urgency], float]
+) -> float:
+    if (stage, urgency) in targets:
+        return targets[stage, urgency]
     return float(current_app.config["SLA_TARGET_MINUTES"][(stage.value, urgency.value)])
 
 
@@ -269,16 +244,6 @@ def _retarget_visit(clock: SlaClock, referral: Referral, calendar: BusinessCalen
         )
         _set_due(clock, calendar)
         clock.at_risk_tagged_at = clock.breached_at = None
-
-
-def breaches_of(referral: Referral) -> list[SlaClock]:
-    return list(
-        db.session.scalars(
-            select(SlaClock)
-            .where(SlaClock.referral_id == referral.id, SlaClock.breached_at.is_not(None))
-            .order_by(SlaClock.breached_at)
-        )
-    )
 
 
 def record_breach_reason(clock: SlaClock, reason: str, user) -> None:
