@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session
 
@@ -76,6 +76,35 @@ def refresh_planner_statistics(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.exec_driver_sql("PRAGMA analysis_limit=1000")
         connection.exec_driver_sql("ANALYZE")
+
+
+def empty_postgresql(url: str) -> None:
+    """Drop everything in a PostgreSQL database's public schema (tests and benchmarks
+    start from an empty database they own; never pointed at a real desk)."""
+    engine = create_engine(normalise_database_url(url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+
+
+def commit_keeping_loaded() -> None:
+    """Commit, keeping every loaded object as it is (no reload on next access).
+
+    For a request that only added rows (an audit entry, a seen marker) and goes on to
+    render what it loaded: after a plain commit, reading the user or the referral again
+    would cost a statement each for values that cannot have changed.
+    """
+    from portal.extensions import db
+
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 class Database:

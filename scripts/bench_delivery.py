@@ -28,11 +28,12 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from portal import create_app  # noqa: E402
 from portal.commands import upgrade_database  # noqa: E402
 from portal.config import TestConfig  # noqa: E402
+from portal.database import empty_postgresql  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import MessageStatus, OutboxMessage  # noqa: E402
 from portal.notifications.outbox import queue_email  # noqa: E402
@@ -71,11 +72,7 @@ def free_port() -> int:
 def prepare(url: str, count: int) -> None:
     """Migrate the database at `url` and queue `count` emails in it."""
     if url.startswith("postgresql"):
-        engine = create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        empty_postgresql(url)
     app = create_app(TestConfig, DATABASE_URL=url)
     with app.app_context():
         upgrade_database()

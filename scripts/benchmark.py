@@ -32,6 +32,7 @@ from portal import create_app  # noqa: E402
 from portal.accounts.passwords import hash_password  # noqa: E402
 from portal.commands import upgrade_database  # noqa: E402
 from portal.config import TestConfig  # noqa: E402
+from portal.database import empty_postgresql  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import (  # noqa: E402
     Base,
@@ -532,9 +533,7 @@ def main() -> None:
         if args.reuse:
             upgrade_database()
         elif args.database == "postgresql":
-            with db.engine.begin() as connection:
-                connection.execute(text("DROP SCHEMA public CASCADE"))
-                connection.execute(text("CREATE SCHEMA public"))
+            empty_postgresql(url)
         if not args.reuse:
             upgrade_database()
             started = time.monotonic()

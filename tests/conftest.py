@@ -27,6 +27,7 @@ from portal import create_app
 from portal.accounts.sessions import create_session_row
 from portal.commands import upgrade_database
 from portal.config import TestConfig
+from portal.database import empty_postgresql
 from portal.extensions import db
 from portal.models import Base
 from tests.fixtures.desk import Desk, build_desk, totp_code, user
@@ -62,11 +63,7 @@ def database_template(request, tmp_path_factory) -> DatabaseTemplate:
         path = tmp_path_factory.mktemp("template") / "portal.db"
         _migrate(f"sqlite:///{path}")
         return DatabaseTemplate("sqlite", str(path))
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    empty_postgresql(url)
     _migrate(url)
     return DatabaseTemplate("postgresql", url)
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from portal.accounts.sessions import roles_required
 from portal.auditing import record_audit
+from portal.database import commit_keeping_loaded
 from portal.extensions import db
 from portal.intake.queue import QueueFilters, queue_page
 from portal.models import STAFF_ROLES, Partner, ServiceLine, Status, Urgency
@@ -38,7 +39,7 @@ def queue():
         searched=bool(filters.search),
         page=page,
     )
-    db.session.commit()  # before reading the page, so the commit expires none of it
+    commit_keeping_loaded()  # the signed-in user stays loaded for the page
     referrals, has_next = queue_page(filters, page, current_app.config["QUEUE_PAGE_SIZE"])
     context = {
         "clocks": clock_views(referrals),

@@ -65,7 +65,11 @@ def requested_items(request: InfoRequest) -> list[ReferralItem]:
 
 def open_items(referral: Referral) -> list[ReferralItem]:
     """Items the open request still waits for (empty when nothing is asked)."""
-    request = open_request(referral)
+    return items_waiting(open_request(referral))
+
+
+def items_waiting(request: InfoRequest | None) -> list[ReferralItem]:
+    """Items `request` (a referral's open request, if any) still waits for."""
     if request is None:
         return []
     return [item for item in requested_items(request) if not item.is_provided]

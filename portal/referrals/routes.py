@@ -18,11 +18,13 @@ from flask import (
 from flask_babel import gettext
 from flask_login import current_user, login_required
 from htmx_flask import request
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from portal.accounts.sessions import passive, roles_required
 from portal.auditing import record_audit
+from portal.clock import utcnow
+from portal.database import commit_keeping_loaded
 from portal.extensions import db
 from portal.models import (
     Channel,
@@ -34,13 +36,18 @@ from portal.models import (
     Referral,
     Role,
     ServiceLine,
+    SlaClock,
     Urgency,
 )
 from portal.pagination import one_page
 from portal.patients.services import latest_link
 from portal.query_args import page_arg, text_arg
 from portal.referrals import drafts, forms, services
-from portal.referrals.access import get_referral_or_404, visible_referrals
+from portal.referrals.access import (
+    get_referral_and_seen_or_404,
+    get_referral_or_404,
+    visible_referrals,
+)
 from portal.referrals.actions import form_actions, new_action_form
 from portal.referrals.consent import current_wording, wording_for
 from portal.referrals.duplicates import (
@@ -49,10 +56,7 @@ from portal.referrals.duplicates import (
     new_submission_token,
     submitted_with_token,
 )
-from portal.referrals.needs_info import (
-    open_items,
-    open_request,
-)
+from portal.referrals.needs_info import items_waiting, open_items, open_request
 from portal.referrals.unread import (
     UNREAD_CAP,
     mark_seen,
@@ -62,9 +66,8 @@ from portal.referrals.unread import (
 from portal.referrals.workflow import (
     allowed_actions,
 )
-from portal.sla.clocks import active_clock, breaches_of
-from portal.sla.display import PARTNER_PROMISES
-from portal.sla.views import clock_views
+from portal.sla.clocks import active_clock, load_calendar
+from portal.sla.display import PARTNER_PROMISES, describe_clock
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
 
@@ -182,9 +185,7 @@ def new():
             possible_duplicate = warning.earlier
         else:
             if not result.created:
-                flash(
-                    gettext("This referral was already received; it was not sent twice."), "info"
-                )
+                flash(gettext("This referral was already received; it was not sent twice."), "info")
             return redirect(url_for("referrals.submitted", reference=result.referral.reference))
     if possible_duplicate is not None or draft_gone:
         status = 409
@@ -210,9 +211,7 @@ def _form_token_arg() -> str:
     if token and not is_submission_token(token):
         abort(
             400,
-            description=gettext(
-                "“form” is not a form the portal opened: start a new referral."
-            ),
+            description=gettext("“form” is not a form the portal opened: start a new referral."),
         )
     return token
 
@@ -272,11 +271,13 @@ def submitted(reference: str):
 @login_required
 def detail(reference: str):
     """One referral: status, timeline and, for staff, the actions open to them."""
-    referral = get_referral_or_404(current_user, reference)
+    referral, seen_at = get_referral_and_seen_or_404(current_user, reference)
     record_audit("referral.viewed", actor=current_user, referral=referral)
     if current_user.is_partner_user:
-        mark_seen(current_user, referral)
-    db.session.commit()
+        mark_seen(current_user, referral, seen_at)
+    # What the page shows was loaded before the commit: keep it rather than read the
+    # user and the referral again.
+    commit_keeping_loaded()
     return _render_detail(referral)
 
 
@@ -293,7 +294,8 @@ def _render_detail(
 ) -> tuple[str, int]:
     declared = form_actions()
     actions = [t for t in allowed_actions(referral, current_user) if t.action in declared]
-    last_event = services.last_event_id(referral, current_user)
+    events = services.timeline(referral, current_user)
+    last_event = max((event.id for event in events), default=0)
     action_forms = {}
     for transition in actions:
         if transition.action == failed_action and failed_form is not None:
@@ -310,8 +312,10 @@ def _render_detail(
             )
         action_forms[transition.action] = form
     consents = services.consents_of(referral)
+    info_request = open_request(referral)
+    clock, breaches = _clocks_of(referral, breached=current_user.is_staff)
     if answer_form is None and current_user.is_partner_user:
-        answer_form = _answer_form(referral, formdata=None)
+        answer_form = _answer_form(referral, formdata=None, items=items_waiting(info_request))
     if answer_form is not None and not answer_form.version.raw_data:  # a new form
         answer_form.keep_for_retry(referral.version, last_event)
     return (
@@ -324,33 +328,58 @@ def _render_detail(
             failed_action=failed_action,
             changes_since=changes_since,
             consents=[(c, wording_for(c.kind, c.wording_version)) for c in consents],
-            info_request=open_request(referral),
+            info_request=info_request,
             answer_form=answer_form,
             answer_result=answer_result,
             patient_link=latest_link(referral) if current_user.is_staff else None,
-            breaches=breaches_of(referral) if current_user.is_staff else [],
+            breaches=breaches,
             breach_form=forms.BreachReasonForm(formdata=None),
-            **_timeline_context(referral, last_event),
+            **_timeline_context(referral, last_event, events, clock),
         ),
         status,
     )
 
 
-def _timeline_etag(referral: Referral, last_event: int) -> str:
-    """Changes when anything this audience sees changes: the referral row or its events
-    (`last_event`: services.last_event_id, read once by the caller)."""
+def _timeline_etag(reference: str, version: int, last_event: int) -> str:
+    """Changes when anything this audience sees changes: the referral row (its version)
+    or its events (`last_event`: the newest this audience sees, read once by the
+    caller)."""
     audience = "partner" if current_user.is_partner_user else "staff"
-    return f'"{referral.reference}-{referral.version}-{last_event}-{audience}"'
+    return f'"{reference}-{version}-{last_event}-{audience}"'
 
 
-def _timeline_context(referral: Referral, last_event: int) -> dict[str, Any]:
-    clock = active_clock(referral)
+def _clocks_of(referral: Referral, *, breached: bool) -> tuple[SlaClock | None, list[SlaClock]]:
+    """The referral's running clock, and (with `breached`) every clock that breached,
+    oldest breach first: one query for both."""
+    wanted = SlaClock.stopped_at.is_(None)
+    if breached:
+        wanted = or_(wanted, SlaClock.breached_at.is_not(None))
+    clocks = db.session.scalars(
+        select(SlaClock).where(SlaClock.referral_id == referral.id, wanted)
+    ).all()
+    running = next((c for c in clocks if c.stopped_at is None), None)
+    breaches = sorted((c for c in clocks if c.breached_at is not None), key=lambda c: c.breached_at)
+    return running, breaches if breached else []
+
+
+NOT_READ: Any = object()
+
+
+def _timeline_context(
+    referral: Referral, last_event: int, events: Any = NOT_READ, clock: Any = NOT_READ
+) -> dict[str, Any]:
+    """What the timeline fragment shows; `events` and the running `clock` (None: none
+    runs) when the caller has read them already."""
+    if clock is NOT_READ:
+        clock = active_clock(referral)
+    if events is NOT_READ:
+        events = services.timeline(referral, current_user)
     return {
-        "events": services.timeline(referral, current_user),
+        "events": events,
         "headline": lambda event: services.event_headline(event, current_user),
-        "timeline_etag": _timeline_etag(referral, last_event),
+        "timeline_etag": _timeline_etag(referral.reference, referral.version, last_event),
         "poll_seconds": current_app.config["TIMELINE_POLL_SECONDS"],
-        "clock": clock_views([referral]).get(referral.id) if clock else None,
+        "clock": describe_clock(clock, load_calendar(), utcnow()) if clock else None,
         "promise": PARTNER_PROMISES.get(clock.stage) if clock and clock.due_at else None,
         "promise_due": clock.due_at if clock else None,
     }
@@ -361,17 +390,22 @@ def _timeline_context(referral: Referral, last_event: int) -> dict[str, Any]:
 @login_required
 def timeline(reference: str):
     """htmx fragment polled by an open referral page; 304 when nothing changed."""
-    referral = get_referral_or_404(current_user, reference)
-    last_event = services.last_event_id(referral, current_user)
-    etag = _timeline_etag(referral, last_event)
+    # "Nothing new?" is one indexed read: the referral's version and its newest event
+    # this audience sees, without loading the referral.
+    found = services.timeline_state(current_user, reference)
+    if found is None:
+        abort(404)
+    etag = _timeline_etag(reference, *found[1:])
     if request.headers.get("If-None-Match") == etag:
         response = Response(status=304)
         response.headers["ETag"] = etag
         return response
+    referral, seen_at = get_referral_and_seen_or_404(current_user, reference)
+    last_event = found[2]
     record_audit("referral.timeline_viewed", actor=current_user, referral=referral)
     if current_user.is_partner_user:
-        mark_seen(current_user, referral)  # the open page shows the news as it arrives
-    db.session.commit()
+        mark_seen(current_user, referral, seen_at)  # the open page shows the news
+    commit_keeping_loaded()
     html = render_template(
         "referrals/_timeline.html", referral=referral, **_timeline_context(referral, last_event)
     )
@@ -404,8 +438,12 @@ def _attachment_header(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
 
-def _answer_form(referral: Referral, **kwargs: Any) -> forms.AnswerInfoForm | None:
-    items = open_items(referral)
+def _answer_form(
+    referral: Referral, *, items: list | None = None, **kwargs: Any
+) -> forms.AnswerInfoForm | None:
+    """The partner's form answering the open request (`items`: what it still waits for,
+    when the caller has read them)."""
+    items = open_items(referral) if items is None else items
     if not items:
         return None
     return forms.answer_form_class(items)(open_items=items, **kwargs)

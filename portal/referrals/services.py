@@ -41,6 +41,7 @@ from portal.notifications.referrals import (
     notify_intake_of_urgent_referral,
     notify_partner_of_update,
 )
+from portal.referrals.access import visible_referrals
 from portal.referrals.consent import current_wording
 from portal.referrals.document_store import store_document
 from portal.referrals.documents import Upload
@@ -515,6 +516,22 @@ def event_headline(event: ReferralEvent, user: User) -> str:
     if event.kind in transitions():
         return transitions()[event.kind].summary
     return CONTENT_FREE_HEADLINES.get(event.kind, event.summary)
+
+
+def timeline_state(user: User, reference: str) -> tuple[int, int, int] | None:
+    """(referral id, version, newest event id `user` sees) for a referral `user` may
+    see, or None: what a timeline's ETag is made of, in one indexed query and without
+    loading the referral."""
+    newest = select(func.max(ReferralEvent.id)).where(ReferralEvent.referral_id == Referral.id)
+    if user.is_partner_user:
+        newest = newest.where(ReferralEvent.partner_visible.is_(True))
+    statement = (
+        visible_referrals(user)
+        .with_only_columns(Referral.id, Referral.version, newest.scalar_subquery())
+        .where(Referral.reference == reference)
+    )
+    row = db.session.execute(statement).first()
+    return None if row is None else (row[0], row[1], row[2] or 0)
 
 
 def last_event_id(referral: Referral, user: User) -> int:

@@ -12,7 +12,7 @@ an index and stops at UNREAD_CAP, so it costs the same whatever the history.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -57,8 +57,18 @@ def unread_references(user: User, referral_ids: list[int]) -> set[int]:
     return set(db.session.scalars(_with_news(user).where(Referral.id.in_(referral_ids))))
 
 
-def mark_seen(user: User, referral: Referral) -> None:
-    """Remember that the user has seen everything on the referral up to now."""
+UNKNOWN = object()
+
+
+def mark_seen(user: User, referral: Referral, seen_at: datetime | None | object = UNKNOWN) -> None:
+    """Remember that the user has seen everything on the referral up to now.
+
+    `seen_at`, when the caller read it with the referral: when the user last saw it
+    (None: never). Nothing is written when that already covers the referral's last
+    update, so opening a referral with no news costs no write.
+    """
+    if isinstance(seen_at, datetime) and seen_at >= referral.updated_at:
+        return
     now = utcnow()
     updated = db.session.execute(
         update(ReferralView)

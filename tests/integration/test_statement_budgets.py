@@ -1,0 +1,118 @@
+"""Each page's SQL statements, pinned: the same count with little data and with a lot,
+so an N+1 query or one whose count grows with the data fails here. (Before issue 15's
+work: the partner referral page ran 20, the staff one 21, the queue 13, the 304 3.)
+
+Counted on the request alone (the session cookie's user is signed in already). Each
+budget lists why every statement is needed. The test configuration re-reads the jobs
+heartbeat on every staff page (JOBS_STATUS_CACHE_SECONDS = 0; production caches it),
+and the practice settings' version on every page (SETTINGS_CACHE_SECONDS = 0); both
+are counted here as in the worst case.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import ContactMethod, OutreachResult, Referral, Status
+from portal.referrals import services
+from tests.fixtures.desk import make_referral, user
+
+# page -> (budget, why each statement)
+BUDGETS = {
+    "partner referral page": (
+        11,
+        "session and user; the referral with its service line and when this user last saw "
+        "it; the audit row (the seen marker is written only when there is news); the "
+        "settings version; the timeline events; consents; the open information request; "
+        "the running clock; the unread badge; required items; documents",
+    ),
+    "partner list": (
+        6,
+        "session and user; a page of referrals; their service lines; which of them have "
+        "news; the unread badge; the settings version",
+    ),
+    "staff queue": (
+        10,
+        "session and user; the audit row; a page of referrals; their partners; their "
+        "service lines; their clocks; the settings version; the filter lists' service "
+        "lines and partners; the jobs heartbeat",
+    ),
+    "staff referral page": (
+        13,
+        "session and user; the referral with its service line; the audit row; the "
+        "settings version; the timeline events; consents; the open information request; "
+        "the latest patient link; the running and breached clocks; the jobs heartbeat; "
+        "required items; documents; contact attempts",
+    ),
+    "timeline refresh, nothing new (304)": (
+        2,
+        "session and user; the referral's version and newest visible event in one read",
+    ),
+}
+
+
+def pages(reference: str) -> dict[str, tuple[str, str, dict]]:
+    return {
+        "partner referral page": ("partner", f"/referrals/{reference}", {}),
+        "partner list": ("partner", "/referrals/", {}),
+        "staff queue": ("staff", "/queue", {}),
+        "staff referral page": ("staff", f"/referrals/{reference}", {}),
+    }
+
+
+def grow(desk, reference: str, referrals: int, events: int) -> None:
+    """More referrals for the partner, and a longer history on the one measured."""
+    for _ in range(referrals):
+        make_referral(desk, Status.ACCEPTED)
+    referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+    for n in range(events):
+        services.log_outreach(
+            referral,
+            user(desk.intake),
+            expected_version=None,
+            channel=ContactMethod.PHONE,
+            result=OutreachResult.NO_ANSWER,
+            note=f"try {n}",
+        )
+        services.add_staff_note(referral, user(desk.intake), expected_version=None, note="n")
+    db.session.commit()
+
+
+@pytest.fixture
+def measured(app, desk, client_for, count_queries):
+    with app.app_context():
+        reference = make_referral(desk, Status.ACCEPTED)
+    clients = {"partner": client_for(desk.partner_a), "staff": client_for(desk.intake)}
+
+    def measure() -> dict[str, int]:
+        counts = {}
+        for name, (who, path, headers) in pages(reference).items():
+            client = clients[who]
+            assert client.get(path, headers=headers).status_code == 200  # warm
+            with count_queries() as counted:
+                assert client.get(path, headers=headers).status_code == 200
+            counts[name] = counted.count
+        partner = clients["partner"]
+        etag = partner.get(f"/referrals/{reference}/timeline").headers["ETag"]
+        with count_queries() as counted:
+            response = partner.get(
+                f"/referrals/{reference}/timeline", headers={"If-None-Match": etag}
+            )
+        assert response.status_code == 304
+        counts["timeline refresh, nothing new (304)"] = counted.count
+        return counts
+
+    return reference, measure
+
+
+def test_every_page_keeps_its_statement_budget_whatever_the_data(app, desk, measured):
+    reference, measure = measured
+    small = measure()
+    with app.app_context():
+        grow(desk, reference, referrals=30, events=25)
+    large = measure()
+    assert large == small, "a statement count grew with the data"
+    # Pinned exactly: a page that needs fewer should say so here too.
+    assert small == {page: budget for page, (budget, _why) in BUDGETS.items()}
