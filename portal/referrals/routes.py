@@ -272,13 +272,16 @@ def submitted(reference: str):
 def detail(reference: str):
     """One referral: status, timeline and, for staff, the actions open to them."""
     referral, seen_at = get_referral_and_seen_or_404(current_user, reference)
+    # Read with the referral, before the commit, so the page shows one moment: the
+    # events beside the status and the version its forms carry.
+    events = services.timeline(referral, current_user)
     record_audit("referral.viewed", actor=current_user, referral=referral)
     if current_user.is_partner_user:
         mark_seen(current_user, referral, seen_at)
     # What the page shows was loaded before the commit: keep it rather than read the
     # user and the referral again.
     commit_keeping_loaded()
-    return _render_detail(referral)
+    return _render_detail(referral, events=events)
 
 
 def _render_detail(
@@ -291,10 +294,12 @@ def _render_detail(
     answer_form: forms.AnswerInfoForm | None = None,
     answer_result: list | None = None,
     changes_since: list | None = None,
+    events: list | None = None,
 ) -> tuple[str, int]:
     declared = form_actions()
     actions = [t for t in allowed_actions(referral, current_user) if t.action in declared]
-    events = services.timeline(referral, current_user)
+    if events is None:
+        events = services.timeline(referral, current_user)
     last_event = max((event.id for event in events), default=0)
     action_forms = {}
     for transition in actions:
@@ -401,13 +406,17 @@ def timeline(reference: str):
         response.headers["ETag"] = etag
         return response
     referral, seen_at = get_referral_and_seen_or_404(current_user, reference)
-    last_event = found[2]
+    events = services.timeline(referral, current_user)  # before the commit, as above
+    last_event = max((event.id for event in events), default=0)
+    etag = _timeline_etag(reference, referral.version, last_event)
     record_audit("referral.timeline_viewed", actor=current_user, referral=referral)
     if current_user.is_partner_user:
         mark_seen(current_user, referral, seen_at)  # the open page shows the news
     commit_keeping_loaded()
     html = render_template(
-        "referrals/_timeline.html", referral=referral, **_timeline_context(referral, last_event)
+        "referrals/_timeline.html",
+        referral=referral,
+        **_timeline_context(referral, last_event, events),
     )
     response = Response(html)
     response.headers["ETag"] = etag

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask_babel import gettext
 
+from portal.clock import frozen_at
 from portal.exports import Column, Kind
 from portal.extensions import db
 from portal.formatting import format_hours, format_number, format_percent, format_plain_day
@@ -164,7 +165,7 @@ def _figures(
         tables[spec.name] = found.rows if found else None
         if found is None:
             tasks.append(lambda name=spec.name, build=spec.rows: (name, build(scope)))
-        elif spec.refresh_aged and not snapshots.is_settled(scope, now):
+        elif spec.refresh_aged and snapshots.stored_before_settling(scope, found):
             tasks.append(
                 lambda name=spec.name, found=found, refresh=spec.refresh_aged: (
                     name,
@@ -179,7 +180,8 @@ def _figures(
     aging = [
         i
         for i, w in enumerate(week_scopes)
-        if i not in missing and not snapshots.is_settled(w, now)
+        if i not in missing
+        and snapshots.stored_before_settling(w, stored[w.start, w.end, SUMMARY.name])
     ]
     # Each only adds the referrals whose 30 days ended since it was stored: a few
     # index reads per week.
@@ -192,14 +194,20 @@ def _figures(
             )
         )
 
-    for key, rows in side_by_side(tasks) if parallel else [task() for task in tasks]:
+    # Every figure as of one instant, the one stored rows are dated with: a referral
+    # whose 30 days end while this runs is counted once, now or by a later top-up.
+    with frozen_at(now):
+        results = side_by_side(tasks) if parallel else [task() for task in tasks]
+    for key, rows in results:
         if isinstance(key, str):
-            if tables[key] is None and storable:
+            # Stored when new, and once more when topped up past its 30 days: from then
+            # on time changes nothing and it is read as it is.
+            if storable and (tables[key] is None or snapshots.is_settled(scope, now)):
                 memory.remember(scope, key, rows)
             tables[key] = rows
             continue
         for i, row in enumerate(rows, start=key):
-            if summaries[i] is None:
+            if summaries[i] is None or snapshots.is_settled(week_scopes[i], now):
                 memory.remember(week_scopes[i], SUMMARY.name, [row])
             summaries[i] = row
     if memory.remembered:

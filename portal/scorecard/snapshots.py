@@ -74,6 +74,13 @@ def is_settled(scope: Scope, now: datetime) -> bool:
     return scope.end + RE_REFERRAL_WINDOW <= now
 
 
+def stored_before_settling(scope: Scope, stored: Stored) -> bool:
+    """Whether stored rows were computed before every referral of the period had had
+    its 30 days: their re-referral counts still need topping up (and once topped up
+    after the period settled, they are stored again, dated after it)."""
+    return not is_settled(scope, stored.computed_at)
+
+
 def _days(start: datetime, end: datetime) -> tuple[date, date]:
     """The first and last UTC day a half-open period [start, end) touches."""
     return start.astimezone(UTC).date(), (end - timedelta(microseconds=1)).astimezone(UTC).date()
@@ -242,8 +249,9 @@ def _touched(session: Session) -> tuple[set[datetime], set[int], bool]:
             if whole or _changed(obj, RATING_COLUMNS):
                 instants.update(_moments(obj, ("created_at",)))
                 referrals.add(obj.referral_id)
-        elif isinstance(obj, Partner) and not whole:
-            everything = everything or _changed(obj, ("name",))
+        elif isinstance(obj, Partner):
+            # Every period's league table lists every partner by name.
+            everything = everything or whole or _changed(obj, ("name",))
     return instants, referrals, everything
 
 

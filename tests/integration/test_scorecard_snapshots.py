@@ -231,3 +231,41 @@ def test_the_hourly_job_stores_last_week_and_last_month(app, desk):
             }
         assert (date(2026, 11, 9), "league") in stored  # last week, 00:00 Eastern is 05:00 UTC
         assert (date(2026, 10, 1), "league") in stored  # last month
+
+
+def test_a_stored_week_keeps_its_re_referral_once_its_30_days_are_over(app, desk):
+    """Stored before its 30 days were over, topped up on each read while they run, and
+    stored again once they are over: from then on it reads as it is."""
+    with app.app_context():
+        send(desk, MONDAY)
+        send(desk, MONDAY + timedelta(days=10))
+        assert summary(now=LATER)["re_referral_percent"] is None  # stored on day 18
+        assert summary(now=MONDAY + timedelta(days=31))["re_referral_percent"] == 100.0
+        settled = MONDAY + timedelta(days=60)
+        assert summary(now=settled)["re_referral_percent"] == 100.0
+        computed = db.session.scalar(
+            select(ScorecardSnapshot.computed_at).where(ScorecardSnapshot.table_name == "summary")
+        )
+        assert computed == settled  # stored again, dated after the period settled
+        assert summary(now=settled + timedelta(days=30))["re_referral_percent"] == 100.0
+
+
+def test_a_new_partner_appears_in_a_stored_league_table(app, desk):
+    from portal.scorecard.tables import LEAGUE
+
+    with app.app_context():
+        send(desk, MONDAY)
+        with frozen_at(LATER):
+            one_table(LEAGUE, WEEK, None)
+        db.session.add(
+            Partner(
+                name="Gamma Pediatrics",
+                specialty="Pediatrics",
+                referral_contact_name="Gail",
+                referral_contact_email="gail@gamma.example",
+            )
+        )
+        db.session.commit()
+        with frozen_at(LATER):
+            names = {row[0] for row in one_table(LEAGUE, WEEK, None).rows}
+        assert "Gamma Pediatrics" in names
