@@ -29,6 +29,7 @@ from wtforms.validators import Length, Optional, ValidationError
 from portal.accounts.sessions import roles_required
 from portal.auditing import record_audit
 from portal.clock import utcnow
+from portal.database import commit_keeping_loaded
 from portal.extensions import db
 from portal.forms import PortalForm
 from portal.models import ProcessRating, Referral, Role, User
@@ -236,7 +237,7 @@ def rate(reference: str):
             comment=rating.comment if rating else "",
         )
         record_audit("referral.rating_viewed", actor=current_user, referral=referral)
-        db.session.commit()
+        commit_keeping_loaded()  # the page renders the user and referral it loaded
         status = 200
     return render_template("referrals/rate.html", referral=referral, form=form, rating=rating), (
         status

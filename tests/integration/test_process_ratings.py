@@ -317,3 +317,28 @@ def test_staff_read_the_newest_comments_on_the_partner_page_escaped(app, client_
     assert "1 of 5" not in section  # a rating without a comment is not listed
     beta = client_for(desk.success).get(f"/admin/partners/{desk.partner_b_id}")
     assert "No comments yet." in beta.get_data(as_text=True)
+
+
+def test_the_rating_page_costs_the_same_whatever_the_partner_has_rated(
+    app, desk, client_for, count_queries
+):
+    """Its statements: session and user; the referral; the referral's rating; the audit
+    row; the unread badge. The same with one referral rated as with many."""
+    with app.app_context():
+        reference = make_referral(desk, Status.DECLINED)
+    partner = client_for(desk.partner_a)
+    path = rating_path(reference) + "?score=4"
+    assert partner.get(path).status_code == 200  # warm
+    with count_queries() as few:
+        assert partner.get(path).status_code == 200
+    with app.app_context():
+        for _ in range(5):
+            other = db.session.scalar(
+                select(Referral).filter_by(reference=make_referral(desk, Status.DECLINED))
+            )
+            rate_process(other, user(desk.partner_a), 3, "fine")
+        db.session.commit()
+    with count_queries() as many:
+        assert partner.get(path).status_code == 200
+    assert many.count == few.count
+    assert few.count == 5, few.count
