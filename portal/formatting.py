@@ -15,19 +15,20 @@ CSV exports are for machines and stay ISO 8601 (portal.exports).
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_skeleton, format_time
 from babel.numbers import format_decimal
 from babel.numbers import format_percent as babel_format_percent
-from flask_babel import get_locale, gettext, ngettext, pgettext
+from flask_babel import gettext, ngettext, pgettext
 
 from portal.clock import utcnow
+from portal.i18n import current_locale
 from portal.localtime import practice_zone
 
-
-def _locale() -> Locale:
-    return get_locale() or Locale.parse("en_US")
+_locale = current_locale
 
 
 def _local(moment: datetime) -> datetime:
@@ -40,17 +41,30 @@ def format_clock(moment: datetime) -> str:
 
 
 def _uses_12_hours() -> bool:
-    return "h" in _locale().time_formats["short"].pattern
+    return _twelve_hours(_locale())
 
 
 def format_moment(moment: datetime | None) -> str:
     """'Mon, Nov 30, 2026, 2:30 PM EST': a date, a time and the zone it is in."""
     if moment is None:
         return ""
-    local, locale = _local(moment), _locale()
+    return _moment_text(moment, _locale(), practice_zone())
+
+
+# A page shows the same moments on every view (a timeline's events, a queue's dates),
+# and Babel takes some 100 microseconds for each: the text depends on nothing else, so
+# the latest few thousand are kept (a few hundred kB at most).
+@lru_cache(maxsize=8192)
+def _moment_text(moment: datetime, locale: Locale, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
     day = format_skeleton("yMMMEd", local, locale=locale)
-    clock = format_clock(moment) + " " + format_time(local, "z", tzinfo=local.tzinfo, locale=locale)
+    clock = format_skeleton("hm" if _twelve_hours(locale) else "Hm", local, locale=locale)
+    clock += " " + format_time(local, "z", tzinfo=local.tzinfo, locale=locale)
     return locale.datetime_formats["medium"].format(clock, day)
+
+
+def _twelve_hours(locale: Locale) -> bool:
+    return "h" in locale.time_formats["short"].pattern
 
 
 def format_day(value: date | datetime | None) -> str:

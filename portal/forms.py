@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 
-from flask import request
+from babel import Locale
+from babel.support import Translations
+from flask import current_app, request
 from flask_babel import gettext
 from flask_wtf import FlaskForm
 from flask_wtf.form import SUBMIT_METHODS, _Auto
@@ -32,9 +35,11 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.i18n import messages_path
 from wtforms.validators import Length, NumberRange
 
 from portal.converters import BIGGEST_ID
+from portal.i18n import current_locale
 from portal.query_args import EARLIEST_DATE, LATEST_DATE
 from portal.text import refusal_for_text
 
@@ -86,6 +91,11 @@ def boundary_refusal(field: Field) -> str | None:
     return None
 
 
+@lru_cache(maxsize=16)
+def _wtforms_catalog(locale: Locale) -> Translations:
+    return Translations.load(messages_path(), [locale], domain="wtforms")
+
+
 class PortalForm(FlaskForm):
     """A Flask-WTF form whose fields are bounded by kind before their own validators run."""
 
@@ -100,6 +110,14 @@ class PortalForm(FlaskForm):
             if request.files:
                 return CombinedMultiDict((request.files, request.form))
             return request.form or None
+
+        def get_translations(self, form):
+            """WTForms' own messages ("Not a valid integer value.") in the page's language.
+            Flask-WTF reads their catalog from disk again on every request; it is the same
+            file, so it is read once per locale."""
+            if not current_app.config.get("WTF_I18N_ENABLED", True):
+                return super().get_translations(form)
+            return _wtforms_catalog(current_locale())
 
     def validate(self, extra_validators=None) -> bool:
         refusals = {

@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
+from babel.support import NullTranslations
 from flask import Flask, current_app, g, request, session
-from flask_babel import Babel, force_locale, refresh
+from flask.globals import _cv_app
+from flask_babel import Babel, Domain, force_locale, get_domain, get_locale, refresh
 
 from portal.config import ConfigurationError
 from portal.models import PatientLanguage
@@ -41,6 +43,59 @@ def patient_locale(language: PatientLanguage | str) -> Locale:
         return Locale(language, practice.territory)
     except UnknownLocaleError:
         return Locale(language)
+
+
+# Outside an application there is nothing to translate into.
+_UNTRANSLATED = NullTranslations()
+
+
+def _babel_state() -> object | None:
+    """Flask-Babel's per-request namespace (`g._flask_babel`), or None before its first
+    use; read without going through the `g` proxy."""
+    context = _cv_app.get(None)
+    return None if context is None else context.g.__dict__.get("_flask_babel")
+
+
+def current_locale() -> Locale:
+    """The locale this request writes in (a patient's language, a message's forced
+    locale, else the practice's): the one `get_locale` gives, in one lookup once the
+    request has chosen it."""
+    state = _babel_state()
+    locale = None if state is None else state.__dict__.get("babel_locale")
+    return locale if locale is not None else (get_locale() or Locale.parse("en_US"))
+
+
+def translations() -> NullTranslations:
+    """The catalog for `current_locale()`.
+
+    Flask-Babel finds it again for every string (the locale selector's state, the
+    locale's name, its cache): a queue page has some 500 strings and spent a third of
+    its time there. This keeps the catalog beside the locale it was found for, and finds
+    it again only when the locale object changes (`force_locale`, `refresh`,
+    `use_language` all replace it)."""
+    state = _babel_state()
+    if state is not None:
+        found = state.__dict__.get("portal_translations")
+        if found is not None and found[0] is state.__dict__.get("babel_locale"):
+            return found[1]
+    if _cv_app.get(None) is None:
+        return _UNTRANSLATED
+    catalog = Domain.get_translations(get_domain())
+    state = _babel_state()
+    state.portal_translations = (get_locale(), catalog)
+    return catalog
+
+
+class _Domain(Domain):
+    """The default domain, finding its catalog through `translations()`: Flask-Babel's
+    own gettext, ngettext and pgettext (imported across the portal) use it."""
+
+    def get_translations(self) -> NullTranslations:
+        return translations()
+
+
+# Flask-Babel's domain is a cached property of the Babel object: set it once.
+babel.domain_instance = _Domain()
 
 
 def _select_locale() -> str:
@@ -98,6 +153,17 @@ def install_i18n(app: Flask) -> None:
         )
     _check_catalogs_compiled(app)
     babel.init_app(app, default_locale=str(locale), locale_selector=_select_locale)
+    # Templates' `_`, `ngettext` and `pgettext`, straight to the catalog (Jinja's i18n
+    # extension %-formats and escapes around them, as with Flask-Babel's own).
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda string: translations().ugettext(string),
+        ngettext=lambda singular, plural, n: translations().ungettext(singular, plural, n),
+        pgettext=lambda context, string: translations().upgettext(context, string),
+        npgettext=lambda context, singular, plural, n: translations().unpgettext(
+            context, singular, plural, n
+        ),
+        newstyle=True,
+    )
 
 
 def _check_catalogs_compiled(app: Flask) -> None:
