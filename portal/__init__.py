@@ -23,6 +23,7 @@ def create_app(config: type[Config] | None = None, **overrides: object) -> Flask
     check_settings(app)
 
     configure_logging(app)
+    configure_timeline_poll(app)  # before ProxyFix, so inside it
     configure_proxy(app)
     configure_request_ids(app)
     configure_converters(app)
@@ -45,6 +46,12 @@ def check_settings(app: Flask) -> None:
     check_sms_settings(app.config)
     if not 5 <= app.config["VISIT_MINUTES"] <= 480:
         raise ConfigurationError("VISIT_MINUTES must be between 5 and 480")
+
+
+def configure_timeline_poll(app: Flask) -> None:
+    from portal.referrals.timeline_poll import install_timeline_poll
+
+    install_timeline_poll(app)
 
 
 def configure_proxy(app: Flask) -> None:

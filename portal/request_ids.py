@@ -28,15 +28,18 @@ def current_request_id() -> str | None:
         return None
     request_id = g.get("request_id")
     if request_id is None:
-        request_id = g.request_id = _incoming_id() or new_request_id()
+        request_id = g.request_id = request_id_for(
+            request.headers.get(HEADER, ""), current_app.config["TRUSTED_PROXY_COUNT"]
+        )
     return request_id
 
 
-def _incoming_id() -> str | None:
-    if not current_app.config["TRUSTED_PROXY_COUNT"]:
-        return None
-    candidate = request.headers.get(HEADER, "")
-    return candidate if _TRUSTED_ID.fullmatch(candidate) else None
+def request_id_for(incoming: str, trusted_proxies: int) -> str:
+    """The id of a request that came with this X-Request-ID: the proxy's when a proxy is
+    trusted and the id is one a log can hold, else a new one."""
+    if trusted_proxies and _TRUSTED_ID.fullmatch(incoming):
+        return incoming
+    return new_request_id()
 
 
 def install_request_ids(app: Flask) -> None:

@@ -20,22 +20,30 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+def security_headers(*, secure: bool, static: bool = False) -> list[tuple[str, str]]:
+    """The headers every response carries (over HTTPS: `secure`; a vendored file:
+    `static`). The timeline's early 304 (portal/referrals/timeline_poll.py) sends them
+    too."""
+    headers = [
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+        ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+    ]
+    if secure:
+        headers.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+    # Pages carry patient data: never keep them in shared or browser caches.
+    if not static:
+        headers.append(("Cache-Control", "no-store"))
+    return headers
+
+
 def install_security_headers(app: Flask) -> None:
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        response.headers.setdefault(
-            "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
-        )
-        if request.is_secure:
-            response.headers.setdefault(
-                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
-            )
-        # Pages carry patient data: never keep them in shared or browser caches.
-        if not request.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
+        secure, static = request.is_secure, request.path.startswith("/static/")
+        for name, value in security_headers(secure=secure, static=static):
+            response.headers.setdefault(name, value)
         return response

@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 from flask import (
@@ -37,7 +37,17 @@ from flask import (
 )
 from flask_babel import gettext
 from flask_login import current_user, login_required
-from sqlalchemy import delete, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    bindparam,
+    case,
+    delete,
+    not_,
+    select,
+    update,
+)
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -90,30 +100,59 @@ class SessionEnded:
     idle_minutes: int = 0
 
 
+# A session cookie longer than this is not one of ours: forgotten without a lookup.
+MAX_TOKEN_LENGTH = 100
+SIGNED_IN = "signed_in"
+
+
+def session_state(now: datetime | BindParameter) -> ColumnElement[str]:
+    """What a session row, joined with its user, says at `now`: SIGNED_IN; "pending"
+    (the second factor is awaited); or why it ended: "ended" (the user is disabled or
+    has no password), "expired" (the absolute lifetime) or "idle".
+
+    The one statement of the rule, in SQL: the request loader reads it with the row, and
+    the timeline's fast 304 (portal/referrals/timeline_poll.py) asks for SIGNED_IN."""
+    return case(
+        (not_(User.is_active), "ended"),
+        (UserSession.expires_at <= now, "expired"),
+        (UserSession.idle_expires_at <= now, "idle"),
+        (UserSession.authenticated.is_(False), "pending"),
+        else_=SIGNED_IN,
+    )
+
+
+@cache
+def _session_of_token() -> Select:
+    """The session named by the bound `token_hash`, its user and their partner, and its
+    `session_state` at the bound `now`: built once, run by every request."""
+    return (
+        select(UserSession, session_state(bindparam("now", type_=UserSession.expires_at.type)))
+        .join(UserSession.user)
+        .options(contains_eager(UserSession.user).joinedload(User.partner))
+        .where(UserSession.token_hash == bindparam("token_hash"))
+    )
+
+
 def _user_from_session_cookie(req: Request) -> User | None:
     token = req.cookies.get(current_app.config["AUTH_COOKIE_NAME"])
     if not token:
         return None
-    if len(token) > 100:  # not one of ours: forget it without a lookup
+    if len(token) > MAX_TOKEN_LENGTH:
         g.session_ended = SessionEnded("ended")
         return None
-    row = db.session.scalar(
-        select(UserSession)
-        .join(UserSession.user)
-        .options(contains_eager(UserSession.user).joinedload(User.partner))
-        .where(UserSession.token_hash == token_digest(token))
-    )
     now = utcnow()
-    if row is None or not row.user.is_active:
+    found = db.session.execute(
+        _session_of_token(), {"token_hash": token_digest(token), "now": now}
+    ).first()
+    row, state = found or (None, "ended")
+    if state == "ended":
         g.session_ended = SessionEnded("ended")
         return None
-    if row.expires_at <= now or row.idle_expires_at <= now:
+    if state in ("expired", "idle"):
         minutes = int(idle_timeout(row.user).total_seconds() // 60)
-        g.session_ended = SessionEnded(
-            "expired" if row.expires_at <= now else "idle", idle_minutes=minutes
-        )
+        g.session_ended = SessionEnded(state, idle_minutes=minutes)
         return None
-    if not row.authenticated:
+    if state == "pending":
         g.pending_session = row  # the second-factor pages pick it up
         return None
     g.user_session = row

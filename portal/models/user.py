@@ -6,7 +6,8 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, ColumnElement, ForeignKey, Index, String, and_
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.clock import utcnow
@@ -66,9 +67,15 @@ class User(UserMixin, Base):
 
     partner: Mapped[Partner | None] = relationship(lazy="joined")
 
-    @property
+    @hybrid_property
     def is_active(self) -> bool:  # Flask-Login: disabled accounts cannot sign in
         return self.enabled and self.password_hash is not None
+
+    @is_active.inplace.expression
+    @classmethod
+    def _is_active_in_sql(cls) -> ColumnElement[bool]:
+        # The same rule in SQL, for the statement that reads a session with its user.
+        return and_(cls.enabled.is_(True), cls.password_hash.is_not(None))
 
     @property
     def has_second_factor(self) -> bool:

@@ -346,11 +346,11 @@ def _render_detail(
 
 
 def _timeline_etag(reference: str, version: int, last_event: int) -> str:
-    """Changes when anything this audience sees changes: the referral row (its version)
-    or its events (`last_event`: the newest this audience sees, read once by the
+    """The timeline's ETag for this user's audience (`last_event` read once by the
     caller)."""
-    audience = "partner" if current_user.is_partner_user else "staff"
-    return f'"{reference}-{version}-{last_event}-{audience}"'
+    return services.timeline_etag(
+        reference, version, last_event, partner=current_user.is_partner_user
+    )
 
 
 def _clocks_of(referral: Referral, *, breached: bool) -> tuple[SlaClock | None, list[SlaClock]]:
@@ -396,7 +396,8 @@ def _timeline_context(
 def timeline(reference: str):
     """htmx fragment polled by an open referral page; 304 when nothing changed."""
     # "Nothing new?" is one indexed read: the referral's version and its newest event
-    # this audience sees, without loading the referral.
+    # this audience sees, without loading the referral. Most such polls never get here:
+    # portal/referrals/timeline_poll.py answers them before Flask, with the same read.
     found = services.timeline_state(current_user, reference)
     if found is None:
         abort(404)

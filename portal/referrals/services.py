@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from flask_babel import gettext
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.auditing import record_audit
@@ -518,19 +518,35 @@ def event_headline(event: ReferralEvent, user: User) -> str:
     return CONTENT_FREE_HEADLINES.get(event.kind, event.summary)
 
 
-def timeline_state(user: User, reference: str) -> tuple[int, int, int] | None:
-    """(referral id, version, newest event id `user` sees) for a referral `user` may
-    see, or None: what a timeline's ETag is made of, in one indexed query and without
-    loading the referral."""
+TIMELINE_AUDIENCES = {True: "partner", False: "staff"}
+
+
+def timeline_etag(reference: str, version: int, last_event: int, *, partner: bool) -> str:
+    """A timeline's ETag: changes when anything its audience (partner users, or staff)
+    sees changes: the referral row (its version) or its events (`last_event`: the
+    newest this audience sees)."""
+    return f'"{reference}-{version}-{last_event}-{TIMELINE_AUDIENCES[partner]}"'
+
+
+def timeline_state_statement(user: User) -> Select:
+    """(referral id, version, newest event id `user` sees) of the referral named by the
+    bound `reference`, when `user` may see it: what its timeline's ETag is made of, in
+    one indexed read and without loading the referral. The view runs it for its user;
+    the early 304 (portal/referrals/timeline_poll.py) for the user of a session row."""
     newest = select(func.max(ReferralEvent.id)).where(ReferralEvent.referral_id == Referral.id)
     if user.is_partner_user:
         newest = newest.where(ReferralEvent.partner_visible.is_(True))
-    statement = (
+    return (
         visible_referrals(user)
         .with_only_columns(Referral.id, Referral.version, newest.scalar_subquery())
-        .where(Referral.reference == reference)
+        .where(Referral.reference == bindparam("reference"))
     )
-    row = db.session.execute(statement).first()
+
+
+def timeline_state(user: User, reference: str) -> tuple[int, int, int] | None:
+    """(referral id, version, newest event id `user` sees) for a referral `user` may
+    see, or None (`timeline_state_statement`)."""
+    row = db.session.execute(timeline_state_statement(user), {"reference": reference}).first()
     return None if row is None else (row[0], row[1], row[2] or 0)
 
 
