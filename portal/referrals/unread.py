@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.clock import utcnow
@@ -26,19 +26,22 @@ UNREAD_WINDOW = timedelta(days=90)
 UNREAD_CAP = 100
 
 
-def _with_news(user: User):
-    since = max(utcnow() - UNREAD_WINDOW, user.created_at)
-    return (
-        select(Referral.id)
-        .outerjoin(
-            ReferralView,
-            and_(ReferralView.referral_id == Referral.id, ReferralView.user_id == user.id),
-        )
-        .where(
-            Referral.partner_id == user.partner_id,
-            Referral.updated_at > since,
-            or_(ReferralView.seen_at.is_(None), Referral.updated_at > ReferralView.seen_at),
-        )
+def _news_since(user: User) -> datetime:
+    return max(utcnow() - UNREAD_WINDOW, user.created_at)
+
+
+def _news(user: User) -> ColumnElement[bool]:
+    """The rule, for one referral row: the user's partner's, updated within the window,
+    and not seen by this user since (one probe of the user's view of it)."""
+    seen_since_updated = exists().where(
+        ReferralView.user_id == user.id,
+        ReferralView.referral_id == Referral.id,
+        ReferralView.seen_at >= Referral.updated_at,
+    )
+    return and_(
+        Referral.partner_id == user.partner_id,
+        Referral.updated_at > _news_since(user),
+        ~seen_since_updated,
     )
 
 
@@ -46,15 +49,20 @@ def unread_referral_count(user: User) -> int:
     """How many of the partner's referrals have news for this user, up to UNREAD_CAP."""
     # Newest first: the order of the partner's update index, which the read then follows
     # (without it, PostgreSQL may read the table hoping to meet 100 matches early).
-    news = _with_news(user).order_by(Referral.updated_at.desc()).limit(UNREAD_CAP).subquery()
+    news = (
+        select(Referral.id)
+        .where(_news(user))
+        .order_by(Referral.updated_at.desc())
+        .limit(UNREAD_CAP)
+        .subquery()
+    )
     return db.session.scalar(select(func.count()).select_from(news))
 
 
-def unread_references(user: User, referral_ids: list[int]) -> set[int]:
-    """Which of these referrals have news for this user (one query)."""
-    if not referral_ids:
-        return set()
-    return set(db.session.scalars(_with_news(user).where(Referral.id.in_(referral_ids))))
+def has_news(user: User) -> ColumnElement[bool]:
+    """Whether a referral has news for this user, as a column beside a select of
+    referrals (the partner's list marks its rows with it), not a statement of its own."""
+    return _news(user).label("has_news")
 
 
 UNKNOWN = object()

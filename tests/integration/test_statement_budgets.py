@@ -1,6 +1,7 @@
 """Each page's SQL statements, pinned: the same count with little data and with a lot,
 so an N+1 query or one whose count grows with the data fails here. (Before issue 15's
-work: the partner referral page ran 20, the staff one 21, the queue 13, the 304 3.)
+work: the partner referral page ran 20, the staff one 21, the queue 13, the partner
+list 6, the 304 3.)
 
 Counted on the request alone (the session cookie's user is signed in already). Each
 budget lists why every statement is needed. The test configuration re-reads the jobs
@@ -29,9 +30,9 @@ BUDGETS = {
         "the running clock; the unread badge; required items; documents",
     ),
     "partner list": (
-        6,
-        "session and user; a page of referrals; their service lines; which of them have "
-        "news; the unread badge; the settings version",
+        4,
+        "session and user; a page of referrals as the columns shown, with their service "
+        "line's name and whether each has news; the unread badge; the settings version",
     ),
     "staff queue": (
         10,
@@ -47,8 +48,9 @@ BUDGETS = {
         "required items; documents; contact attempts",
     ),
     "timeline refresh, nothing new (304)": (
-        2,
-        "session and user; the referral's version and newest visible event in one read",
+        1,
+        "answered before Flask (portal/referrals/timeline_poll.py): the session, its user "
+        "and the referral's version and newest event that user sees, in one read",
     ),
 }
 
