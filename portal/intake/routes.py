@@ -54,7 +54,10 @@ def queue():
         "intake/queue.html",
         statuses=list(Status),
         urgencies=list(Urgency),
-        service_lines=db.session.scalars(select(ServiceLine).order_by(ServiceLine.name)).all(),
-        partners=db.session.scalars(select(Partner).order_by(Partner.name)).all(),
+        # The filters' choices: ids and names are all they show.
+        service_lines=db.session.execute(
+            select(ServiceLine.id, ServiceLine.name).order_by(ServiceLine.name)
+        ).all(),
+        partners=db.session.execute(select(Partner.id, Partner.name).order_by(Partner.name)).all(),
         **context,
     )

@@ -137,7 +137,6 @@ def index():
         "referrals/index.html",
         rows=rows,
         outcome_of=_outcome_by_status(),
-        detail_url=_detail_url_prefix(),
         page=page,
         has_next=has_next,
     )
@@ -158,13 +157,6 @@ _LIST_COLUMNS = (
 def _outcome_by_status() -> dict[Status, OutcomeClass]:
     """Each status's outcome class, by the referral's own rule, for rows read as columns."""
     return {status: Referral(status=status).outcome_class for status in Status}
-
-
-def _detail_url_prefix() -> str:
-    """'/referrals/': how every referral's address starts, built once per list rather
-    than once per row (a reference is letters, digits and dashes: nothing to quote)."""
-    sample = "R-0000-0000"
-    return url_for("referrals.detail", reference=sample).removesuffix(sample)
 
 
 @bp.route("/new", methods=["GET", "POST"])

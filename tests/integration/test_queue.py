@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -128,4 +129,25 @@ def test_queue_pages_through_long_lists(app, client_for, desk):
     first = client.get("/queue").get_data(as_text=True)
     second = client.get("/queue?page=2").get_data(as_text=True)
     assert [r in first for r in references] == [True, True, False]
+    assert f'<a href="/referrals/{references[0]}">{references[0]}</a>' in first
     assert references[2] in second and "Next page" in first
+
+
+def test_queue_clocks_count_business_time_by_the_hours_saved_last(app, client_for, desk):
+    # The queue keeps its calendar between pages: a holiday saved since must still count.
+    monday_10 = datetime(2026, 11, 23, 10, tzinfo=ZoneInfo("America/New_York"))
+    with app.app_context(), frozen_at(monday_10):
+        reference = make_referral(desk)  # routine first touch: one business day
+    intake = client_for(desk.intake)
+
+    def clock_text() -> str:
+        with frozen_at(monday_10 + timedelta(hours=1)):
+            html = intake.get("/queue").get_data(as_text=True)
+        row = html[html.index(reference) :]
+        return row[row.index('class="clock') : row.index("</span>", row.index('class="clock'))]
+
+    assert "First touch: 7 h 0 min left" in clock_text()
+    assert 'title="First touch, owner Intake, due Tue, Nov 24, 2026, 10:00' in clock_text()
+    holiday = {"section": "holiday", "holiday-day": "2026-11-24", "holiday-name": "Closed"}
+    assert client_for(desk.admin).post("/admin/sla", data=holiday).status_code == 302
+    assert "First touch: 6 h 0 min left" in clock_text()
