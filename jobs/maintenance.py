@@ -11,6 +11,7 @@ from portal.accounts.sessions import purge_expired_sessions
 from portal.clock import utcnow
 from portal.database import refresh_planner_statistics
 from portal.extensions import db
+from portal.fhir.limits import purge_expired_fhir_rows
 from portal.models import PasswordReset, SignInAttempt
 from portal.referrals.drafts import delete_expired_drafts
 
@@ -20,9 +21,11 @@ def refresh_statistics() -> None:
 
 
 def purge_sessions() -> None:
-    """Delete expired sessions (each audited), a batch per transaction."""
+    """Delete expired sessions (each audited), a batch per transaction; and the FHIR
+    door's expired tokens, used assertions and past rate windows."""
     while purge_expired_sessions(batch_size=500):
         db.session.commit()
+    purge_expired_fhir_rows()
     db.session.commit()
 
 

@@ -95,8 +95,10 @@ def configure_security(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    import portal.admin.fhir_clients  # noqa: F401 - adds the FHIR client pages to admin_bp
     from portal.accounts.routes import bp as accounts_bp
     from portal.admin.routes import bp as admin_bp
+    from portal.fhir import install_fhir
     from portal.intake.routes import bp as intake_bp
     from portal.notifications.routes import bp as notifications_bp
     from portal.patients.routes import bp as patients_bp
@@ -116,6 +118,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(patients_bp)
     app.register_blueprint(scorecard_bp)
     app.register_blueprint(packets_bp)
+    install_fhir(app)
     # Every message's body, patient links included: development only, never deployed.
     if app.config["DEV_OUTBOX_PAGE"]:
         app.register_blueprint(notifications_bp)

@@ -72,6 +72,8 @@ def install_commands(app: Flask) -> None:
     def load(referrals: int, seed: int) -> None:
         """Load demo partners, users, service lines and referrals (once)."""
         from portal.demo import (
+            DEMO_FHIR_CLIENT_ID,
+            DEMO_FHIR_SECRET,
             DEMO_PASSWORD,
             DEMO_USERS,
             demo_already_loaded,
@@ -94,6 +96,10 @@ def install_commands(app: Flask) -> None:
                 "\nStaff then enter a code from an authenticator app set up with the key "
                 f"{secret}\n(or print the current code: .venv/bin/flask --app wsgi demo code)."
             )
+        click.echo(
+            "\nThe demo EHR (FHIR, docs/fhir.md): client id "
+            f"{DEMO_FHIR_CLIENT_ID}, client secret {DEMO_FHIR_SECRET}"
+        )
 
     @demo_group.command("code")
     def code() -> None:

@@ -126,6 +126,15 @@ class Config:
     # so it is at most 24 characters (SMS_NAME_MAX_LENGTH, checked at start-up; default:
     # PRACTICE_NAME, if that fits).
     PRACTICE_SMS_NAME = os.environ.get("PRACTICE_SMS_NAME")
+    # The FHIR door (docs/fhir.md): how long an access token lasts (SMART Backend Services
+    # asks for about five minutes), and how many calls a client may make a minute (past
+    # it, 429 with Retry-After; every worker shares the count).
+    FHIR_TOKEN_SECONDS = int(os.environ.get("FHIR_TOKEN_SECONDS", "300"))
+    FHIR_CALLS_PER_MINUTE = int(os.environ.get("FHIR_CALLS_PER_MINUTE", "120"))
+    # The largest message body POST /fhir/$process-message reads (refused with 413 before
+    # it is read whole): room for a referral with a few documents sent inline as base64
+    # (a third larger than the files), under the web form's 10 MB for a single upload.
+    FHIR_MAX_BODY_BYTES = int(os.environ.get("FHIR_MAX_BODY_BYTES", str(8 * 1024 * 1024)))
     # How long a visit is, for the calendar file a patient adds it with.
     VISIT_MINUTES = int(os.environ.get("VISIT_MINUTES", "30"))
     # How many days a patient's link works.

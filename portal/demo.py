@@ -18,7 +18,9 @@ from sqlalchemy import func, select
 from portal.accounts.passwords import hash_password
 from portal.clock import frozen_at, utcnow
 from portal.extensions import db
+from portal.fhir.registry import register_client
 from portal.models import (
+    FHIR_SCOPES,
     STAFF_ROLES,
     AppointmentMode,
     Channel,
@@ -44,6 +46,13 @@ from portal.scorecard.tasks import send_weekly_scorecards
 from portal.sla.clocks import stop_partner_feedback
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo on purpose
+# The demo EHR (docs/fhir.md walks through it): Maple Street's FHIR client, with a
+# secret printed with the sign-ins (a real client's secret is shown once, then hashed).
+DEMO_FHIR_CLIENT_ID = "demo-maple-ehr"
+DEMO_FHIR_SECRET = "demo-fhir-secret-2026-printed-on-purpose"  # noqa: S105 - printed on purpose
+# How the demo EHR names the service lines: a code system of the demo practice's own (a
+# real practice would usually configure SNOMED CT referral codes).
+DEMO_SERVICE_CODES = "https://northwind-telehealth.example/fhir/CodeSystem/service-lines"
 STALL_CHANCE = 0.06
 
 DEMO_PARTNERS = [
@@ -255,6 +264,8 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
             description=description,
             eligibility_criteria=criteria,
             packet_updated_at=utcnow(),
+            fhir_system=DEMO_SERVICE_CODES,
+            fhir_code=service_code(name),
             **DEMO_PACKETS.get(name, {}),
         )
         line.all_required_items = [
@@ -263,6 +274,8 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
         ]
         lines.append(line)
     db.session.add_all(lines)
+    db.session.flush()  # the admin's id, for the client's registration
+    _register_demo_ehr(partners[DEMO_PARTNERS[0][0]], users[Role.ADMIN, None])
     db.session.commit()
 
     staff = {role: users[role, None] for role in (Role.INTAKE, Role.CLINICAL)}
@@ -290,6 +303,21 @@ def load_demo_data(referral_count: int = 200, seed: int = 7) -> str:
     return (
         f"{len(partners)} partners, {len(users)} users, {len(lines)} service lines, "
         f"{total} referrals"
+    )
+
+
+def service_code(name: str) -> str:
+    """'Diabetes and endocrinology' -> 'diabetes-and-endocrinology': the demo EHR's code."""
+    return "-".join(name.lower().split())
+
+
+def _register_demo_ehr(partner: Partner, admin: User) -> None:
+    register_client(
+        partner,
+        "Maple Street EHR (demo)",
+        list(FHIR_SCOPES),
+        created_by=admin,
+        known_id_and_secret=(DEMO_FHIR_CLIENT_ID, DEMO_FHIR_SECRET),
     )
 
 

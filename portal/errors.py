@@ -24,6 +24,8 @@ from markupsafe import escape
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 from portal.extensions import db
+from portal.fhir import fhir_path
+from portal.fhir.outcomes import http_error_response
 from portal.i18n import chosen_language, use_language
 from portal.request_ids import current_request_id
 
@@ -153,6 +155,8 @@ def _portal_description(error: HTTPException) -> bool:
 
 def render_error(error: HTTPException):
     """The page (or fragment) for `error`, with its status and headers."""
+    if fhir_path(request.path):  # an EHR reads OperationOutcomes, not pages
+        return http_error_response(error)
     code = error.code or 500
     context = {"code": code, "copy": _copy_for(error)}
     if _is_patient_page():
@@ -181,9 +185,7 @@ def _render_without_database(template: str, context: dict) -> str:
     of HTML with the reference."""
     request_id = current_request_id()
     try:
-        return current_app.jinja_env.get_template(template).render(
-            request_id=request_id, **context
-        )
+        return current_app.jinja_env.get_template(template).render(request_id=request_id, **context)
     except Exception:
         log.exception("the error page could not be rendered")
         return (

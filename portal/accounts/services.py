@@ -29,6 +29,7 @@ from portal.accounts.throttling import (
 from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.fhir.registry import is_client_user
 from portal.models import (
     STAFF_ROLES,
     AttemptKind,
@@ -187,6 +188,8 @@ def set_enabled(user: User, enabled: bool, *, by: User) -> None:
     """Disable (ending every session at once) or re-enable an account."""
     if user.enabled == enabled:
         return
+    if enabled and is_client_user(user):
+        raise AccountChangeRefused(gettext("A FHIR client's account never signs in."))
     if user.role is Role.ADMIN:
         _lock_admins()
     user.enabled = enabled
@@ -409,7 +412,7 @@ def invite_user(
     if user is None:
         user = User(email=email, full_name=full_name, role=role, partner=partner)
         db.session.add(user)
-    elif user.password_hash is not None:
+    elif user.password_hash is not None or is_client_user(user):
         raise InvitationInvalid(gettext("An account with that email already exists."))
     else:
         user.full_name, user.role, user.partner = full_name, role, partner

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from zoneinfo import available_timezones
 
 from flask_babel import gettext as _
@@ -20,6 +21,10 @@ from wtforms.validators import DataRequired, Email, Length, NumberRange, Optiona
 from portal.forms import PortalForm
 from portal.models import Role
 from portal.referrals.forms import item_labels_fit, phone_number, stripped
+
+# FHIR's uri and code types (https://hl7.org/fhir/R4/datatypes.html#primitive).
+FHIR_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+FHIR_CODE = re.compile(r"[^\s]+( [^\s]+)*")
 
 
 class PartnerForm(PortalForm):
@@ -71,9 +76,7 @@ class InviteForm(PartnerInviteForm):
 
 
 class ServiceLineForm(PortalForm):
-    name = StringField(
-        _l("Name"), filters=[stripped], validators=[DataRequired(), Length(max=120)]
-    )
+    name = StringField(_l("Name"), filters=[stripped], validators=[DataRequired(), Length(max=120)])
     description = StringField(
         _l("Short description"), filters=[stripped], validators=[Optional(), Length(max=500)]
     )
@@ -129,6 +132,30 @@ class ServiceLineForm(PortalForm):
         validators=[Optional(), Length(max=500)],
     )
 
+    # How EHRs name the service line in a FHIR ServiceRequest.code (docs/fhir.md).
+    fhir_system = StringField(
+        _l("FHIR code system"),
+        description=_l("The system of the code EHRs send, e.g. http://snomed.info/sct."),
+        filters=[stripped],
+        validators=[Optional(), Length(max=200)],
+    )
+    fhir_code = StringField(
+        _l("FHIR code"),
+        description=_l("The code in that system, e.g. 183519002 (referral to cardiology)."),
+        filters=[stripped],
+        validators=[Optional(), Length(max=64)],
+    )
+
+    def validate_fhir_system(self, field) -> None:
+        if field.data and not FHIR_URI.fullmatch(field.data):
+            raise ValidationError(_("Give an absolute URI such as http://snomed.info/sct."))
+        if bool(field.data) != bool(self.fhir_code.data):
+            raise ValidationError(_("Give both the code system and the code, or neither."))
+
+    def validate_fhir_code(self, field) -> None:
+        if field.data and not FHIR_CODE.fullmatch(field.data):
+            raise ValidationError(_("A code has no spaces at either end and no double spaces."))
+
     def validate_required_documents(self, field) -> None:
         item_labels_fit(self, field)
 
@@ -181,18 +208,14 @@ def business_hours_form_class(weekdays: list[str]) -> type[BusinessHoursForm]:
     fields = {}
     for day, name in enumerate(weekdays):
         fields[f"opens_{day}"] = TimeField(_l("%(day)s opens", day=name), validators=[Optional()])
-        fields[f"closes_{day}"] = TimeField(
-            _l("%(day)s closes", day=name), validators=[Optional()]
-        )
+        fields[f"closes_{day}"] = TimeField(_l("%(day)s closes", day=name), validators=[Optional()])
         fields[f"closed_{day}"] = BooleanField(_l("Closed on %(day)s", day=name))
     return type("BusinessHoursWeekForm", (BusinessHoursForm,), fields)
 
 
 class HolidayForm(PortalForm):
     day = DateField(_l("Date"), validators=[DataRequired()])
-    name = StringField(
-        _l("Name"), filters=[stripped], validators=[DataRequired(), Length(max=120)]
-    )
+    name = StringField(_l("Name"), filters=[stripped], validators=[DataRequired(), Length(max=120)])
 
 
 class TargetsForm(PortalForm):

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -38,7 +38,7 @@ from portal.admin.forms import (
     business_hours_form_class,
     targets_form_class,
 )
-from portal.admin.service_lines import PacketText, save_service_line
+from portal.admin.service_lines import PacketText, fhir_coding_taken, save_service_line
 from portal.admin.sla_settings import (
     TARGET_STAGES,
     WEEKDAYS,
@@ -52,6 +52,7 @@ from portal.auditing import record_audit
 from portal.extensions import db
 from portal.models import (
     AuditEntry,
+    FhirClient,
     Holiday,
     ItemKind,
     MessageStatus,
@@ -112,9 +113,7 @@ def new_partner():
             )
             db.session.commit()
             flash(
-                gettext(
-                    "Partner “%(name)s” created. Invite its users next.", name=partner.name
-                ),
+                gettext("Partner “%(name)s” created. Invite its users next.", name=partner.name),
                 "success",
             )
             return redirect(url_for("admin.partner", partner_id=partner.id))
@@ -137,7 +136,13 @@ def partner(partner_id: int):
         if invitation_link:
             form = PartnerInviteForm(formdata=None)
     users = db.session.scalars(
-        select(User).where(User.partner_id == record.id).order_by(User.full_name)
+        select(User)
+        .where(
+            User.partner_id == record.id,
+            # A FHIR client's own user row is not a person (its page: admin/fhir_clients).
+            ~exists().where(FhirClient.user_id == User.id),
+        )
+        .order_by(User.full_name)
     ).all()
     return render_template(
         "admin/partner.html",
@@ -186,7 +191,10 @@ def users():
 
 
 def _account_or_404(user_id: int) -> User:
-    user = db.session.get(User, user_id)
+    # A FHIR client's user row is managed on the client's page, never as an account.
+    user = db.session.scalar(
+        select(User).where(User.id == user_id, ~exists().where(FhirClient.user_id == User.id))
+    )
     if user is None:
         abort(404)
     return user
@@ -356,7 +364,12 @@ def edit_service_line(line_id: int | None = None):
             (form.required_answers, ItemKind.ANSWER),
         ):
             field.data = "\n".join(i.label for i in line.required_items if i.kind is kind)
-    if form.validate_on_submit():
+    coding = (form.fhir_system.data, form.fhir_code.data) if form.fhir_code.data else None
+    valid = form.validate_on_submit()
+    if valid and fhir_coding_taken(line, coding):
+        form.fhir_code.errors.append(gettext("Another service line has this FHIR code."))
+        valid = False
+    if valid:
         try:
             save_service_line(
                 line,
@@ -375,10 +388,13 @@ def edit_service_line(line_id: int | None = None):
                     contacts=form.packet_contacts.data or "",
                 ),
                 actor=current_user,
+                fhir_coding=coding,
             )
         except IntegrityError:
             db.session.rollback()
-            form.name.errors.append(gettext("A service line with this name already exists."))
+            form.name.errors.append(
+                gettext("A service line with this name (or this FHIR code) already exists.")
+            )
         else:
             db.session.commit()
             flash(gettext("Service line “%(name)s” saved.", name=line.name), "success")

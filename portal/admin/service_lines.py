@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import astuple, dataclass
 
+from sqlalchemy import select
+
 from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
@@ -34,6 +36,18 @@ def _packet_as_printed(line: ServiceLine, items: list[tuple[ItemKind, str]]) -> 
     )
 
 
+def fhir_coding_taken(line: ServiceLine, coding: tuple[str, str] | None) -> bool:
+    """Whether another service line already has this FHIR coding."""
+    if coding is None:
+        return False
+    statement = select(ServiceLine.id).where(
+        ServiceLine.fhir_system == coding[0], ServiceLine.fhir_code == coding[1]
+    )
+    if line.id is not None:
+        statement = statement.where(ServiceLine.id != line.id)
+    return db.session.scalar(statement.limit(1)) is not None
+
+
 def save_service_line(
     line: ServiceLine,
     *,
@@ -44,6 +58,7 @@ def save_service_line(
     required: dict[ItemKind, list[str]],
     packet: PacketText,
     actor: User,
+    fhir_coding: tuple[str, str] | None = None,
 ) -> ServiceLine:
     """Apply the admin's edit. Items no longer listed are retired, not deleted: referrals
     made while they were required still point at them. The packet's "last updated" date
@@ -56,6 +71,7 @@ def save_service_line(
     printed_before = None if line.id is None else _packet_as_printed(line, current_items)
     line.name, line.description = name, description
     line.eligibility_criteria, line.active = eligibility_criteria, active
+    line.fhir_system, line.fhir_code = fhir_coding or (None, None)
     (
         line.packet_treats,
         line.packet_how_to_submit,
@@ -84,5 +100,6 @@ def save_service_line(
         target_id=line.id,
         required_items=len(wanted),
         packet_changed=packet_changed,
+        fhir_coding=list(fhir_coding) if fhir_coding else None,
     )
     return line

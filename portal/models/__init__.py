@@ -5,6 +5,14 @@ from portal.models.base import Base
 from portal.models.consent import Consent, ConsentKind
 from portal.models.draft import DraftDocument, ReferralDraft
 from portal.models.event import ReferralEvent
+from portal.models.fhir import (
+    FHIR_SCOPES,
+    FhirAccessToken,
+    FhirAssertion,
+    FhirClient,
+    FhirMessage,
+    FhirRateWindow,
+)
 from portal.models.job_state import JobState
 from portal.models.needs_info import CloseReason, InfoRequest
 from portal.models.outbox import MessageChannel, MessageStatus, OutboxMessage
@@ -51,6 +59,12 @@ from portal.models.user import (
 )
 
 __all__ = [
+    "FHIR_SCOPES",
+    "FhirAccessToken",
+    "FhirAssertion",
+    "FhirClient",
+    "FhirMessage",
+    "FhirRateWindow",
     "FINAL_STATUSES",
     "OPEN_STATUSES",
     "SETTLED_RANK",

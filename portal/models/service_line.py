@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.base import Base, enum_column
@@ -18,6 +18,9 @@ class ItemKind(enum.StrEnum):
 
 class ServiceLine(Base):
     __tablename__ = "service_line"
+    __table_args__ = (
+        Index("ix_service_line_fhir_coding", "fhir_system", "fhir_code", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
@@ -34,6 +37,11 @@ class ServiceLine(Base):
     packet_after: Mapped[str] = mapped_column(Text, default="", server_default="")
     packet_contacts: Mapped[str] = mapped_column(Text, default="", server_default="")
     packet_updated_at: Mapped[datetime | None]
+    # How an EHR names this service line in a FHIR ServiceRequest.code (a coding's
+    # system and code, e.g. SNOMED CT's 183519002 "Referral to cardiology service"), set
+    # by an admin; a referral whose code matches no active service line is refused.
+    fhir_system: Mapped[str | None] = mapped_column(String(200))
+    fhir_code: Mapped[str | None] = mapped_column(String(64))
 
     # What a new referral must carry now. Retired items stay in the database (old
     # referrals point at them) and are edited through `all_required_items`.

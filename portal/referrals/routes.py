@@ -248,6 +248,16 @@ def _submission_from(form: forms.ReferralForm) -> services.ReferralSubmission:
         partner, channel = current_user.partner, Channel.PORTAL
     if partner is None:
         abort(400)
+    return submission_from_form(
+        form, partner, channel, submit_anyway="submit_anyway" in request.form
+    )
+
+
+def submission_from_form(
+    form: forms.ReferralForm, partner: Partner, channel: Channel, *, submit_anyway: bool
+) -> services.ReferralSubmission:
+    """What a validated referral form submits (the web form's, and the FHIR door's:
+    portal/fhir/messages.py fills the same form from a message)."""
     return services.ReferralSubmission(
         partner=partner,
         service_line=form.selected_service_line,
@@ -271,7 +281,7 @@ def _submission_from(form: forms.ReferralForm) -> services.ReferralSubmission:
         documents=form.uploads,
         item_answers=form.item_answers(),
         item_documents=form.item_uploads,
-        submit_anyway="submit_anyway" in request.form,
+        submit_anyway=submit_anyway,
     )
 
 

@@ -30,6 +30,7 @@ from portal.accounts.services import invite_user, request_password_reset
 from portal.accounts.sessions import create_session_row
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.fhir.registry import register_client
 from portal.health import HEARTBEAT
 from portal.models import (
     AppointmentMode,
@@ -231,6 +232,9 @@ def build_world(desk: Desk) -> World:
         user(desk.partner_a),
     )
     create_session_row(intake, authenticated=True, user_agent="other", address="10.0.0.1")
+    fhir_client, _secret = register_client(
+        main_row.partner, "Alpha EHR", ["system/Task.rs"], created_by=None, with_secret=True
+    )
     # A live jobs process, so /readyz answers 200 for the whole sweep (its 503 when the
     # jobs are stale is tests/integration/test_health.py's business).
     db.session.add(JobState(name=HEARTBEAT, value={}, updated_at=utcnow() + timedelta(hours=1)))
@@ -253,6 +257,8 @@ def build_world(desk: Desk) -> World:
         "user_id": intake.id,
         "session_id": session_id,
         "holiday_id": holiday.id,
+        "fhir_client_id": fhir_client.id,
+        "resource_id": main,  # /fhir/Task/<resource_id> and the other FHIR reads
         "draft_id": draft.id,
         "message_id": db.session.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id)),
         "action": "note",

@@ -16,6 +16,7 @@ from wtforms import DateField, IntegerField, StringField, TextAreaField
 from wtforms.fields.core import UnboundField
 
 import portal.accounts.forms
+import portal.admin.fhir_clients
 import portal.admin.forms
 import portal.patients.forms
 import portal.referrals.actions
@@ -70,6 +71,11 @@ WHERE_STORED = {
     ("ServiceLineForm", "packet_how_to_submit"): "service_line.packet_how_to_submit",
     ("ServiceLineForm", "packet_after"): "service_line.packet_after",
     ("ServiceLineForm", "packet_contacts"): "service_line.packet_contacts",
+    ("ServiceLineForm", "fhir_system"): "service_line.fhir_system",
+    ("ServiceLineForm", "fhir_code"): "service_line.fhir_code",
+    ("FhirClientForm", "name"): "fhir_client.name",
+    ("FhirKeysForm", "jwks"): "fhir_client.jwks",  # parsed and checked (JSON column)
+    ("FhirKeysForm", "jwks_url"): "fhir_client.jwks_url",
     ("BusinessHoursForm", "time_zone"): "business_hours.time_zone",
     ("HolidayForm", "name"): "holiday.name",
     ("NextStepForm", "reason"): "referral_event.staff_note",
