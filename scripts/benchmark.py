@@ -466,6 +466,7 @@ def measure(app, results: dict) -> None:
         "staff queue, breached filter": page(intake, "/queue?sla=breached"),
         "partner referral list": page(big_partner, "/referrals/"),
         "partner referral page": page(big_partner, f"/referrals/{busy}"),
+        "staff referral page": page(intake, f"/referrals/{busy}"),
         "timeline refresh (changed)": page(big_partner, f"/referrals/{busy}/timeline"),
         "partner dashboard": page(big_partner, "/dashboard"),
     }
