@@ -22,6 +22,7 @@ from portal.accounts.sessions import token_digest
 from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.fhir.limits import check_rate
 from portal.fhir.outcomes import FhirError
 from portal.models import FhirAccessToken, FhirClient
 
@@ -97,8 +98,6 @@ def fhir_api(*scopes: str) -> Callable:
                         f"This call needs the scope {' and '.join(missing)}; ask for it "
                         "at /auth/token (an admin grants a client its scopes).",
                     )
-                from portal.fhir.limits import check_rate  # noqa: PLC0415 - its own module
-
                 check_rate(client)
                 response = current_app.make_response(view(*args, **kwargs))
             except FhirError as refusal:

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portal.clock import utcnow
+from portal.database import commit_keeping_loaded
 from portal.extensions import db
 from portal.fhir.outcomes import FhirError
 from portal.models import FhirAccessToken, FhirAssertion, FhirClient, FhirRateWindow
@@ -26,7 +27,8 @@ def check_rate(client: FhirClient) -> None:
 
     The count is committed at once: a call the view then refuses (a 404, a 422) rolls
     its own work back, yet it still counts towards the limit. Nothing else is pending
-    here (the decorator calls this before the view runs)."""
+    here (the decorator calls this before the view runs), and what the token check
+    loaded is kept rather than read again."""
     now = utcnow()
     window = now.replace(second=0, microsecond=0)
     insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
@@ -40,7 +42,7 @@ def check_rate(client: FhirClient) -> None:
         .returning(FhirRateWindow.count)
     )
     count = db.session.execute(statement).scalar_one()
-    db.session.commit()
+    commit_keeping_loaded()  # the client and its user, loaded by the token check, stay
     limit = int(current_app.config["FHIR_CALLS_PER_MINUTE"])
     if count > limit:
         retry_after = max(1, int((window + timedelta(minutes=1) - now).total_seconds() + 0.999))
