@@ -20,8 +20,14 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from portal.config import Config
+
 FHIR_VERSION = "4.0.1"
 FHIR_JSON = "application/fhir+json"
+# Our CodeSystems' canonical URLs: fixed per process from PORTAL_BASE_URL's environment
+# value, so the system in every resource and the published CodeSystem's url always
+# agree. GET /fhir/CodeSystem/<id> answers each.
+CODE_SYSTEM_BASE = f"{Config.PORTAL_BASE_URL.rstrip('/')}/fhir/CodeSystem"
 
 # /fhir/...: the FHIR base; /auth/token and /.well-known/smart-configuration beside it.
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")

@@ -30,13 +30,10 @@ from fhir.resources.R4B import get_fhir_model_class
 from flask import current_app, request
 from pydantic import ValidationError
 
-from portal.config import Config
-from portal.fhir import FHIR_JSON
+from portal.fhir import CODE_SYSTEM_BASE, FHIR_JSON
 from portal.fhir.outcomes import FhirError, fhir_response
 
-# Our published CodeSystems (docs/fhir.md): the message events, and the two consents;
-# canonical URLs under PORTAL_BASE_URL, as the businessStatus one (portal/fhir/mapping.py).
-CODE_SYSTEM_BASE = f"{Config.PORTAL_BASE_URL.rstrip('/')}/fhir/CodeSystem"
+# Our published CodeSystems (docs/fhir.md): the message events, and the two consents.
 MESSAGE_EVENTS_SYSTEM = f"{CODE_SYSTEM_BASE}/message-events"
 CONSENT_KINDS_SYSTEM = f"{CODE_SYSTEM_BASE}/consent-kinds"
 

@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from portal.config import Config
 from portal.extensions import db
+from portal.fhir import CODE_SYSTEM_BASE
 from portal.models import (
     ContactMethod,
     InfoRequest,
@@ -42,10 +43,6 @@ from portal.models import (
 )
 
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
-# Our CodeSystems' canonical URLs: fixed per process from PORTAL_BASE_URL's environment
-# value (as portal/fhir/bundle.py's), so the system in every resource and the published
-# CodeSystem's url always agree. GET /fhir/CodeSystem/<id> answers each.
-CODE_SYSTEM_BASE = f"{Config.PORTAL_BASE_URL.rstrip('/')}/fhir/CodeSystem"
 BUSINESS_STATUS_ID = "referral-business-status"
 BUSINESS_STATUS_SYSTEM = f"{CODE_SYSTEM_BASE}/{BUSINESS_STATUS_ID}"
 # The referral's reference (R-7K3M-9QXD) as the identifier of its Task and ServiceRequest.

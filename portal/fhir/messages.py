@@ -48,9 +48,8 @@ from werkzeug.datastructures import FileStorage, MultiDict
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.fhir import bp
+from portal.fhir import CODE_SYSTEM_BASE, bp
 from portal.fhir.bundle import (
-    CODE_SYSTEM_BASE,
     CONSENT_KINDS_SYSTEM,
     EVENTS,
     MESSAGE_EVENTS_SYSTEM,
