@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import current_app, g, request
 from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
 
 from portal.accounts.sessions import token_digest
 from portal.auditing import record_audit
@@ -100,9 +101,12 @@ def fhir_api(*scopes: str) -> Callable:
                     )
                 check_rate(client)
                 response = current_app.make_response(view(*args, **kwargs))
-            except FhirError as refusal:
+            except (FhirError, HTTPException) as refusal:
+                # Ours, or werkzeug's (a body past MAX_CONTENT_LENGTH, a 404 from a
+                # shared helper): audited either way, with nothing the view half-wrote.
                 db.session.rollback()
-                _audit(client, refusal.status)
+                status = refusal.status if isinstance(refusal, FhirError) else refusal.code
+                _audit(client, status or 500)
                 db.session.commit()
                 raise
             _audit(client, response.status_code)

@@ -7,8 +7,10 @@ import base64
 import json
 
 import pytest
+from sqlalchemy import select
 
 from portal.extensions import db
+from portal.models import AuditEntry
 from tests.fixtures.fhir_messages import (
     bearer,
     code_service_lines,
@@ -72,6 +74,19 @@ def test_ten_megabytes(app, client, token):
         + b'"}'
     )
     refused(app, client, token, body, status=413, expression="Bundle")
+
+
+def test_a_refusal_from_the_framework_is_an_outcome_and_audited(app, client, token):
+    """A body past the app's MAX_CONTENT_LENGTH is refused by werkzeug inside the view,
+    not by our own checks: still an OperationOutcome, still in the audit log."""
+    app.config.update(MAX_CONTENT_LENGTH=4096, FHIR_MAX_BODY_BYTES=1024 * 1024)
+    body = json.dumps(referral_message()) + " " * 8192
+    refused(app, client, token, body, status=413)
+    with app.app_context():
+        statuses = db.session.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "fhir.process_message")
+        ).all()
+    assert [detail["status"] for detail in statuses] == [413]
 
 
 def test_deep_nesting(app, client, token):
