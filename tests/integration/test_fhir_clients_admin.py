@@ -15,7 +15,8 @@ from sqlalchemy import select
 from portal.accounts.services import AccountChangeRefused, InvitationInvalid, invite_user
 from portal.accounts.services import set_enabled as set_account_enabled
 from portal.extensions import db
-from portal.models import AuditEntry, FhirClient, Role, ServiceLine
+from portal.fhir.registry import register_client
+from portal.models import AuditEntry, FhirClient, Partner, Role, ServiceLine
 from tests.fixtures.desk import user
 
 SECRET_FIELD = re.compile(r'id="client-secret"|value="([\w-]{40,})"')
@@ -279,3 +280,50 @@ def test_a_service_line_gets_a_unique_fhir_coding(app, client_for, desk):
     assert response.status_code == 302
     with app.app_context():
         assert db.session.get(ServiceLine, desk.sleep_id).fhir_code is None
+
+
+def test_the_client_pages_keep_their_statement_budget_whatever_the_data(
+    app, client_for, desk, count_queries
+):
+    """The list: session and user; the clients with their partners, in one read; the
+    jobs heartbeat (as on every staff page; not cached in tests). A client's page: the
+    same with the client and its partner in one read, and the practice settings' version
+    for its dates. The same counts with one client as with twenty-one over ten partners."""
+    admin = client_for(desk.admin)
+
+    def add_clients(partners: int, per_partner: int) -> int:
+        with app.app_context():
+            owners = [db.session.get(Partner, desk.partner_a_id)] + [
+                Partner(
+                    name=f"Partner {n}",
+                    specialty="Primary care",
+                    referral_contact_name="Pat",
+                    referral_contact_email=f"pat{n}@partner.example",
+                )
+                for n in range(partners - 1)
+            ]
+            db.session.add_all(owners)
+            made = [
+                register_client(owner, f"EHR {n}", ["system/Task.rs"], created_by=None)[0]
+                for owner in owners
+                for n in range(per_partner)
+            ]
+            db.session.commit()
+            return made[0].id
+
+    def statements(path: str) -> int:
+        assert admin.get(path).status_code == 200  # warm
+        with count_queries() as counted:
+            assert admin.get(path).status_code == 200
+        return counted.count
+
+    first = add_clients(1, 1)
+    small = {
+        path: statements(path) for path in ("/admin/fhir-clients", f"/admin/fhir-clients/{first}")
+    }
+    add_clients(10, 2)
+    large = {
+        path: statements(path) for path in ("/admin/fhir-clients", f"/admin/fhir-clients/{first}")
+    }
+    assert large == small, "a statement count grew with the data"
+    assert small == {"/admin/fhir-clients": 3, f"/admin/fhir-clients/{first}": 4}
