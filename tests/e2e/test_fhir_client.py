@@ -27,7 +27,7 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.fhir.registry import register_client
 from portal.models import FHIR_SCOPES, Partner, Referral
-from tests.e2e.test_referral_journey import staff_action
+from tests.fixtures.browser import complete_visit, schedule_tomorrow, staff_action
 from tests.fixtures.fhir_messages import code_service_lines, event_message, referral_message
 
 pytestmark = pytest.mark.e2e
@@ -134,14 +134,7 @@ def test_an_ehr_follows_its_referral_as_the_desk_works_it(app, desk, live_server
         clinical, live_server, reference, "Accept", {"Assigned provider": "Dr. Helen Park"}
     )
     assert _task(smart, reference) == ("accepted", "accepted")
-    tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
-    staff_action(
-        intake,
-        live_server,
-        reference,
-        "Schedule the first visit",
-        {"Date": tomorrow, "Time": "15:30"},
-    )
+    schedule_tomorrow(intake, live_server, reference)
     scheduled = Task.read(reference, smart.server)
     assert (scheduled.status, scheduled.businessStatus.coding[0].code) == (
         "in-progress",
@@ -152,11 +145,7 @@ def test_an_ehr_follows_its_referral_as_the_desk_works_it(app, desk, live_server
     booked = smart.server.request_json(appointment)
     assert booked["status"] == "booked"
 
-    with app.app_context():  # the visit takes place: tomorrow, an hour ago
-        referral = db.session.scalar(select(Referral).where(Referral.reference == reference))
-        referral.appointment_at = utcnow() - timedelta(hours=1)
-        db.session.commit()
-    staff_action(intake, live_server, reference, "Record visit completed")
+    complete_visit(app, intake, live_server, reference)
     assert _task(smart, reference) == ("completed", "completed")
 
     # A second referral, withdrawn by the EHR: the desk sees it withdrawn.

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
 
-from portal.clock import utcnow
-from portal.extensions import db
-from portal.models import Referral
-from tests.fixtures.browser import fill_provider_and_patient
+from tests.fixtures.browser import (
+    complete_visit,
+    fill_provider_and_patient,
+    schedule_tomorrow,
+    staff_action,
+)
 from tests.fixtures.desk import VALID_NPI
 
 pytestmark = pytest.mark.e2e
-
-
-def staff_action(page, live_server, reference, summary, fields=None, button=None):
-    """Open the referral as staff, expand one action, fill it and submit."""
-    page.goto(f"{live_server}/referrals/{reference}")
-    page.locator("summary", has_text=summary).click()
-    form = page.locator("details[open] form")
-    for label, value in (fields or {}).items():
-        form.get_by_label(label, exact=True).fill(value)
-    form.get_by_role("button", name=button or summary).click()
-    expect(page.locator(".notice-success")).to_be_visible()
 
 
 def test_partner_follows_a_referral_live_from_submission_to_started_care(
@@ -78,22 +67,10 @@ def test_partner_follows_a_referral_live_from_submission_to_started_care(
     )
     expect(partner.get_by_text("Patient reached")).to_be_visible()
 
-    tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
-    staff_action(
-        intake,
-        live_server,
-        reference,
-        "Schedule the first visit",
-        {"Date": tomorrow, "Time": "15:30"},
-    )
+    schedule_tomorrow(intake, live_server, reference)
     expect(partner.locator("#current-status")).to_have_text("Scheduled")
 
-    # The visit takes place: move the appointment into the past, as tomorrow would.
-    with app.app_context():
-        referral = db.session.scalar(select(Referral).where(Referral.reference == reference))
-        referral.appointment_at = utcnow() - timedelta(hours=1)
-        db.session.commit()
-    staff_action(intake, live_server, reference, "Record visit completed")
+    complete_visit(app, intake, live_server, reference)
     expect(partner.locator("#current-status")).to_have_text("Completed")
     expect(partner.locator("#current-outcome")).to_have_text("Started care")
     expect(partner.get_by_text("the patient has started care")).to_be_visible()
