@@ -31,6 +31,7 @@ from portal.database import empty_postgresql
 from portal.extensions import db
 from portal.models import Base
 from tests.fixtures.desk import Desk, build_desk, totp_code, user
+from tests.fixtures.gunicorn import gunicorn  # noqa: F401 - a fixture for every test
 from tests.fixtures.privacy import find_patient_data_in_messages
 
 

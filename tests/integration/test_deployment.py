@@ -22,8 +22,8 @@ from urllib.request import Request, urlopen
 
 import pytest
 
+from tests.fixtures.gunicorn import PROJECT, Browser, Server
 from tests.integration.test_backups import fresh_database_url  # noqa: F401 - a fixture
-from tests.integration.test_gunicorn_logs import PROJECT, Browser, Server
 from tests.integration.test_jobs_processes import log_of, wait_until
 from tests.unit.test_settings_table import every_setting, example_environment
 
