@@ -9,7 +9,9 @@ cookie's token and its user, signed in by `session_state` (the rule the request 
 applies; a poll is not activity there either), joined with the referral as
 `visible_referrals` lets that user see it, its version and the newest event the user
 sees: services.timeline_state_statement, the view's own read. When the ETag made of them is
-the one asked about, it answers 304 with the headers the view's 304 carries.
+the one asked about, it answers 304 with the headers the view's 304 carries. That read is
+compiled once and run on a pooled DBAPI cursor (`PreparedRead`): through SQLAlchemy's
+execute it cost some 95 µs of Python around 10 µs of SQLite, most of the poll.
 
 Anything else goes on to Flask untouched: no cookie, an ETag of another form, an ended
 session, a referral this user may not see (never a 304 for another partner's), HEAD,
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Select, bindparam, true
+from sqlalchemy import Engine, Select, bindparam, true
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.sansio.http import parse_cookie
 
@@ -34,7 +36,6 @@ from portal.clock import utcnow
 from portal.models import Referral, Role, User, UserSession
 from portal.referrals.references import REFERENCE_REGEX
 from portal.referrals.services import (
-    TIMELINE_AUDIENCES,
     timeline_etag,
     timeline_state_statement,
 )
@@ -74,13 +75,65 @@ def _poll_statement(partner: bool) -> Select:
     )
 
 
+class PreparedRead:
+    """A SELECT compiled once for an engine's dialect, run straight on a pooled DBAPI
+    cursor: no statement cache lookup, execution context or result object per call.
+
+    Values are given by bound name and go through their types' bind processors, as
+    SQLAlchemy's execute would send them; the statement's own constants are processed
+    once, here. The engine's before_cursor_execute listeners still hear each run (the
+    tests count statements with one)."""
+
+    def __init__(self, statement: Select, engine: Engine) -> None:
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        self.engine = engine
+        self.sql = compiled.string
+        self.positions = compiled.positiontup  # None with a named paramstyle (psycopg)
+        self.processors = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for name, bind in compiled.binds.items()
+        }
+        self.constants = {
+            name: self._processed(name, bind.value)
+            for name, bind in compiled.binds.items()
+            if not bind.required
+        }
+        self.errors = (SQLAlchemyError, dialect.loaded_dbapi.Error)
+
+    def _processed(self, name: str, value: Any) -> Any:
+        processor = self.processors.get(name)
+        return value if processor is None else processor(value)
+
+    def first(self, **values: Any) -> tuple | None:
+        """The first row for these bound values (raises one of `self.errors`)."""
+        named = {**self.constants}
+        for name, value in values.items():
+            named[name] = self._processed(name, value)
+        parameters = named if self.positions is None else tuple(named[n] for n in self.positions)
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                listeners = self.engine.dispatch.before_cursor_execute
+                if listeners:
+                    listeners(None, cursor, self.sql, parameters, None, False)
+                cursor.execute(self.sql, parameters)
+                return cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool, its transaction rolled back
+
+
 class TimelinePoll:
     """WSGI middleware: the timeline's "nothing new" 304 without Flask (module doc)."""
 
     def __init__(self, app: Flask, wsgi_app: Callable) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
-        self.statements = {partner: _poll_statement(partner) for partner in TIMELINE_AUDIENCES}
+        # Compiled at the first poll, for the app's engine (set up after this middleware).
+        self.reads: dict[bool, PreparedRead] = {}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         answered = self._not_modified(environ) if environ.get("HTTP_IF_NONE_MATCH") else None
@@ -103,11 +156,13 @@ class TimelinePoll:
         token = parse_cookie(environ.get("HTTP_COOKIE")).get(config["AUTH_COOKIE_NAME"])
         if not token or len(token) > MAX_TOKEN_LENGTH:
             return None
-        parameters = {"token_hash": token_digest(token), "now": utcnow(), "reference": reference}
+        engine = self.app.extensions["portal.db.engine"]
+        read = self.reads.get(partner)
+        if read is None or read.engine is not engine:
+            read = self.reads[partner] = PreparedRead(_poll_statement(partner), engine)
         try:
-            with self.app.extensions["portal.db.engine"].connect() as connection:
-                row = connection.execute(self.statements[partner], parameters).first()
-        except SQLAlchemyError:
+            row = read.first(token_hash=token_digest(token), now=utcnow(), reference=reference)
+        except read.errors:
             return None  # the view meets the same error, and reports it as it should
         if row is None or asked != timeline_etag(reference, row[1], row[2] or 0, partner=partner):
             return None
