@@ -71,34 +71,46 @@ PAGES = [
 ]
 
 
-def test_each_page_is_judged_by_its_median_against_its_references_median():
+def test_each_page_is_judged_by_the_median_of_its_rounds_ratios():
     rounds = {
-        "detail": [90.0, 500.0, 100.0],  # one fast round does not carry it
-        "list": [60.0, 10.0, 50.0],  # exactly half: passes
-        "poll": [700.0, 800.0, 900.0],
-        "bare hello": [1000.0, 1100.0, 900.0],
-        "bare one": [400.0, 300.0, 200.0],
-        "bare fifty": [100.0, 100.0, 120.0],
+        # Round ratios 0.25, 1.25 and 0.5: one fast round does not carry it.
+        "detail": [100.0, 500.0, 100.0],
+        # 0.5, 0.1 and 0.6: exactly half passes, though the list's median (50) is less
+        # than half the reference's (110).
+        "list": [50.0, 10.0, 60.0],
+        "poll": [700.0, 800.0, 900.0],  # 0.7, 0.8, 0.9
+        "bare hello": [1000.0, 1000.0, 1000.0],
+        "bare one": [400.0, 400.0, 200.0],
+        "bare fifty": [100.0, 100.0, 110.0],
     }
-    rows = {row.page.name: row for row in compare(PAGES, rounds, {"detail": 4.25})}
+    cpu = {"detail": 4.0, "bare one": 1.0, "list": 3.0, "bare fifty": 1.5, "poll": 1.0}
+    rows = {row.page.name: row for row in compare(PAGES, rounds, cpu)}
 
     assert rows["detail"].requests_per_second == 100.0
-    assert rows["detail"].ratio == pytest.approx(100 / 300)
-    assert rows["detail"].passed is False
-    assert rows["list"].ratio == 0.5 and rows["list"].passed is True
-    assert rows["poll"].ratio == pytest.approx(800 / 1000) and rows["poll"].passed is True
+    assert rows["detail"].reference_per_second == 400.0
+    assert rows["detail"].ratio == pytest.approx(0.5)
+    assert rows["detail"].passed is True
+    assert rows["detail"].cpu_ratio == pytest.approx(0.25)
+    assert rows["list"].ratio == pytest.approx(0.5) and rows["list"].passed is True
+    assert rows["poll"].ratio == pytest.approx(0.8) and rows["poll"].passed is True
+    assert rows["poll"].cpu_ratio is None  # no CPU figure for bare hello
     assert rows["bare one"].ratio is None and rows["bare one"].passed is None
+
+    rounds["detail"] = [90.0, 500.0, 100.0]  # 0.225, 1.25, 0.5: still the middle one
+    rounds["bare one"] = [400.0, 400.0, 400.0]  # 0.225, 1.25, 0.25
+    rows = {row.page.name: row for row in compare(PAGES, rounds, cpu)}
+    assert rows["detail"].ratio == pytest.approx(0.25) and rows["detail"].passed is False
 
     table = format_table(list(rows.values())).splitlines()
     detail = next(line for line in table if line.startswith("detail"))
-    assert detail.split()[-7:] == ["bare", "one", "300.0", "0.33", ">=", "0.5", "BELOW"]
-    assert "90 / 500 / 100" in detail and "4.25" in detail
+    assert detail.split()[-8:] == ["bare", "one", "400.0", "0.25", ">=", "0.5", "BELOW", "0.25"]
+    assert "90 / 500 / 100" in detail and "4.00" in detail
     listing = next(line for line in table if line.startswith("list"))
-    assert listing.split()[-4:] == ["0.50", ">=", "0.5", "PASS"]
+    assert listing.split()[-5:] == ["0.50", ">=", "0.5", "PASS", "0.50"]
     poll = next(line for line in table if line.startswith("poll"))
-    assert poll.split()[-4:] == ["0.80", ">=", "0.8", "PASS"]
+    assert poll.split()[-5:] == ["0.80", ">=", "0.8", "PASS", "-"]
     bare = next(line for line in table if line.startswith("bare one"))
-    assert "PASS" not in bare and "BELOW" not in bare and bare.split()[-1] == "-"
+    assert "PASS" not in bare and "BELOW" not in bare and bare.split()[-1] == "1.00"  # CPU ms
 
 
 WRK_OUTPUT = """Running 3s test @ http://127.0.0.1:40123/queue
