@@ -108,12 +108,17 @@ def _build_referral_form(service_lines: list[ServiceLine]) -> forms.ReferralForm
 
 @bp.app_context_processor
 def unread_badge() -> dict[str, Any]:
-    """The partner's unread-updates count, for the navigation badge on every page."""
+    """The partner's unread-updates count, for the navigation badge on every page: a
+    function, so only what shows the navigation (base.html) reads it, not fragments."""
+    return {"unread_updates": _unread_updates}
+
+
+def _unread_updates() -> int | str | None:
     user = current_user  # None when rendering a message outside a request
     if user and user.is_authenticated and user.is_partner_user:
         count = unread_referral_count(user)
-        return {"unread_updates": f"{UNREAD_CAP - 1}+" if count >= UNREAD_CAP else count}
-    return {}
+        return f"{UNREAD_CAP - 1}+" if count >= UNREAD_CAP else count
+    return None
 
 
 @bp.get("/")

@@ -48,6 +48,15 @@ BUDGETS = {
         "the latest patient link; the running and breached clocks; the jobs heartbeat; "
         "required items; documents; contact attempts",
     ),
+    "timeline fragment": (
+        7,
+        "what an open page fetches when the 304 found news: session and user; the "
+        "version and newest event (the ETag asked about may still be current); the "
+        "referral with its service line and when this user last saw it; the timeline "
+        "events; the audit row (the seen marker is written only when there is news); the "
+        "running clock; the settings version. No unread badge: a fragment has no "
+        "navigation",
+    ),
     "timeline refresh, nothing new (304)": (
         1,
         "answered before Flask (portal/referrals/timeline_poll.py): the session, its user "
@@ -60,6 +69,7 @@ def pages(reference: str) -> dict[str, tuple[str, str, dict]]:
     return {
         "partner referral page": ("partner", f"/referrals/{reference}", {}),
         "partner list": ("partner", "/referrals/", {}),
+        "timeline fragment": ("partner", f"/referrals/{reference}/timeline", {}),
         "staff queue": ("staff", "/queue", {}),
         "staff referral page": ("staff", f"/referrals/{reference}", {}),
     }
