@@ -57,10 +57,10 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # A worker is replaced, gracefully, after this many requests plus a random part of the
 # jitter (so workers do not all restart at once): a guard against a slow leak in the
-# portal or a library. A new worker is a fork of the master, which has the portal built
-# (preload_app below): it starts in milliseconds. At 5,000, a desk with 60 pages open
-# (each polling every 5 s) on 2 workers replaces each one every 15 minutes or so, a
-# quiet desk once a day or less. 0: never.
+# portal or a library. A new worker is a fork of the master, which has built the portal
+# already: it starts in milliseconds. At 5,000, a desk with 60 pages open (each polling
+# every 5 s) on 2 workers replaces each one every 15 minutes or so, a quiet desk once a
+# day or less. 0: never.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "500"))
 # Whom gunicorn believes about the scheme (X-Forwarded-Proto): behind a proxy
