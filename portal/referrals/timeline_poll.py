@@ -28,7 +28,6 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import Engine, Select, bindparam, true
-from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.sansio.http import parse_cookie
 
 from portal.accounts.sessions import MAX_TOKEN_LENGTH, SIGNED_IN, session_state, token_digest
@@ -82,12 +81,23 @@ class PreparedRead:
     Values are given by bound name and go through their types' bind processors, as
     SQLAlchemy's execute would send them; the statement's own constants are processed
     once, here. The engine's before_cursor_execute listeners still hear each run (the
-    tests count statements with one)."""
+    tests count statements with one), without a connection or an execution context,
+    and cannot rewrite it; after_cursor_execute is not fired.
+
+    Plain bound values only: a statement with expanding (IN) or literal-execute
+    parameters, or names the dialect must escape, is refused when it is prepared."""
 
     def __init__(self, statement: Select, engine: Engine) -> None:
         dialect = engine.dialect
         compiled = statement.compile(dialect=dialect)
+        if (
+            compiled.post_compile_params
+            or compiled.literal_execute_params
+            or compiled.escaped_bind_names
+        ):
+            raise ValueError("PreparedRead takes plain bound values only")
         self.engine = engine
+        self.dialect = dialect
         self.sql = compiled.string
         self.positions = compiled.positiontup  # None with a named paramstyle (psycopg)
         self.processors = {
@@ -95,18 +105,18 @@ class PreparedRead:
             for name, bind in compiled.binds.items()
         }
         self.constants = {
-            name: self._processed(name, bind.value)
+            name: self._processed(name, bind.effective_value)
             for name, bind in compiled.binds.items()
             if not bind.required
         }
-        self.errors = (SQLAlchemyError, dialect.loaded_dbapi.Error)
 
     def _processed(self, name: str, value: Any) -> Any:
         processor = self.processors.get(name)
         return value if processor is None else processor(value)
 
     def first(self, **values: Any) -> tuple | None:
-        """The first row for these bound values (raises one of `self.errors`)."""
+        """The first row for these bound values. A connection the database dropped is
+        invalidated, as SQLAlchemy's own execute would, not handed back to the pool."""
         named = {**self.constants}
         for name, value in values.items():
             named[name] = self._processed(name, value)
@@ -118,8 +128,13 @@ class PreparedRead:
                 listeners = self.engine.dispatch.before_cursor_execute
                 if listeners:
                     listeners(None, cursor, self.sql, parameters, None, False)
-                cursor.execute(self.sql, parameters)
-                return cursor.fetchone()
+                try:
+                    cursor.execute(self.sql, parameters)
+                    return cursor.fetchone()
+                except self.dialect.loaded_dbapi.Error as error:
+                    if self.dialect.is_disconnect(error, connection.dbapi_connection, cursor):
+                        connection.invalidate(error)
+                    raise
             finally:
                 cursor.close()
         finally:
@@ -162,7 +177,7 @@ class TimelinePoll:
             read = self.reads[partner] = PreparedRead(_poll_statement(partner), engine)
         try:
             row = read.first(token_hash=token_digest(token), now=utcnow(), reference=reference)
-        except read.errors:
+        except Exception:  # noqa: BLE001 - any failure here: Flask answers instead
             return None  # the view meets the same error, and reports it as it should
         if row is None or asked != timeline_etag(reference, row[1], row[2] or 0, partner=partner):
             return None

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import OperationalError
 
 from portal import create_app
 from portal.clock import frozen_at, utcnow
@@ -14,7 +15,7 @@ from portal.config import TestConfig
 from portal.extensions import db
 from portal.models import AuditEntry, Referral, User
 from portal.referrals import services
-from portal.referrals.timeline_poll import TimelinePoll
+from portal.referrals.timeline_poll import PreparedRead, TimelinePoll
 from tests.fixtures.desk import PASSWORD, make_referral, user
 
 
@@ -260,3 +261,37 @@ def test_hostile_cookies_and_paths_are_refused_as_before(app, client_for, desk, 
         partner.get(timeline(reference) + "/", headers={"If-None-Match": etag}).status_code == 404
     )
     assert partner.head(timeline(reference), headers={"If-None-Match": etag}).status_code == 304
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ValueError("a bind processor refused the value"), OperationalError("SELECT", {}, None)],
+)
+def test_a_failing_early_read_leaves_the_poll_to_the_view(
+    app, client_for, desk, reference, monkeypatch, count_queries, failure
+):
+    partner = client_for(desk.partner_a)
+    etag = partner.get(timeline(reference)).headers["ETag"]
+
+    def fails(self, **values):
+        raise failure
+
+    monkeypatch.setattr(PreparedRead, "first", fails)
+    with count_queries() as counted:
+        answered = poll(partner, reference, etag)
+    assert answered.status_code == 304 and answered.headers["ETag"] == etag
+    assert counted.count > 1  # the view's own statements answered it
+
+
+def test_a_prepared_read_takes_plain_bound_values_only(app):
+    with app.app_context():
+        engine = db.engine
+    listed = select(Referral.id).where(
+        Referral.reference.in_(bindparam("references", expanding=True))
+    )
+    with pytest.raises(ValueError, match="plain bound values"):
+        PreparedRead(listed, engine)
+    one = PreparedRead(
+        select(Referral.id).where(Referral.reference == bindparam("reference")), engine
+    )
+    assert one.first(reference="R-0000-0000") is None
