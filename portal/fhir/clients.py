@@ -105,8 +105,7 @@ def fhir_api(*scopes: str) -> Callable:
                 # Ours, or werkzeug's (a body past MAX_CONTENT_LENGTH, a 404 from a
                 # shared helper): audited either way, with nothing the view half-wrote.
                 db.session.rollback()
-                status = refusal.status if isinstance(refusal, FhirError) else refusal.code
-                _audit(client, status or 500)
+                _audit(client, _refusal_status(refusal))
                 db.session.commit()
                 raise
             _audit(client, response.status_code)
@@ -116,6 +115,15 @@ def fhir_api(*scopes: str) -> Callable:
         return wrapped
 
     return decorator
+
+
+def _refusal_status(refusal: FhirError | HTTPException) -> int:
+    """The status the client gets for a refusal (an abort() may carry its own response)."""
+    if isinstance(refusal, FhirError):
+        return refusal.status
+    if refusal.response is not None:
+        return refusal.response.status_code
+    return refusal.code or 500
 
 
 def _audit(client: FhirClient, status: int) -> None:
