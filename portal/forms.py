@@ -39,6 +39,7 @@ from wtforms.i18n import messages_path
 from wtforms.validators import Length, NumberRange
 
 from portal.converters import BIGGEST_ID
+from portal.form_html import write_field
 from portal.i18n import current_locale
 from portal.query_args import EARLIEST_DATE, LATEST_DATE
 from portal.text import refusal_for_text
@@ -118,6 +119,10 @@ class PortalForm(FlaskForm):
             if not current_app.config.get("WTF_I18N_ENABLED", True):
                 return super().get_translations(form)
             return _wtforms_catalog(current_locale())
+
+        def render_field(self, field, render_kw):
+            """The markup WTForms' widgets write, written faster (portal/form_html.py)."""
+            return write_field(field, render_kw)
 
     def validate(self, extra_validators=None) -> bool:
         refusals = {
