@@ -434,7 +434,7 @@ def audit():
 @roles_required(Role.ADMIN)
 def sla_settings():
     """Business hours, holidays and SLA targets (in business hours)."""
-    calendar = load_calendar()
+    calendar = load_calendar(checked=True)  # the admin sees what they just saved
     hours_form = business_hours_form_class(WEEKDAYS)(prefix="hours")
     targets_form = targets_form_class(TARGET_STAGES, list(Urgency))(prefix="targets")
     holiday_form = HolidayForm(prefix="holiday")
@@ -450,7 +450,9 @@ def sla_settings():
         for stage in TARGET_STAGES:
             for urgency in Urgency:
                 field = targets_form[f"{stage.value}__{urgency.value}"]
-                field.data = Decimal(str(round(target_minutes(stage, urgency) / 60, 2)))
+                field.data = Decimal(
+                    str(round(target_minutes(stage, urgency, checked=True) / 60, 2))
+                )
     if submitted == "hours" and hours_form.validate():
         save_business_hours(hours_form.time_zone.data, hours_form.weekly(), current_user)
         db.session.commit()

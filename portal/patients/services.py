@@ -312,5 +312,5 @@ def reminder_points(
 
 
 def schedule_patient_reminders(link: PatientLink) -> None:
-    reminders, _flag = reminder_points(link, load_calendar())
+    reminders, _flag = reminder_points(link, load_calendar(checked=True))
     link.next_reminder_at = reminders[0]

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def remind_patients(limit: int = 200) -> int:
     """Remind patients who have not answered their link; then flag them for a call."""
     now = utcnow()
-    calendar = load_calendar()
+    calendar = load_calendar(checked=True)
     handled = process_due(
         PatientLink,
         PatientLink.next_reminder_at <= now,

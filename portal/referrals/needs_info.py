@@ -245,4 +245,4 @@ def escalation_time(request: InfoRequest, calendar: BusinessCalendar) -> datetim
 def schedule_follow_ups(request: InfoRequest) -> None:
     """A new request: the first reminder is due after the first interval."""
     request.reminders_sent = 0
-    request.next_reminder_at = reminder_times(request, load_calendar())[0]
+    request.next_reminder_at = reminder_times(request, load_calendar(checked=True))[0]

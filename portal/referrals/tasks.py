@@ -29,7 +29,7 @@ def chase_incomplete_referrals(limit: int = 200) -> int:
     first scheduled point still ahead. Returns how many requests were handled.
     """
     now = utcnow()
-    calendar = load_calendar()
+    calendar = load_calendar(checked=True)
     handled = process_due(
         InfoRequest,
         and_(InfoRequest.closed_at.is_(None), InfoRequest.next_reminder_at <= now),

@@ -32,14 +32,17 @@ BREACH_REASONS = {
 }
 
 
-def load_calendar() -> BusinessCalendar:
-    """The practice's calendar: the admin's week and holidays, or the configured default."""
-    return practice_settings().calendar()
+def load_calendar(*, checked: bool = False) -> BusinessCalendar:
+    """The practice's calendar: the admin's week and holidays, or the configured default.
+    `checked`: read as saved now, not as this process last checked it, for times that
+    are stored (a due time, a reminder) and for the admin's own settings page: they
+    follow a save at once in every process (portal/sla/settings_cache.py)."""
+    return practice_settings(checked=checked).calendar()
 
 
-def target_minutes(stage: SlaStage, urgency: Urgency) -> float:
+def target_minutes(stage: SlaStage, urgency: Urgency, *, checked: bool = False) -> float:
     """The admin's target for the stage and urgency, or the configured default."""
-    return _minutes(stage, urgency, practice_settings().targets)
+    return _minutes(stage, urgency, practice_settings(checked=checked).targets)
 
 
 def all_target_minutes() -> dict[tuple[SlaStage, Urgency], float]:
@@ -138,7 +141,7 @@ def sync_clock(referral: Referral, *, outcome_notified: bool = False) -> SlaCloc
     which starts the partner-feedback clock (stopped when that notice is delivered).
     """
     now = utcnow()
-    calendar = load_calendar()
+    calendar = load_calendar(checked=True)
     clock = active_clock(referral)
     stage = desired_stage(referral)
     if stage is None:
@@ -172,7 +175,7 @@ def stop_partner_feedback(referral_id: int) -> None:
         )
     )
     if clock is not None:
-        _stop(clock, utcnow(), load_calendar())
+        _stop(clock, utcnow(), load_calendar(checked=True))
 
 
 def _visit_due(referral: Referral, calendar: BusinessCalendar) -> datetime:
@@ -191,7 +194,7 @@ def _start(
     if stage is SlaStage.VISIT:
         target = calendar.business_minutes_between(now, _visit_due(referral, calendar))
     else:
-        target = target_minutes(stage, referral.urgency)
+        target = target_minutes(stage, referral.urgency, checked=True)
     clock = SlaClock(
         referral_id=referral.id,
         stage=stage,

@@ -11,6 +11,11 @@ is added, changed or deleted, so no code path can change them without the other
 processes noticing. A random tag rather than a counter: it needs no read-modify-write,
 and a tag names one state of the rows even across a restore. The process that commits
 a change drops its own copy at once: an admin never sees their save missing.
+
+What is stored (a clock's due time, a reminder's time) must follow a save at once in
+every process, not within the interval: those reads ask `practice_settings(checked=True)`,
+which compares the version now (one primary-key read). Pages and their clocks' wording
+read the copy as it is.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ SETTINGS_MODELS = (BusinessHours, Holiday, SlaTarget)
 # session.info key: this transaction changed the settings (not yet committed).
 CHANGED = "portal.settings_changed"
 CACHE = "portal.practice_settings"  # app.extensions key
-MEMO = "portal_practice_settings"  # flask.g key: one version check per request
+MEMO = "portal_practice_settings"  # flask.g key: (settings, checked now) for the request
 
 
 @dataclass(frozen=True)
@@ -75,33 +80,35 @@ class _Cache:
             self.generation += 1
 
 
-def practice_settings() -> PracticeSettings:
+def practice_settings(*, checked: bool = False) -> PracticeSettings:
     """The practice's calendar and targets, fixed for a request or job run: this
-    process's copy while it is current."""
+    process's copy while it is current. `checked`: compared with the stored version now,
+    not trusted for SETTINGS_CACHE_SECONDS, for times that will be stored."""
     session = db.session()
     if _changing(session):
         return _read(session)  # this transaction's own view, never shared
-    settings = g.get(MEMO)
-    if settings is None:
-        settings = _process_copy(session)
-        setattr(g, MEMO, settings)
-    return settings
+    memo = g.get(MEMO)
+    if memo is None or (checked and not memo[1]):
+        memo = (_process_copy(session, checked=checked), checked)
+        setattr(g, MEMO, memo)
+    return memo[0]
 
 
-def _process_copy(session: Session) -> PracticeSettings:
+def _process_copy(session: Session, *, checked: bool) -> PracticeSettings:
     extensions = current_app.extensions
     cache = extensions.get(CACHE) or extensions.setdefault(CACHE, _Cache())
     ttl = current_app.config["SETTINGS_CACHE_SECONDS"]
     with cache.lock:
-        settings, version, generation = cache.settings, cache.version, cache.generation
-        if settings is not None and ttl and cache.checked_until > monotonic():
-            return settings
+        kept, version, generation = cache.settings, cache.version, cache.generation
+        if kept is not None and ttl and not checked and cache.checked_until > monotonic():
+            return kept
     # The version first: rows read after it are at least as new as it says.
     stored = session.scalar(select(JobState.value).where(JobState.name == VERSION_ROW))
-    if settings is None or stored != version:
-        settings = _read(session)
+    settings = kept if kept is not None and stored == version else _read(session)
     with cache.lock:
-        if cache.generation == generation:
+        # Only over the copy this read began from: a slower thread that read older rows
+        # never replaces what a faster one stored since (versions are tags, unordered).
+        if cache.generation == generation and cache.settings is kept:
             cache.settings, cache.version = settings, stored
             cache.checked_until = monotonic() + ttl
     return settings

@@ -21,7 +21,15 @@ from portal import create_app
 from portal.clock import frozen_at
 from portal.config import TestConfig
 from portal.extensions import db
-from portal.models import Holiday, ReferralEvent, SlaStage, SlaTarget, Urgency
+from portal.models import (
+    Holiday,
+    Referral,
+    ReferralEvent,
+    SlaClock,
+    SlaStage,
+    SlaTarget,
+    Urgency,
+)
 from portal.sla import settings_cache
 from portal.sla.clocks import load_calendar, target_minutes
 from tests.conftest import PortalClient
@@ -251,3 +259,76 @@ def test_the_sla_sweep_in_the_jobs_process_uses_the_new_hours(
     ]
     with jobs.app_context():
         assert load_calendar().minutes_per_business_day == 240
+
+
+def open_clock_due(reference: str) -> datetime:
+    return db.session.scalar(
+        select(SlaClock.due_at)
+        .join(Referral, Referral.id == SlaClock.referral_id)
+        .where(Referral.reference == reference, SlaClock.stopped_at.is_(None))
+    )
+
+
+def test_a_due_time_another_worker_stores_after_a_save_uses_the_new_hours(
+    app, client_for, desk, second_app
+):
+    # A worker with the production check interval, its copy fresh from a page it served.
+    worker = second_app(SETTINGS_CACHE_SECONDS=5)
+    with worker.app_context():
+        assert load_calendar().zone.key == "America/New_York"
+    assert client_for(desk.admin).post("/admin/sla", data=CHICAGO_HOURS).status_code == 302
+    # "New due times use them": a referral submitted through the other worker at once.
+    with worker.app_context(), frozen_at(MONDAY_10):
+        reference = make_referral(desk)
+        stored = open_clock_due(reference)
+    # Monday 9:00 in Chicago, four business hours a day: eight hours is Wednesday 9:00.
+    assert stored == datetime(2026, 11, 25, 9, tzinfo=ZoneInfo("America/Chicago"))
+
+
+def test_the_admin_page_on_another_worker_shows_the_saved_hours(app, client_for, desk, second_app):
+    worker = second_app(SETTINGS_CACHE_SECONDS=3600)
+    admin_elsewhere = signed_in(worker, desk.admin)
+    assert 'value="America/New_York"' in admin_elsewhere.get("/admin/sla").get_data(as_text=True)
+    assert client_for(desk.admin).post("/admin/sla", data=CHICAGO_HOURS).status_code == 302
+    # The redirect after saving may land on any worker.
+    assert 'value="America/Chicago"' in admin_elsewhere.get("/admin/sla").get_data(as_text=True)
+
+
+def test_a_slower_read_never_replaces_a_newer_copy(app, client_for, desk, second_app, monkeypatch):
+    worker = second_app(SETTINGS_CACHE_SECONDS=30)
+    real_read = settings_cache._read
+    this_thread = threading.local()
+    read_done, release = threading.Event(), threading.Event()
+
+    def read(session):
+        settings = real_read(session)
+        if getattr(this_thread, "slow", False):
+            read_done.set()  # it has the old rows; the admin saves before it stores them
+            release.wait(10)
+        return settings
+
+    monkeypatch.setattr(settings_cache, "_read", read)
+    zones = {}
+
+    def slow_page() -> None:
+        this_thread.slow = True
+        with worker.app_context():
+            zones["slow"] = load_calendar().zone.key
+
+    slow = threading.Thread(target=slow_page)
+    slow.start()
+    try:
+        assert read_done.wait(10)
+        assert client_for(desk.admin).post("/admin/sla", data=CHICAGO_HOURS).status_code == 302
+        with worker.app_context():
+            zones["fast"] = load_calendar(checked=True).zone.key
+    finally:
+        release.set()
+        slow.join(10)
+    with worker.app_context():
+        zones["next"] = load_calendar().zone.key
+    assert zones == {
+        "slow": "America/New_York",  # its page began before the save
+        "fast": "America/Chicago",
+        "next": "America/Chicago",  # not the slower read's older copy
+    }
