@@ -85,24 +85,33 @@ UNKNOWN = object()
 
 
 def mark_seen(user: User, referral: Referral, seen_at: datetime | None | object = UNKNOWN) -> None:
-    """Remember that the user has seen everything on the referral up to now.
+    """Remember that the user has seen the referral as this request read it.
 
-    `seen_at`, when the caller read it with the referral: when the user last saw it
-    (None: never). Nothing is written when that already covers the referral's last
-    update, so opening a referral with no news costs no write.
+    Seen up to its `updated_at` as read, not up to now: an update another request
+    commits while this page is built is not on the page, and stays news. `seen_at`,
+    when the caller read it with the referral: when the user last saw it (None: never).
+    Nothing is written when that already covers the referral's last update, so opening
+    a referral with no news costs no write; nor does a request that read an older state
+    than one the user has already seen.
     """
-    if isinstance(seen_at, datetime) and seen_at >= referral.updated_at:
+    shown = referral.updated_at
+    if isinstance(seen_at, datetime) and seen_at >= shown:
         return
-    now = utcnow()
     updated = db.session.execute(
         update(ReferralView)
-        .where(ReferralView.user_id == user.id, ReferralView.referral_id == referral.id)
-        .values(seen_at=now)
+        .where(
+            ReferralView.user_id == user.id,
+            ReferralView.referral_id == referral.id,
+            ReferralView.seen_at < shown,
+        )
+        .values(seen_at=shown)
         .execution_options(synchronize_session=False)
     )
     if updated.rowcount == 0:
         try:
             with db.session.begin_nested():
-                db.session.add(ReferralView(user_id=user.id, referral_id=referral.id, seen_at=now))
+                db.session.add(
+                    ReferralView(user_id=user.id, referral_id=referral.id, seen_at=shown)
+                )
         except IntegrityError:
-            pass  # a parallel request of the same user recorded it first
+            pass  # seen already (a later view, or a parallel request of the same user)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import Referral, ReferralView, Status, Urgency, User
-from portal.referrals.unread import UNREAD_WINDOW
+from portal.referrals import routes, services
+from portal.referrals.unread import UNREAD_WINDOW, unread_referral_count
 from tests.fixtures.desk import make_referral, user
 
 
@@ -95,3 +97,47 @@ def test_rows_are_marked_exactly_when_they_have_news_for_this_user(app, client_f
         name for name, reference in references.items() if "New update" in colleague[reference]
     }
     assert marked == set(references) - {"too_old"}
+
+
+def test_an_update_committed_while_the_page_is_built_stays_news(app, client_for, desk, monkeypatch):
+    with app.app_context():
+        reference = make_referral(desk, Status.IN_REVIEW)  # intake took it into review
+        assert unread_referral_count(user(desk.partner_a)) == 1
+    office = client_for(desk.partner_a)
+    real_audit = routes.record_audit
+    accepted = []
+
+    def clinical_accepts(*args, **kwargs):
+        """Clinical accepts it in their own request after the office's page has read the
+        referral and its timeline, and before it records the view."""
+        if not accepted:
+            accepted.append(True)
+
+            def accept() -> None:
+                with app.app_context():
+                    referral = db.session.scalar(
+                        select(Referral).where(Referral.reference == reference)
+                    )
+                    services.accept(
+                        referral, user(desk.clinical), expected_version=None, provider="Dr. Park"
+                    )
+                    db.session.commit()
+
+            elsewhere = threading.Thread(target=accept)
+            elsewhere.start()
+            elsewhere.join(10)
+        return real_audit(*args, **kwargs)
+
+    monkeypatch.setattr(routes, "record_audit", clinical_accepts)
+    page = office.get(f"/referrals/{reference}").get_data(as_text=True)
+    monkeypatch.setattr(routes, "record_audit", real_audit)
+    assert accepted and 'id="current-status">Accepted<' not in page  # not on that page
+    with app.app_context():
+        assert unread_referral_count(user(desk.partner_a)) == 1
+    assert "New update" in rows_of(office.get("/referrals/").get_data(as_text=True))[reference]
+    # Once a page shows it, it is seen.
+    assert 'id="current-status">Accepted<' in office.get(f"/referrals/{reference}").get_data(
+        as_text=True
+    )
+    with app.app_context():
+        assert unread_referral_count(user(desk.partner_a)) == 0
