@@ -377,7 +377,7 @@ def _render_detail(
             answer_result=answer_result,
             patient_link=latest_link(referral) if current_user.is_staff else None,
             breaches=breaches,
-            breach_form=forms.BreachReasonForm(formdata=None),
+            breach_form=forms.BreachReasonForm(formdata=None) if breaches else None,
             **_timeline_context(referral, last_event, events, clock),
         ),
         status,
