@@ -25,8 +25,8 @@ def queue():
     """Referrals to work, urgent first then oldest; filters refresh the table in place."""
     filters = QueueFilters.from_request()
     page = page_arg()
-    # Which filters, not what was typed: staff search by patient name, so the search
-    # text itself never reaches the log.
+    # Which filters, not what was typed: the search box takes a reference, and whatever
+    # else someone types there (a patient's name) must never reach the audit log.
     record_audit(
         "queue.viewed",
         actor=current_user,
