@@ -21,6 +21,11 @@ printed with its target, PASS or BELOW: exit 0 either way (a measurement, not a 
 exit 1 when a page answered wrongly. CPU ms a request is the gunicorn processes' own
 (from /proc), not the database server's; the CPU ratio beside it (the bare page's CPU
 a request over the page's) is what the ratio tends to when neither app waits.
+
+The portal is served with one page more (scripts/bench_floor_app.py): its floor, a
+signed-in page that audits its view and renders the layout around one line. It is
+measured against the bare one-row page, and each portal page against it too ("of
+floor", no target): what a page costs beyond what every portal page costs.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class Page:
     headers: Mapping[str, str] = field(default_factory=dict)
     reference: str | None = None  # the bare page's name
     target: float | None = None  # the least ratio to the reference that passes
+    floor: str | None = None  # the portal's floor page, compared without a target
 
 
 @dataclass(frozen=True)
@@ -86,16 +92,17 @@ class Row:
     reference_per_second: float | None = None
     reference_rounds: list[float] | None = None
     reference_cpu_ms: float | None = None
+    floor_rounds: list[float] | None = None
 
     @property
     def ratio(self) -> float | None:
         """The median of the rounds' ratios, each round's page against its reference."""
-        if self.reference_rounds is None:
-            return None
-        return statistics.median(
-            (page / bare if bare > 0 else float("inf") if page > 0 else 0.0)
-            for page, bare in zip(self.rounds, self.reference_rounds, strict=True)
-        )
+        return median_ratio(self.rounds, self.reference_rounds)
+
+    @property
+    def floor_ratio(self) -> float | None:
+        """The same against the portal's floor page: how much is the page's own work."""
+        return median_ratio(self.rounds, self.floor_rounds)
 
     @property
     def cpu_ratio(self) -> float | None:
@@ -108,6 +115,15 @@ class Row:
         if self.ratio is None or self.page.target is None:
             return None
         return self.ratio >= self.page.target
+
+
+def median_ratio(rounds: list[float], reference_rounds: list[float] | None) -> float | None:
+    if reference_rounds is None:
+        return None
+    return statistics.median(
+        (page / reference if reference > 0 else float("inf") if page > 0 else 0.0)
+        for page, reference in zip(rounds, reference_rounds, strict=True)
+    )
 
 
 def answer_problem(
@@ -139,6 +155,7 @@ def compare(pages: Iterable[Page], rounds: Mapping[str, list[float]], cpu: Mappi
             reference_per_second=medians[page.reference] if page.reference else None,
             reference_rounds=list(rounds[page.reference]) if page.reference else None,
             reference_cpu_ms=cpu.get(page.reference) if page.reference else None,
+            floor_rounds=list(rounds[page.floor]) if page.floor else None,
         )
         for page in pages
     ]
@@ -148,7 +165,7 @@ def format_table(rows: list[Row]) -> str:
     header = (
         f"{'page':<24} {'req/s':>8}  {'rounds':<20} {'CPU ms/req':>10}  "
         f"{'bare reference':<14} {'req/s':>8} {'ratio':>6}  {'target':<7} {'result':<6} "
-        "CPU ratio"
+        "CPU ratio  of floor"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
@@ -159,9 +176,10 @@ def format_table(rows: list[Row]) -> str:
             target = f">= {row.page.target:.1f}" if row.page.target is not None else ""
             verdict = {True: "PASS", False: "BELOW", None: ""}[row.passed]
             cpu_ratio = "-" if row.cpu_ratio is None else f"{row.cpu_ratio:.2f}"
+            floor = "" if row.floor_ratio is None else f"{row.floor_ratio:.2f}"
             line += (
                 f"  {row.page.reference:<14} {row.reference_per_second:>8.1f} "
-                f"{row.ratio:>6.2f}  {target:<7} {verdict:<6} {cpu_ratio:>9}"
+                f"{row.ratio:>6.2f}  {target:<7} {verdict:<6} {cpu_ratio:>9}  {floor:>8}"
             )
         lines.append(line.rstrip())
     return "\n".join(lines)
@@ -530,7 +548,8 @@ def start_servers(env: dict, processes: Processes, scratch: Path) -> tuple[dict,
     ports and their gunicorn masters' pids, once both answer."""
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
     apps = {
-        "portal": (gunicorn + ["wsgi:app"], "/healthz"),
+        # wsgi.py's portal with the floor page (scripts/bench_floor_app.py).
+        "portal": (gunicorn + ["--pythonpath", "scripts", "bench_floor_app:app"], "/healthz"),
         "bare": (gunicorn + ["--pythonpath", "scripts", "bench_bare_app:app"], "/hello"),
     }
     ports = {server: free_port() for server in apps}
@@ -559,14 +578,16 @@ def pages_to_measure(
     for browser, path in ((partner, detail), (partner, "/referrals/"), (staff, "/queue")):
         browser.request("GET", path)
     staff.request("GET", detail)
+    partner.request("GET", "/bench/floor")
     as_partner = {"Cookie": partner.cookie_header()}
     as_staff = {"Cookie": staff.cookie_header()}
     one, fifty, hello = "bare one row", "bare 50 rows", "bare hello"
+    floor = "portal floor"
     return [
-        Page("partner referral page", "portal", detail, 200, as_partner, one, 0.5),
-        Page("partner list", "portal", "/referrals/", 200, as_partner, fifty, 0.5),
-        Page("staff queue", "portal", "/queue", 200, as_staff, fifty, 0.5),
-        Page("staff referral page", "portal", detail, 200, as_staff, one, 0.5),
+        Page("partner referral page", "portal", detail, 200, as_partner, one, 0.5, floor),
+        Page("partner list", "portal", "/referrals/", 200, as_partner, fifty, 0.5, floor),
+        Page("staff queue", "portal", "/queue", 200, as_staff, fifty, 0.5, floor),
+        Page("staff referral page", "portal", detail, 200, as_staff, one, 0.5, floor),
         Page(
             "timeline 304",
             "portal",
@@ -576,6 +597,8 @@ def pages_to_measure(
             hello,
             0.8,
         ),
+        # Signed in, audited, the layout around one line: what every portal page does.
+        Page(floor, "portal", "/bench/floor", 200, as_partner, one),
         Page(hello, "bare", "/hello"),
         Page(one, "bare", f"/one/{referral_id}"),
         Page(fifty, "bare", "/fifty"),

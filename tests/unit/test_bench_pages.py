@@ -113,6 +113,29 @@ def test_each_page_is_judged_by_the_median_of_its_rounds_ratios():
     assert "PASS" not in bare and "BELOW" not in bare and bare.split()[-1] == "1.00"  # CPU ms
 
 
+def test_a_page_is_also_set_against_the_portals_floor_without_a_verdict():
+    pages = [
+        Page("detail", "portal", "/r/1", reference="bare one", target=0.5, floor="floor"),
+        Page("floor", "portal", "/bench/floor", reference="bare one"),
+        Page("bare one", "bare", "/one/1"),
+    ]
+    rounds = {
+        "detail": [100.0, 120.0, 90.0],
+        "floor": [200.0, 200.0, 300.0],  # 0.5, 0.6, 0.3 of it
+        "bare one": [500.0, 500.0, 500.0],
+    }
+    rows = {row.page.name: row for row in compare(pages, rounds, {})}
+
+    assert rows["detail"].floor_ratio == pytest.approx(0.5)
+    assert rows["detail"].ratio == pytest.approx(0.2) and rows["detail"].passed is False
+    assert rows["floor"].floor_ratio is None and rows["floor"].ratio == pytest.approx(0.4)
+    assert rows["floor"].passed is None  # a reference point, not a target
+    table = format_table(list(rows.values())).splitlines()
+    assert table[0].split()[-3:] == ["ratio", "of", "floor"]
+    detail = next(line for line in table if line.startswith("detail"))
+    assert detail.split()[-4:] == ["0.5", "BELOW", "-", "0.50"]
+
+
 WRK_OUTPUT = """Running 3s test @ http://127.0.0.1:40123/queue
   2 threads and 8 connections
   Thread Stats   Avg      Stdev     Max   +/- Stdev
