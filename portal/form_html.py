@@ -35,11 +35,13 @@ from wtforms.widgets import (
 from wtforms.widgets.core import clean_key
 
 # Widgets whose whole behaviour is Input's: an id, a type, a value and the flags.
-_PLAIN_INPUTS = (TextInput, EmailInput, TelInput, URLInput, NumberInput, HiddenInput)
+_PLAIN_INPUTS = (TextInput, EmailInput, TelInput, URLInput, HiddenInput)
 # Date and time inputs also turn date `min`/`max` flags into text; the portal's fields
 # declare none (their bounds are checked on the server), so without them they are plain.
 _DATE_INPUTS = (DateInput, TimeInput, DateTimeLocalInput)
 _CHECKED_INPUTS = (CheckboxInput, RadioInput)
+# A number input's own step, min and max (DecimalField's is step="any") come first.
+_NUMBER_LIMITS = ("step", "min", "max")
 
 
 def attributes(items: dict[str, Any]) -> str:
@@ -74,6 +76,10 @@ def _input(widget: Input, field: Field, kwargs: dict) -> Markup | None:
         return None
     if isinstance(widget, PasswordInput) and widget.hide_value:
         kwargs["value"] = ""
+    if isinstance(widget, NumberInput):
+        for name in _NUMBER_LIMITS:
+            if getattr(widget, name) is not None:
+                kwargs.setdefault(name, getattr(widget, name))
     if isinstance(widget, _CHECKED_INPUTS) and getattr(field, "checked", field.data):
         kwargs.setdefault("checked", True)
     kwargs.setdefault("id", field.id)
@@ -114,8 +120,10 @@ def _select(widget: Select, field: Field, kwargs: dict) -> Markup | None:
 
 # Exactly these classes: a subclass may render differently, so it renders itself.
 _WRITERS = {
-    **{kind: _input for kind in (*_PLAIN_INPUTS, *_DATE_INPUTS, *_CHECKED_INPUTS)},
-    PasswordInput: _input,
+    **{
+        kind: _input
+        for kind in (*_PLAIN_INPUTS, *_DATE_INPUTS, *_CHECKED_INPUTS, NumberInput, PasswordInput)
+    },
     TextArea: _textarea,
     Select: _select,
 }
