@@ -12,11 +12,14 @@ are counted here as in the worst case.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
+from portal.clock import utcnow
 from portal.extensions import db
-from portal.models import ContactMethod, OutreachResult, Referral, Status
+from portal.models import AppointmentMode, ContactMethod, OutreachResult, Referral, Status
 from portal.referrals import services
 from tests.fixtures.desk import make_referral, user
 
@@ -75,21 +78,49 @@ def pages(reference: str) -> dict[str, tuple[str, str, dict]]:
     }
 
 
+# The grown referrals' statuses: every kind of row a list or the queue shows.
+STATUSES = [
+    Status.SUBMITTED,
+    Status.IN_REVIEW,
+    Status.ACCEPTED,
+    Status.SCHEDULED,
+    Status.NEEDS_INFO,
+    Status.DECLINED,
+    Status.UNREACHABLE,
+    Status.WITHDRAWN,
+]
+
+
 def grow(desk, reference: str, referrals: int, events: int) -> None:
-    """More referrals for the partner, and a longer history on the one measured."""
-    for _ in range(referrals):
-        make_referral(desk, Status.ACCEPTED)
+    """More referrals for the partner, varied (both service lines, two submitters, every
+    status), so a statement per row, per service line or per submitter would show; and
+    a longer history on the one measured, seen by staff only and by the partner too."""
+    for n in range(referrals):
+        status = STATUSES[n % len(STATUSES)]
+        args = {"partner_email": desk.partner_a2} if n % 3 == 0 else {}
+        if status is not Status.NEEDS_INFO:  # which has a service line of its own
+            args["service_line_id"] = desk.sleep_id if n % 2 else desk.cardio_id
+        make_referral(desk, status, **args)
     referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+    staff = [user(desk.intake), user(desk.clinical)]  # notes by either; the rest intake's
     for n in range(events):
         services.log_outreach(
             referral,
-            user(desk.intake),
+            staff[0],
             expected_version=None,
             channel=ContactMethod.PHONE,
             result=OutreachResult.NO_ANSWER,
             note=f"try {n}",
         )
-        services.add_staff_note(referral, user(desk.intake), expected_version=None, note="n")
+        services.add_staff_note(referral, staff[n % 2], expected_version=None, note="n")
+        # Partner-visible: the visit booked, then moved.
+        services.schedule(
+            referral,
+            staff[0],
+            expected_version=None,
+            appointment_at=utcnow() + timedelta(days=3 + n),
+            mode=AppointmentMode.VIDEO,
+        )
     db.session.commit()
 
 
@@ -99,14 +130,15 @@ def measured(app, desk, client_for, count_queries):
         reference = make_referral(desk, Status.ACCEPTED)
     clients = {"partner": client_for(desk.partner_a), "staff": client_for(desk.intake)}
 
-    def measure() -> dict[str, int]:
-        counts = {}
+    def measure() -> tuple[dict[str, int], dict[str, int]]:
+        counts, sizes = {}, {}
         for name, (who, path, headers) in pages(reference).items():
             client = clients[who]
             assert client.get(path, headers=headers).status_code == 200  # warm
             with count_queries() as counted:
-                assert client.get(path, headers=headers).status_code == 200
-            counts[name] = counted.count
+                response = client.get(path, headers=headers)
+            assert response.status_code == 200
+            counts[name], sizes[name] = counted.count, len(response.data)
         partner = clients["partner"]
         etag = partner.get(f"/referrals/{reference}/timeline").headers["ETag"]
         with count_queries() as counted:
@@ -115,17 +147,21 @@ def measured(app, desk, client_for, count_queries):
             )
         assert response.status_code == 304
         counts["timeline refresh, nothing new (304)"] = counted.count
-        return counts
+        return counts, sizes
 
     return reference, measure
 
 
 def test_every_page_keeps_its_statement_budget_whatever_the_data(app, desk, measured):
     reference, measure = measured
-    small = measure()
+    small, small_sizes = measure()
     with app.app_context():
         grow(desk, reference, referrals=30, events=25)
-    large = measure()
+    large, large_sizes = measure()
+    # Every page shows the larger data (more rows, a longer timeline): the counts below
+    # compare pages that did the work, not pages that had nothing more to read.
+    grown = {page for page in small_sizes if large_sizes[page] > small_sizes[page] + 2000}
+    assert grown == set(small_sizes), (small_sizes, large_sizes)
     assert large == small, "a statement count grew with the data"
     # Pinned exactly: a page that needs fewer should say so here too.
     assert small == {page: budget for page, (budget, _why) in BUDGETS.items()}
