@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session
 
@@ -88,6 +89,13 @@ def empty_postgresql(url: str) -> None:
             connection.execute(text("CREATE SCHEMA public"))
     finally:
         engine.dispose()
+
+
+def upsert_insert(session: Session, model: type) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT of `model` that can say ON CONFLICT DO UPDATE / DO NOTHING, on the
+    session's database (both spell it the same way)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 def commit_keeping_loaded() -> None:

@@ -8,11 +8,9 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portal.clock import utcnow
-from portal.database import commit_keeping_loaded
+from portal.database import commit_keeping_loaded, upsert_insert
 from portal.extensions import db
 from portal.fhir.outcomes import FhirError
 from portal.models import FhirAccessToken, FhirAssertion, FhirClient, FhirRateWindow
@@ -31,9 +29,8 @@ def check_rate(client: FhirClient) -> None:
     loaded is kept rather than read again."""
     now = utcnow()
     window = now.replace(second=0, microsecond=0)
-    insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     statement = (
-        insert(FhirRateWindow)
+        upsert_insert(db.session, FhirRateWindow)
         .values(client_id=client.id, window_start=window, count=1)
         .on_conflict_do_update(
             index_elements=[FhirRateWindow.client_id, FhirRateWindow.window_start],

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, select
 
 from portal.clock import utcnow
+from portal.database import upsert_insert
 from portal.extensions import db
 from portal.models import Referral, ReferralView, User
 
@@ -97,21 +97,15 @@ def mark_seen(user: User, referral: Referral, seen_at: datetime | None | object 
     shown = referral.updated_at
     if isinstance(seen_at, datetime) and seen_at >= shown:
         return
-    updated = db.session.execute(
-        update(ReferralView)
-        .where(
-            ReferralView.user_id == user.id,
-            ReferralView.referral_id == referral.id,
-            ReferralView.seen_at < shown,
-        )
-        .values(seen_at=shown)
-        .execution_options(synchronize_session=False)
+    # One statement, whatever another request of the same user does meanwhile: the row
+    # is made, or moved forward, never back (two tabs opened at once keep the later).
+    statement = upsert_insert(db.session, ReferralView).values(
+        user_id=user.id, referral_id=referral.id, seen_at=shown
     )
-    if updated.rowcount == 0:
-        try:
-            with db.session.begin_nested():
-                db.session.add(
-                    ReferralView(user_id=user.id, referral_id=referral.id, seen_at=shown)
-                )
-        except IntegrityError:
-            pass  # seen already (a later view, or a parallel request of the same user)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ReferralView.user_id, ReferralView.referral_id],
+            set_={"seen_at": statement.excluded.seen_at},
+            where=ReferralView.seen_at < statement.excluded.seen_at,
+        )
+    )

@@ -27,10 +27,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, event, inspect, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from portal.clock import utcnow
+from portal.database import upsert_insert
 from portal.extensions import db
 from portal.models import (
     OutreachAttempt,
@@ -159,7 +159,7 @@ class Memory:
             "rows": encode(rows),
             "computed_at": self.now,
         }
-        statement = _insert(db.session, ScorecardSnapshot).values(**values)
+        statement = upsert_insert(db.session, ScorecardSnapshot).values(**values)
         db.session.execute(
             statement.on_conflict_do_update(
                 index_elements=["definitions", "start_at", "end_at", "partner_id", "table_name"],
@@ -277,15 +277,9 @@ def _bump_counters(session: Session, _context) -> None:
         _bump(session, sorted(days))
 
 
-def _insert(session: Session, model):
-    """An INSERT that can say ON CONFLICT, on either database."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
 def _bump(session: Session, days: list[date]) -> None:
     session.connection().execute(
-        _insert(session, ScorecardEpoch)
+        upsert_insert(session, ScorecardEpoch)
         .values([{"day": day, "version": 1} for day in days])
         .on_conflict_do_update(index_elements=["day"], set_={"version": ScorecardEpoch.version + 1})
     )

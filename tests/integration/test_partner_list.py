@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 import threading
 from datetime import timedelta
+from types import SimpleNamespace
 
+import pytest
 from sqlalchemy import delete, select, update
 
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import Referral, ReferralView, Status, Urgency, User
 from portal.referrals import routes, services
-from portal.referrals.unread import UNREAD_WINDOW, unread_referral_count
+from portal.referrals.unread import UNREAD_WINDOW, mark_seen, unread_referral_count
 from tests.fixtures.desk import make_referral, user
 
 
@@ -141,3 +143,24 @@ def test_an_update_committed_while_the_page_is_built_stays_news(app, client_for,
     )
     with app.app_context():
         assert unread_referral_count(user(desk.partner_a)) == 0
+
+
+@pytest.mark.parametrize("order", ["older view first", "newer view first"])
+def test_two_views_of_one_referral_keep_the_later_state_seen(app, desk, order):
+    with app.app_context():
+        reference = make_referral(desk, Status.IN_REVIEW)
+        referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+        office = user(desk.partner_a)
+        db.session.execute(delete(ReferralView).where(ReferralView.referral_id == referral.id))
+        db.session.commit()
+        newer = referral.updated_at
+        older = newer - timedelta(seconds=5)  # a tab that read it before its last update
+        views = [older, newer] if order == "older view first" else [newer, older]
+        for shown in views:  # each request as it read the referral
+            mark_seen(office, SimpleNamespace(id=referral.id, updated_at=shown))
+            db.session.commit()
+        seen = db.session.scalar(
+            select(ReferralView.seen_at).where(ReferralView.referral_id == referral.id)
+        )
+        assert seen == newer
+        assert unread_referral_count(office) == 0
