@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 from flask import g
 
 
-def practice_zone() -> ZoneInfo:
-    """The practice's zone, fixed for a request or job run (see portal/sla/settings_cache.py)."""
-    zone = g.get("practice_zone")
+def practice_zone(*, checked: bool = False) -> ZoneInfo:
+    """The practice's zone, fixed for a request or job run (see portal/sla/settings_cache.py);
+    `checked` for a time that will be stored, as there."""
+    zone = None if checked else g.get("practice_zone")
     if zone is None:
         from portal.sla.settings_cache import practice_settings  # it imports this module
 
-        zone = g.practice_zone = practice_settings().zone
+        zone = g.practice_zone = practice_settings(checked=checked).zone
     return zone
 
 
@@ -32,6 +33,8 @@ def to_local(moment: datetime) -> datetime:
     return moment.astimezone(practice_zone())
 
 
-def local_to_utc(day: date, clock_time: time) -> datetime:
-    """The UTC moment of a wall-clock time at the practice (DST handled by zoneinfo)."""
-    return datetime.combine(day, clock_time, tzinfo=practice_zone()).astimezone(UTC)
+def local_to_utc(day: date, clock_time: time, *, checked: bool = False) -> datetime:
+    """The UTC moment of a wall-clock time at the practice (DST handled by zoneinfo);
+    `checked` when it will be stored (an appointment), in the zone as saved now."""
+    zone = practice_zone(checked=checked)
+    return datetime.combine(day, clock_time, tzinfo=zone).astimezone(UTC)

@@ -289,7 +289,7 @@ class ScheduleForm(ActionForm):
 
     def command(self) -> Schedule:
         return Schedule(
-            local_to_utc(self.appointment_date.data, self.appointment_time.data),
+            local_to_utc(self.appointment_date.data, self.appointment_time.data, checked=True),
             AppointmentMode(self.mode.data),
             self.note_text,
         )
@@ -411,7 +411,7 @@ class SendLinkForm(ActionForm):
         for index in (1, 2, 3):
             day, clock = self[f"slot_{index}_date"].data, self[f"slot_{index}_time"].data
             if day and clock:
-                times.append(local_to_utc(day, clock))
+                times.append(local_to_utc(day, clock, checked=True))
         return times
 
     def validate(self, extra_validators=None) -> bool:

@@ -33,10 +33,10 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, g, has_app_context
 from sqlalchemy import event, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from portal.clock import utcnow
+from portal.database import upsert_insert
 from portal.extensions import db
 from portal.localtime import forget_practice_zone
 from portal.models import BusinessHours, Holiday, JobState, SlaStage, SlaTarget, Urgency
@@ -89,7 +89,10 @@ def practice_settings(*, checked: bool = False) -> PracticeSettings:
         return _read(session)  # this transaction's own view, never shared
     memo = g.get(MEMO)
     if memo is None or (checked and not memo[1]):
-        memo = (_process_copy(session, checked=checked), checked)
+        settings = _process_copy(session, checked=checked)
+        if memo is not None and memo[0] is not settings:
+            forget_practice_zone()  # the zone this request kept was the older copy's
+        memo = (settings, checked)
         setattr(g, MEMO, memo)
     return memo[0]
 
@@ -155,9 +158,7 @@ def _replace_version(session: Session, _context) -> None:
     if not _touches_settings(session):
         return
     session.info[CHANGED] = True
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(JobState)
-    statement = insert.values(
+    statement = upsert_insert(session, JobState).values(
         name=VERSION_ROW, value={"version": token_hex(8)}, updated_at=utcnow()
     )
     session.connection().execute(

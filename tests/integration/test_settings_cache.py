@@ -21,6 +21,7 @@ from portal import create_app
 from portal.clock import frozen_at
 from portal.config import TestConfig
 from portal.extensions import db
+from portal.localtime import practice_zone
 from portal.models import (
     Holiday,
     Referral,
@@ -28,6 +29,7 @@ from portal.models import (
     SlaClock,
     SlaStage,
     SlaTarget,
+    Status,
     Urgency,
 )
 from portal.sla import settings_cache
@@ -332,3 +334,44 @@ def test_a_slower_read_never_replaces_a_newer_copy(app, client_for, desk, second
         "fast": "America/Chicago",
         "next": "America/Chicago",  # not the slower read's older copy
     }
+
+
+def test_an_appointment_entered_on_another_worker_after_a_save_is_in_the_new_zone(
+    app, client_for, desk, second_app
+):
+    with app.app_context():
+        reference = make_referral(desk, Status.ACCEPTED)
+        version = db.session.scalar(select(Referral.version).filter_by(reference=reference))
+    worker = second_app(SETTINGS_CACHE_SECONDS=3600)
+    with worker.app_context():
+        assert load_calendar().zone.key == "America/New_York"  # its copy, fresh
+    assert client_for(desk.admin).post("/admin/sla", data=CHICAGO_HOURS).status_code == 302
+    day = date(2026, 12, 8)
+    with frozen_at(MONDAY_10):
+        answer = signed_in(worker, desk.intake).post(
+            f"/referrals/{reference}/actions/schedule",
+            data={
+                "version": version,
+                "appointment_date": day.isoformat(),
+                "appointment_time": "10:00",
+                "mode": "video",
+            },
+        )
+    assert answer.status_code == 302
+    with app.app_context():
+        stored = db.session.scalar(select(Referral.appointment_at).filter_by(reference=reference))
+    assert stored == datetime(2026, 12, 8, 10, tzinfo=ZoneInfo("America/Chicago"))
+
+
+def test_a_request_that_reads_the_settings_checked_shows_their_zone_from_then_on(
+    app, client_for, desk, second_app
+):
+    worker = second_app(SETTINGS_CACHE_SECONDS=3600)
+    with worker.app_context():
+        load_calendar()
+    assert client_for(desk.admin).post("/admin/sla", data=CHICAGO_HOURS).status_code == 302
+    with worker.app_context():
+        before = practice_zone().key  # this request began with the copy
+        checked = load_calendar(checked=True).zone.key
+        after = practice_zone().key
+    assert (before, checked, after) == ("America/New_York", "America/Chicago", "America/Chicago")
