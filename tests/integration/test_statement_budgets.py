@@ -32,6 +32,10 @@ BUDGETS = {
         "settings version; the timeline events; consents; the open information request; "
         "the running clock; the unread badge; required items; documents",
     ),
+    "partner referral page, with news": (
+        12,
+        "the same, and the seen marker moved forward to what the page shows (one upsert)",
+    ),
     "partner list": (
         4,
         "session and user; a page of referrals as the columns shown, with their service "
@@ -147,6 +151,19 @@ def measured(app, desk, client_for, count_queries):
             )
         assert response.status_code == 304
         counts["timeline refresh, nothing new (304)"] = counted.count
+        with app.app_context():  # news for the office: the visit moved
+            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+            services.schedule(
+                referral,
+                user(desk.intake),
+                expected_version=None,
+                appointment_at=utcnow() + timedelta(days=60),
+                mode=AppointmentMode.PHONE,
+            )
+            db.session.commit()
+        with count_queries() as counted:
+            assert partner.get(f"/referrals/{reference}").status_code == 200
+        counts["partner referral page, with news"] = counted.count
         return counts, sizes
 
     return reference, measure
