@@ -6,11 +6,13 @@ from werkzeug.routing import BaseConverter, IntegerConverter
 
 from portal.referrals.references import REFERENCE_REGEX
 
-BIGGEST_ID = 2**63 - 1  # a BIGINT on PostgreSQL, an INTEGER on SQLite
+# The largest value an id or whole-number column holds on both databases: PostgreSQL's
+# INTEGER (SQLite's would hold 2**63 - 1; PostgreSQL refuses to compare past this).
+BIGGEST_ID = 2**31 - 1
 
 
 class IdConverter(IntegerConverter):
-    """`<id:name>`: a database id, 1 to 2**63 - 1. Anything else is a 404, never an
+    """`<id:name>`: a database id, 1 to BIGGEST_ID. Anything else is a 404, never an
     integer too large for the database to compare."""
 
     def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - Werkzeug's name

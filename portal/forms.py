@@ -4,7 +4,7 @@ view, validator or query sees it.
 - Text (every StringField: text areas, emails, phones, passwords, hidden fields) is at
   most its declared `Length(max=...)`, and holds no control characters (see
   portal/text.py); only text areas may hold line breaks.
-- Whole numbers fit a 64-bit column; decimals are finite and of human size.
+- Whole numbers fit an INTEGER column; decimals are finite and of human size.
 - Dates and times stay between 1800 and 2199, so no arithmetic on them leaves the
   calendar Python (or a report week around them) can represent.
 

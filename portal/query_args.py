@@ -49,7 +49,7 @@ def page_arg(name: str = "page") -> int:
 
 
 def id_arg(name: str) -> int | None:
-    """A database id filter, 1 to 2**63 - 1; None when absent."""
+    """A database id filter, 1 to BIGGEST_ID; None when absent."""
     raw = _raw(name)
     return None if raw is None else _integer(name, raw, 1, BIGGEST_ID)
 

@@ -35,6 +35,7 @@ from wtforms.validators import (
 )
 
 from portal.clock import utcnow
+from portal.converters import BIGGEST_ID
 from portal.forms import PortalForm
 from portal.models import (
     Channel,
@@ -374,7 +375,7 @@ class VersionedForm(PortalForm):
 
     version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
     seen_event = IntegerField(
-        widget=HiddenField.widget, validators=[Optional(), NumberRange(min=0, max=2**63 - 1)]
+        widget=HiddenField.widget, validators=[Optional(), NumberRange(min=0, max=BIGGEST_ID)]
     )
 
     def keep_for_retry(self, version: int, last_event_id: int) -> None:
