@@ -27,6 +27,7 @@ def create_app(config: type[Config] | None = None, **overrides: object) -> Flask
     configure_proxy(app)
     configure_request_ids(app)
     configure_converters(app)
+    configure_request_bodies(app)  # before CSRFProtect, which reads the form
     configure_extensions(app)
     configure_i18n(app)
     configure_security(app)
@@ -70,6 +71,12 @@ def configure_converters(app: Flask) -> None:
     from portal.converters import install_converters
 
     install_converters(app)
+
+
+def configure_request_bodies(app: Flask) -> None:
+    from portal.request_bodies import install_request_body_checks
+
+    install_request_body_checks(app)
 
 
 def configure_extensions(app: Flask) -> None:

@@ -21,7 +21,7 @@ from flask import Flask, current_app, g, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
-from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
+from werkzeug.exceptions import BadHost, BadRequest, HTTPException, InternalServerError
 
 from portal.extensions import db
 from portal.fhir import fhir_path
@@ -158,6 +158,8 @@ def render_error(error: HTTPException):
     if fhir_path(request.path):  # an EHR reads OperationOutcomes, not pages
         return http_error_response(error)
     code = error.code or 500
+    if isinstance(request.routing_exception, BadHost):  # not even routed: no page links
+        return f"{code} {error.name}\n", code, {"Content-Type": "text/plain; charset=utf-8"}
     context = {"code": code, "copy": _copy_for(error)}
     if _is_patient_page():
         if "portal_locale" not in g:

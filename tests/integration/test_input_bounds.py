@@ -14,7 +14,8 @@ from portal.models import PatientLink, Referral, SignInAttempt, Status
 from tests.fixtures.desk import make_referral
 from tests.integration.test_patient_links import load, send_link
 
-HUGE = ["9223372036854775808", "1" + "0" * 30, "-9223372036854775809"]
+# 2**31 and 2**63 - 1 are past PostgreSQL's INTEGER columns, which refuse to compare them.
+HUGE = ["2147483648", "9223372036854775807", "9223372036854775808", "1" + "0" * 30]
 
 
 @pytest.mark.parametrize("huge", HUGE)
@@ -27,7 +28,7 @@ HUGE = ["9223372036854775808", "1" + "0" * 30, "-9223372036854775809"]
         "/referrals/{reference}/documents/{huge}",
     ],
 )
-def test_ids_past_64_bits_are_not_found(app, desk, client_for, path, huge):
+def test_ids_past_what_a_column_holds_are_not_found(app, desk, client_for, path, huge):
     with app.app_context():
         reference = make_referral(desk)
     response = client_for(desk.admin).get(path.format(huge=huge, reference=reference))
@@ -46,7 +47,9 @@ def test_ids_past_64_bits_are_not_found(app, desk, client_for, path, huge):
         ("/scorecard/summary.csv", "partner"),
     ],
 )
-def test_integer_parameters_past_64_bits_are_a_bad_request(desk, client_for, path, parameter, huge):
+def test_integer_parameters_past_what_a_column_holds_are_a_bad_request(
+    desk, client_for, path, parameter, huge
+):
     response = client_for(desk.admin).get(f"{path}?{parameter}={huge}")
     assert response.status_code == 400
     assert f"“{parameter}” must be a whole number" in response.get_data(as_text=True)
@@ -140,3 +143,22 @@ def test_scorecard_dates_at_the_edge_of_the_calendar_are_a_bad_request(desk, cli
     response = client_for(desk.success).get(f"{path}?period=week&on={day}")
     assert response.status_code == 400
     assert "must be a date written like 2026-11-02" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/sign-in", "/referrals/new", "/account/password"])
+def test_a_form_part_without_a_name_is_a_bad_request(app, desk, client_for, path):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = client_for(desk.partner_a).post(
+        path,
+        data=b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--\r\n",
+        content_type="multipart/form-data; boundary=b",
+    )
+    assert response.status_code == 400
+    assert "Every part of a form needs a name." in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/sign-in", "/queue", "/p/abc", "/healthz"])
+def test_a_host_header_werkzeug_refuses_is_a_plain_bad_request(app, desk, client_for, path):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = client_for(desk.intake).get(path, headers={"Host": "a" * 64 + ".example"})
+    assert response.status_code == 400
