@@ -368,14 +368,14 @@ def _check_assertion(client: FhirClient, assertion: str) -> None:
         raise OAuthError(
             "invalid_client", f"The assertion has no {missing.claim} claim.", 401
         ) from None
-    except (jwt.InvalidTokenError, jwt.PyJWKError, ValueError, TypeError):
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
         raise OAuthError("invalid_client", "The assertion is not valid.", 401) from None
     if claims.get("sub") != client.client_id:
         raise OAuthError("invalid_client", "The assertion's sub must be the client_id.", 401)
     expires = claims["exp"]
-    if not isinstance(expires, int | float) or expires - now.timestamp() > (
-        MAX_ASSERTION_SECONDS + CLOCK_SKEW_SECONDS
-    ):
+    # Compared, not subtracted: an int too large for a float compares exactly.
+    latest = now.timestamp() + MAX_ASSERTION_SECONDS + CLOCK_SKEW_SECONDS
+    if not isinstance(expires, int | float) or isinstance(expires, bool) or not expires <= latest:
         raise OAuthError(
             "invalid_client", "The assertion's exp must be at most five minutes ahead.", 401
         )
@@ -432,7 +432,8 @@ def _signing_key(client: FhirClient, kid: str | None, algorithm: str):
 def _matching_keys(jwks: dict[str, Any], kid: str | None, algorithm: str) -> list:
     kty = "RSA" if algorithm == "RS384" else "EC"
     found = []
-    for entry in jwks.get("keys", []) if isinstance(jwks, dict) else []:
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    for entry in keys if isinstance(keys, list) else []:
         if not isinstance(entry, dict) or entry.get("kty") != kty:
             continue
         if kid is not None and entry.get("kid") != kid:
@@ -443,7 +444,7 @@ def _matching_keys(jwks: dict[str, Any], kid: str | None, algorithm: str) -> lis
             continue
         try:
             found.append(jwt.PyJWK(entry, algorithm=algorithm).key)
-        except (jwt.PyJWKError, ValueError, TypeError, KeyError):
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):  # not a key we can use
             continue
     return found
 

@@ -84,6 +84,7 @@ from portal.referrals.duplicates import PossibleDuplicate
 from portal.referrals.needs_info import InfoAnswer, answer_information, open_items
 from portal.referrals.routes import submission_from_form
 from portal.referrals.workflow import ActionForbidden, EditConflict, TransitionRefused
+from portal.text import refusal_for_text
 
 MESSAGE_TAGS_SYSTEM = f"{CODE_SYSTEM_BASE}/message-tags"
 # ServiceRequest.priority -> our urgency (urgent, asap and stat all need contact within
@@ -191,8 +192,8 @@ def response_message(message: Message, referral: Referral, viewer: User) -> dict
         "response": {"identifier": message.header_id, "code": "ok"},
         "focus": [{"reference": f"Task/{task['id']}"}],
     }
-    sender = message.header.get("source", {}).get("endpoint")
-    if sender:
+    sender = (message.header.get("source") or {}).get("endpoint")
+    if _plain_text(sender, 2000):  # echoed and stored: never control characters
         header["destination"] = [{"endpoint": sender}]
     return {
         "resourceType": "Bundle",
@@ -369,9 +370,10 @@ def _focus_of_type(message: Message, kind: str) -> Entry:
 def _service_line(sr: dict[str, Any], path: str) -> ServiceLine:
     codings = [
         c
-        for c in (sr.get("code") or {}).get("coding", [])[:10]
-        # Longer than the columns: no service line's (and no value for the database).
-        if 0 < len(c.get("system") or "") <= 200 and 0 < len(c.get("code") or "") <= 64
+        for c in ((sr.get("code") or {}).get("coding") or [])[:10]
+        # Longer than the columns, or holding control characters (PostgreSQL cannot even
+        # compare a NUL): no service line's, and no value for the database.
+        if _plain_text(c.get("system"), 200) and _plain_text(c.get("code"), 64)
     ]
     for coding in codings:
         line = db.session.scalar(
@@ -394,6 +396,20 @@ def _service_line(sr: dict[str, Any], path: str) -> ServiceLine:
     )
 
 
+def _plain_text(value: Any, longest: int) -> bool:
+    """A non-empty string of at most `longest` characters, without control characters."""
+    return (
+        isinstance(value, str)
+        and len(value) > 0
+        and refusal_for_text(value, max_length=longest, multiline=False) is None
+    )
+
+
+def _texts(values: Any) -> list[str]:
+    """The strings of a FHIR string array (a null element is valid FHIR, and says nothing)."""
+    return [value for value in values or [] if isinstance(value, str)]
+
+
 def _practitioner(message: Message, sr: dict[str, Any], path: str) -> Entry:
     requester = message.resolve(
         sr.get("requester"), f"{path}.requester", "Practitioner", "PractitionerRole"
@@ -412,7 +428,7 @@ def _practitioner_fields(fields: FormData, practitioner: Entry) -> None:
     text = (
         name.get("text")
         or " ".join(
-            [*name.get("prefix", []), *name.get("given", []), name.get("family") or ""]
+            [*_texts(name.get("prefix")), *_texts(name.get("given")), name.get("family") or ""]
         ).strip()
     )
     fields.set("referring_provider_name", text or None, f"{path}.name[0]")
@@ -440,7 +456,7 @@ def _patient_fields(fields: FormData, patient: Entry) -> None:
     names = resource.get("name") or [{}]
     chosen = next((i for i, n in enumerate(names) if n.get("use") == "official"), 0)
     name = names[chosen]
-    given = " ".join(name.get("given", [])) or None
+    given = " ".join(_texts(name.get("given"))) or None
     fields.set("patient_first_name", given, f"{path}.name[{chosen}].given")
     fields.set("patient_last_name", name.get("family"), f"{path}.name[{chosen}].family")
     fields.set("patient_date_of_birth", resource.get("birthDate"), f"{path}.birthDate")

@@ -8,6 +8,7 @@ import base64
 import json
 import threading
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -232,6 +233,51 @@ def test_a_jwks_url_is_fetched_and_its_keys_used(fhir_app, desk, client):
         auth.forget_jwks(url)
 
 
+@contextmanager
+def jwks_served(document: bytes):
+    """A JWKS URL answering `document`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(document)))
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *_args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    auth.forget_jwks(url)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+        auth.forget_jwks(url)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        None,
+        5,
+        "keys",
+        # A P-384 key whose point is not on the curve.
+        [{"kty": "EC", "crv": "P-384", "kid": "k1", "x": "AQ", "y": "AQ"}],
+    ],
+)
+def test_a_jwks_url_serving_no_usable_keys_is_invalid_client(fhir_app, desk, client, keys):
+    with jwks_served(json.dumps({"keys": keys}).encode()) as url:
+        client_id, _ = make_client(fhir_app, desk, jwks_url=url)
+        response = ask(client, jwt_form(assertion(fhir_app, client_id, ec_key(), "ES384", "k1")))
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_client"
+
+
 def test_an_unreachable_jwks_url_is_invalid_client(fhir_app, desk, client):
     key = ec_key()
     client_id, _ = make_client(fhir_app, desk, jwks_url="http://127.0.0.1:9/nothing")
@@ -285,6 +331,7 @@ def test_bad_assertions_are_refused(fhir_app, desk, client):
     cases = {
         "expired": {"exp": now - 120},
         "too long": {"exp": now + 3600},
+        "past a float": {"exp": 10**400},
         "no exp": {"exp": None},
         "no jti": {"jti": None},
         "wrong aud": {"aud": "https://elsewhere.example/token"},

@@ -220,6 +220,34 @@ def test_hostile_names(app, client, token, given):
     refused(app, client, token, message, status=422, expression=f"{PATIENT}.name[0].given")
 
 
+@pytest.mark.parametrize("system", ["http://snomed.info/sct\x00", "\x00"])
+def test_a_control_character_in_the_service_code_is_no_service_line(app, client, token, system):
+    message = referral_message()
+    resource_of(message, "ServiceRequest")["code"]["coding"][0]["system"] = system
+    refused(app, client, token, message, status=422, expression=f"{SERVICE_REQUEST}.code")
+
+
+@pytest.mark.parametrize(
+    ("kind", "element"), [("Patient", "given"), ("Patient", "prefix"), ("Practitioner", "given")]
+)
+def test_a_null_in_a_names_parts_is_skipped(app, client, token, kind, element):
+    message = referral_message()
+    name = resource_of(message, kind)["name"][0]
+    name[element] = [None, *name.get(element, ["Dr."])]
+    response = client.post(URL, data=json.dumps(message), headers=bearer(token))
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+
+
+@pytest.mark.parametrize("endpoint", ["urn:ehr\x00", "x" * 100_000])
+def test_a_senders_endpoint_that_is_not_plain_text_is_not_echoed(app, client, token, endpoint):
+    message = referral_message()
+    message["entry"][0]["resource"]["source"] = {"endpoint": endpoint}
+    response = client.post(URL, data=json.dumps(message), headers=bearer(token))
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+    header = response.get_json()["entry"][0]["resource"]
+    assert "destination" not in header
+
+
 def test_integers_overflowing_64_bits(app, client, token):
     message = referral_message()
     resource_of(message, "Patient")["telecom"][0]["rank"] = 2**64 + 1
