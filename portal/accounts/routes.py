@@ -243,7 +243,7 @@ def set_up_second_factor():
         qr_code=qr_code_svg(user.email, secret),
         secret=secret,
         required=not row.authenticated,
-    ), (422 if error else 200)
+    ), (422 if error or form.errors else 200)
 
 
 def _finish_sign_in(row: UserSession) -> None:

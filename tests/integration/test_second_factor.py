@@ -124,6 +124,8 @@ def enrol(app, client, email) -> list[str]:
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', html).group(1)
     wrong = client.post("/sign-in/set-up-code", data={"code": "123456"})
     assert wrong.status_code == 422
+    for refused in ("", "\x00", "1" * 100_000):  # refused by the form, not by the check
+        assert client.post("/sign-in/set-up-code", data={"code": refused}).status_code == 422
     done = client.post("/sign-in/set-up-code", data={"code": pyotp.TOTP(secret).now()})
     assert done.status_code == 200
     return re.findall(
