@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_babel import get_locale, gettext, ngettext
 from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
 
 from portal.auditing import record_audit
 from portal.clock import utcnow
@@ -208,12 +209,17 @@ def answer(token: str):
                 language=PatientLanguage(get_locale().language),
             ),
         )
-    except TransitionRefused:
+        db.session.commit()
+    except (TransitionRefused, StaleDataError):
         db.session.rollback()
+        # The same answer sent twice (a double click): the first copy used the link, and
+        # the patient sees what it recorded, not an error.
+        used = db.session.scalar(select(PatientLink.used_at).where(PatientLink.id == link.id))
+        if used is not None:
+            return redirect(url_for("patients.next_step", token=token), 303)
         return render_template(
             "patients/problem.html", problem="changed", phone=current_app.config["PRACTICE_PHONE"]
         ), 409
-    db.session.commit()
     return redirect(url_for("patients.next_step", token=token), 303)
 
 
