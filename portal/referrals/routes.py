@@ -184,6 +184,12 @@ def new():
         saved = drafts.saved_from_form(current_user, {"submission_token": token})
         if saved is not None:
             return redirect(url_for("referrals.draft", draft_id=saved.id))
+    else:
+        posted = request.form.get("submission_token", "")
+        sent = submitted_with_token(current_user, posted) if is_submission_token(posted) else None
+        if sent is not None:  # sent already: a double click, or Back to a draft and Send
+            flash(gettext("This referral was already received; it was not sent twice."), "info")
+            return redirect(url_for("referrals.submitted", reference=sent.reference))
     service_lines = _active_service_lines()
     form = _build_referral_form(service_lines)
     if request.method == "GET":

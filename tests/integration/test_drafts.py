@@ -298,6 +298,24 @@ def test_sending_a_draft_makes_a_referral_with_its_documents_and_deletes_it(
     assert [action for action, _ in audit_actions(app)][-1] == "draft.submitted"
 
 
+def test_a_draft_sent_twice_says_it_was_received_not_that_the_draft_was_deleted(
+    app, client_for, desk, saved_draft
+):
+    client = client_for(desk.partner_a)
+    page = client.get(f"/referrals/drafts/{saved_draft}").get_data(as_text=True)
+    token = re.search(r'name="submission_token"[^>]*value="([^"]+)"', page).group(1)
+    data = form_data(desk, draft=str(saved_draft), submission_token=token)
+    first = client.post(f"/referrals/new?form={token}", data=data)
+    assert first.status_code == 302 and "/submitted" in first.headers["Location"]
+    # The same page sent again: a double click, or Back to the draft's page and Send.
+    again = client.post(f"/referrals/new?form={token}", data=data)
+    assert again.status_code == 302
+    assert again.headers["Location"] == first.headers["Location"]
+    assert count(app, Referral) == 1
+    page = client.get(again.headers["Location"]).get_data(as_text=True)
+    assert "already received; it was not sent twice" in page
+
+
 def test_a_draft_is_validated_in_full_when_sent_and_kept_when_refused(
     app, client_for, desk, saved_draft
 ):
