@@ -303,14 +303,18 @@ def forgot_password():
     if form.validate_on_submit():
         address = client_address()
         if reset_requests_from(address) >= current_app.config["PASSWORD_RESET_PER_ADDRESS_HOURLY"]:
-            return render_template(
-                "accounts/forgot_password.html",
-                form=form,
-                error=gettext(
-                    "Too many reset requests from your network. Wait an hour and try again, "
-                    "or ask your administrator."
+            return (
+                render_template(
+                    "accounts/forgot_password.html",
+                    form=form,
+                    error=gettext(
+                        "Too many reset requests from your network. Wait an hour and try again, "
+                        "or ask your administrator."
+                    ),
                 ),
-            ), 429, {"Retry-After": str(int(REQUEST_WINDOW.total_seconds()))}
+                429,
+                {"Retry-After": str(int(REQUEST_WINDOW.total_seconds()))},
+            )
         request_password_reset(form.email.data, address)
         db.session.commit()
         return render_template("accounts/forgot_password_sent.html")

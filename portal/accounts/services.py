@@ -90,8 +90,13 @@ def authenticate(email: str, password: str, address: str) -> User:
         _audit_sign_in(user, succeeded=False, reason=reason)
         raise SignInRefused(gettext("That email and password do not match an active account."))
 
-    if new_hash is not None:
-        user.password_hash = new_hash
+    if new_hash is not None:  # stronger parameters: only over the hash just checked
+        db.session.execute(
+            update(User)
+            .where(User.id == user.id, User.credential_version == user.credential_version)
+            .values(password_hash=new_hash)
+            .execution_options(synchronize_session=False)
+        )
     record_attempt(AttemptKind.PASSWORD, email, address, succeeded=True)
     if user.needs_second_factor:
         record_audit("sign_in.password_accepted", actor=user, target_type="user", target_id=user.id)
@@ -160,6 +165,9 @@ class AccountChangeRefused(Exception):
 def set_password(user: User, password: str, *, by: User, reason: str) -> None:
     """Store a new password, end every session of the user and tell them by email."""
     user.password_hash = hash_password(password)
+    # A sign-in that checked the old password and has not made its session yet makes
+    # one under the old version: ended on its first request (sessions.session_state).
+    user.credential_version += 1
     end_all_sessions(user, by=by, reason=reason)
     _revoke_password_resets(user)
     record_audit("password.changed", actor=by, target_type="user", target_id=user.id, how=reason)

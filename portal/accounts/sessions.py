@@ -114,6 +114,8 @@ def session_state(now: datetime | BindParameter) -> ColumnElement[str]:
     the timeline's fast 304 (portal/referrals/timeline_poll.py) asks for SIGNED_IN."""
     return case(
         (not_(User.is_active), "ended"),
+        # Signed in with a password that has changed since (the check raced the change).
+        (UserSession.credential_version != User.credential_version, "ended"),
         (UserSession.expires_at <= now, "expired"),
         (UserSession.idle_expires_at <= now, "idle"),
         (UserSession.authenticated.is_(False), "pending"),
@@ -240,9 +242,16 @@ def _write_session_cookie(response: Response) -> Response:
 
 
 def create_session_row(
-    user: User, *, authenticated: bool, user_agent: str = "", address: str = ""
+    user: User,
+    *,
+    authenticated: bool,
+    user_agent: str = "",
+    address: str = "",
+    credential_version: int | None = None,
 ) -> str:
-    """Add a session row for `user` to the transaction; return the cookie's token."""
+    """Add a session row for `user` to the transaction; return the cookie's token.
+    `credential_version`: the one the password was checked under (default: `user`'s as
+    loaded, which is the row whose hash the sign-in checked)."""
     config = current_app.config
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -263,6 +272,9 @@ def create_session_row(
             idle_expires_at=min(now + idle_timeout(user), expires_at),
             user_agent=printable(user_agent or request.user_agent.string, max_length=255),
             address=address or client_address(),
+            credential_version=(
+                user.credential_version if credential_version is None else credential_version
+            ),
         )
     )
     return token
@@ -294,7 +306,9 @@ def complete_second_factor(row: UserSession) -> None:
     if gone != 1 or not user.is_active:
         raise PendingSessionGone()
     g.pop("pending_session", None)
-    g.new_session_token = create_session_row(user, authenticated=True)
+    g.new_session_token = create_session_row(
+        user, authenticated=True, credential_version=row.credential_version
+    )
     user.last_sign_in_at = utcnow()
 
 

@@ -42,6 +42,7 @@ def issue_token(client: FhirClient, scopes: list[str]) -> tuple[str, int]:
             client=client,
             scopes=" ".join(scopes),
             expires_at=utcnow() + timedelta(seconds=lifetime),
+            credential_version=client.credential_version,  # as its credential was checked
         )
     )
     return token, lifetime
@@ -72,6 +73,7 @@ def authenticate() -> tuple[FhirClient, frozenset[str]]:
             FhirAccessToken.token_hash == token_digest(token),
             FhirAccessToken.expires_at > utcnow(),
             FhirClient.revoked_at.is_(None),
+            FhirAccessToken.credential_version == FhirClient.credential_version,
         )
     ).scalar_one_or_none()
     if found is None:

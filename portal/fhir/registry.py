@@ -137,7 +137,9 @@ def revoke_client(client: FhirClient, *, by: User | None = None) -> None:
 
 def _credentials_changed(client: FhirClient, action: str, by: User | None, **detail: Any) -> None:
     """After a new secret, new keys or a revocation: the client's live tokens end at
-    once, and `action` is audited (never with a secret)."""
+    once, and `action` is audited (never with a secret). A token request that checked
+    the old credential and has not stored its token yet stores one that is refused."""
+    client.credential_version += 1
     db.session.execute(
         delete(FhirAccessToken)
         .where(FhirAccessToken.client_id == client.id)

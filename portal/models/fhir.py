@@ -58,6 +58,9 @@ class FhirClient(Base):
     rotated_at: Mapped[datetime | None]
     # A revoked client's tokens stop working at once; the row stays for the audit log.
     revoked_at: Mapped[datetime | None]
+    # Moves on with every new secret or key set: a token issued under another version
+    # (its request checked the old credential as they changed) is refused.
+    credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     partner: Mapped[Partner] = relationship(lazy="joined")
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
@@ -84,6 +87,8 @@ class FhirAccessToken(Base):
     scopes: Mapped[str] = mapped_column(String(500))
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    # The client's credential_version when its credential was checked for this token.
+    credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     client: Mapped[FhirClient] = relationship(lazy="joined")
 

@@ -64,6 +64,9 @@ class User(UserMixin, Base):
     totp_enabled_at: Mapped[datetime | None]
     # The last 30-second time step a code was accepted for: a code is never used twice.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # Moves on with every new password: a session signed in under another version is
+    # ended (a sign-in that checked the old password as the change committed).
+    credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     partner: Mapped[Partner | None] = relationship(lazy="joined")
 
@@ -173,6 +176,8 @@ class UserSession(Base):
     address: Mapped[str] = mapped_column(String(64), default="")
     # The authenticator secret this session is setting up, until a code confirms it.
     pending_totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The user's credential_version when the password was checked for this session.
+    credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     user: Mapped[User] = relationship(lazy="raise")
 

@@ -493,3 +493,35 @@ def test_odd_credentials_are_refused_cleanly(fhir_app, desk, client):
     response = client.get("/auth/token")
     assert response.status_code == 405
     assert response.get_json()["error"] == "invalid_request"
+
+
+def test_a_token_got_with_the_old_secret_as_it_was_rotated_is_refused(
+    fhir_app, desk, client, client_for, monkeypatch
+):
+    """The secret is rotated while a token request that has just checked the old one
+    is running: the token it then stores must open nothing."""
+    client_id, secret = make_client(fhir_app, desk, secret=True)
+    with fhir_app.app_context():
+        row_id = db.session.scalar(select(FhirClient.id).filter_by(client_id=client_id))
+    real = auth.verify_password
+    rotated = []
+
+    def verify(stored_hash, given):
+        checked = real(stored_hash, given)
+        if not rotated and stored_hash is not None:
+            rotated.append(None)
+
+            def rotate() -> None:  # the admin's own requests, in their own thread
+                admin = client_for(desk.admin)
+                rotated[0] = admin.post(f"/admin/fhir-clients/{row_id}/secret").status_code
+
+            elsewhere = threading.Thread(target=rotate)
+            elsewhere.start()
+            elsewhere.join(10)
+        return checked
+
+    monkeypatch.setattr(auth, "verify_password", verify)
+    issued = ask(client, secret_form(client_id, secret))
+    assert rotated == [200] and issued.status_code == 200
+    token = issued.get_json()["access_token"]
+    assert probe(client, token).status_code == 401

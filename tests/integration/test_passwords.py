@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 
 from sqlalchemy import select
 
+from portal.accounts import services as account_services
 from portal.clock import frozen_at, utcnow
 from portal.extensions import db
 from portal.models import AuditEntry, OutboxMessage, PasswordReset
+from tests.conftest import PortalClient
 from tests.fixtures.desk import PASSWORD
 
 NEW_PASSWORD = "plum orchard lantern 48"
@@ -199,3 +202,45 @@ def test_control_characters_in_an_email_are_a_form_error(client, desk):
         assert response.status_code in (401, 422), path
     long_dotted = "İ" * 254
     assert client.post("/sign-in", data={"email": long_dotted, "password": "x"}).status_code == 401
+
+
+def test_a_sign_in_that_checked_the_old_password_as_it_changed_is_signed_out(
+    app, client_for, desk, monkeypatch
+):
+    """An attacker with the old password signs in over and over; the owner changes it.
+    The sign-in whose check passed just before the change commits makes its session
+    after the change ended every session: it must not work."""
+    new = "a different long passphrase"
+    real = account_services.verify_password
+    changed = []
+
+    def verify(stored_hash, password):
+        checked = real(stored_hash, password)
+        if not changed:  # the old password has just been accepted; the owner acts now
+            changed.append(None)
+
+            def change() -> None:  # in the owner's own requests (and thread)
+                owner = client_for(desk.partner_a)
+                changed[0] = owner.post(
+                    "/account/password",
+                    data={"current_password": PASSWORD, "password": new, "confirm": new},
+                ).status_code
+
+            elsewhere = threading.Thread(target=change)
+            elsewhere.start()
+            elsewhere.join(10)
+        return checked
+
+    monkeypatch.setattr(account_services, "verify_password", verify)
+    app.test_client_class = PortalClient
+    attacker = app.test_client()
+    signed_in = attacker.post("/sign-in", data={"email": desk.partner_a, "password": PASSWORD})
+    assert changed == [302] and signed_in.status_code == 302
+    refused = attacker.get("/referrals/")
+    assert refused.status_code == 302 and "/sign-in" in refused.headers["Location"]
+    # The owner's new session, made after the change, works.
+    monkeypatch.undo()
+    owner = app.test_client()
+    again = owner.post("/sign-in", data={"email": desk.partner_a, "password": new})
+    assert again.status_code == 302
+    assert owner.get("/referrals/").status_code == 200
