@@ -64,7 +64,9 @@ JWKS_MAX_BYTES = 64 * 1024
 JWKS_CACHE_SECONDS = 300
 JWKS_REFETCH_AFTER_SECONDS = 10
 
-_jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+# url -> (fetched at, the client's credential_version then, the JWKS). A version moved
+# on means an admin replaced the keys, in whichever worker: the URL is fetched again.
+_jwks_cache: dict[str, tuple[float, int, dict[str, Any]]] = {}
 _jwks_lock = threading.Lock()
 
 
@@ -456,12 +458,13 @@ def _client_jwks(client: FhirClient, *, refresh: bool = False) -> dict[str, Any]
     url = client.jwks_url
     with _jwks_lock:
         cached = _jwks_cache.get(url)
-    age = time.monotonic() - cached[0] if cached else None
-    if cached and (age < (JWKS_REFETCH_AFTER_SECONDS if refresh else JWKS_CACHE_SECONDS)):
-        return cached[1]
+    if cached is not None and cached[1] == client.credential_version:
+        age = time.monotonic() - cached[0]
+        if age < (JWKS_REFETCH_AFTER_SECONDS if refresh else JWKS_CACHE_SECONDS):
+            return cached[2]
     jwks = fetch_jwks(url)
     with _jwks_lock:
-        _jwks_cache[url] = (time.monotonic(), jwks)
+        _jwks_cache[url] = (time.monotonic(), client.credential_version, jwks)
     return jwks
 
 

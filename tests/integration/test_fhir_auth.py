@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.clock import frozen_at, utcnow
 from portal.extensions import db
@@ -234,11 +234,13 @@ def test_a_jwks_url_is_fetched_and_its_keys_used(fhir_app, desk, client):
 
 
 @contextmanager
-def jwks_served(document: bytes):
-    """A JWKS URL answering `document`."""
+def jwks_served(document: bytes, fetched: list | None = None):
+    """A JWKS URL answering `document` (each path asked for added to `fetched`)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
+            if fetched is not None:
+                fetched.append(self.path)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(document)))
@@ -276,6 +278,26 @@ def test_a_jwks_url_serving_no_usable_keys_is_invalid_client(fhir_app, desk, cli
         response = ask(client, jwt_form(assertion(fhir_app, client_id, ec_key(), "ES384", "k1")))
     assert response.status_code == 401
     assert response.get_json()["error"] == "invalid_client"
+
+
+def test_keys_replaced_in_another_worker_are_fetched_again_here(fhir_app, desk, client):
+    key, fetched = ec_key(), []
+    document = json.dumps({"keys": [public_jwk(key, "k1")]}).encode()
+    with jwks_served(document, fetched) as url:
+        client_id, _ = make_client(fhir_app, desk, jwks_url=url)
+        signed = assertion(fhir_app, client_id, key, "ES384", "k1")
+        assert ask(client, jwt_form(signed)).status_code == 200
+        # Another worker replaced the keys: its own cache was dropped, not this one's.
+        with fhir_app.app_context():
+            db.session.execute(
+                update(FhirClient)
+                .where(FhirClient.client_id == client_id)
+                .values(credential_version=FhirClient.credential_version + 1)
+            )
+            db.session.commit()
+        signed = assertion(fhir_app, client_id, key, "ES384", "k1")
+        assert ask(client, jwt_form(signed)).status_code == 200
+    assert fetched == ["/jwks.json", "/jwks.json"]
 
 
 def test_an_unreachable_jwks_url_is_invalid_client(fhir_app, desk, client):
