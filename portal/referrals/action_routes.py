@@ -27,6 +27,7 @@ from portal.referrals.workflow import (
     EditConflict,
     TransitionRefused,
     allowed_actions,
+    repeated_since,
 )
 from portal.sla.clocks import record_breach_reason
 
@@ -66,6 +67,15 @@ def act(reference: str, action: str):
             message=gettext("Check the highlighted fields."),
             status=422,
         )
+    seen = form.seen_event.data
+    if seen is not None and repeated_since(referral, action, current_user, seen):
+        repeated = gettext(
+            "You did this already: “%(action)s” was saved after this page was loaded (it "
+            "is listed below), so it was not done twice. Your entries are kept: submit "
+            "again to do it once more.",
+            action=declared.label,
+        )
+        return _refused(referral, action, form, repeated, 409, conflict=True, yours=True)
     try:
         perform(declared, referral, current_user, form)
         db.session.commit()
@@ -169,10 +179,12 @@ def _refused(
     status: int,
     *,
     conflict: bool = False,
+    yours: bool = False,
 ):
     """The referral page again, as it is now, with the user's form kept. After a
     conflict it lists what others did since the user's page was loaded, and says so if
-    their action is no longer possible."""
+    their action is no longer possible (`yours`: the change was the user's own repeat,
+    and `message` says so)."""
     db.session.expire_all()
     referral = get_referral_or_404(current_user, referral.reference)
     changes_since = None
@@ -181,7 +193,7 @@ def _refused(
         seen_id = seen.data if seen is not None and seen.data else 0
         changes_since = [e for e in services.timeline(referral, current_user) if e.id > seen_id]
         allowed = {t.action for t in allowed_actions(referral, current_user)}
-        if action in ACTIONS and action not in allowed:
+        if action in ACTIONS and action not in allowed and not yours:
             message = gettext(
                 "Someone else changed this referral while you were working on it: it is now "
                 "%(status)s, so “%(action)s” is no longer possible. What changed is listed below.",

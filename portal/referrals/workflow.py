@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from portal.auditing import record_audit
 from portal.clock import utcnow
@@ -137,6 +137,26 @@ def allowed_actions(referral: Referral, user: User) -> list[Transition]:
     ]
 
 
+def repeated_since(referral: Referral, action: str, actor: User, seen_event: int) -> bool:
+    """Whether `actor` has taken `action` on `referral` since the page that sends it was
+    loaded (its newest event `seen_event`): a double click, or Back and submit again.
+    An action that moves no column (a contact attempt, a note) leaves the version as it
+    was, so only its events tell a repeat from a new one."""
+    return (
+        db.session.scalar(
+            select(ReferralEvent.id)
+            .where(
+                ReferralEvent.referral_id == referral.id,
+                ReferralEvent.id > seen_event,
+                ReferralEvent.actor_id == actor.id,
+                ReferralEvent.kind == action,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def check_transition(
     referral: Referral, action: str, actor: User | None, expected_version: int | None
 ) -> Transition:
@@ -226,15 +246,12 @@ def _milestones_reached(action: str, to_status: Status) -> tuple[str, ...]:
 # Why a referral leaving needs-info closes the request it was waiting on.
 CLOSE_REASONS = {"answer_info": CloseReason.ANSWERED, "resume_review": CloseReason.RESUMED}
 CLOSED_HEADLINES = {
-    CloseReason.RESUMED: "The request for information was closed: intake resumed review "
-    "without it",
+    CloseReason.RESUMED: "The request for information was closed: intake resumed review without it",
     CloseReason.LEFT: "The request for information was closed: the referral moved on",
 }
 
 
-def close_information_requests(
-    referral: Referral, reason: CloseReason, at: datetime
-) -> None:
+def close_information_requests(referral: Referral, reason: CloseReason, at: datetime) -> None:
     """Close whatever request is open on `referral` (there is at most one)."""
     db.session.execute(
         update(InfoRequest)

@@ -63,6 +63,34 @@ def test_a_conflict_lists_what_changed_and_the_kept_form_then_works(app, client_
     assert kinds[-2:] == ["request_info", "add_note"]  # one consistent history
 
 
+def test_a_contact_attempt_sent_twice_is_logged_once_and_the_second_says_why(app, client_for, desk):
+    with app.app_context():
+        reference = make_referral(desk, Status.ACCEPTED)
+    intake = client_for(desk.intake)
+    page = intake.get(f"/referrals/{reference}").get_data(as_text=True)
+    form = {name: hidden(page, "log_outreach", name) for name in ("version", "seen_event")}
+    form |= {"channel": "phone", "result": "no_answer", "note": "Rang twice"}
+    assert intake.post(f"/referrals/{reference}/actions/log_outreach", data=form).status_code == 302
+    # The same form again: a double click, or Back and submit.
+    again = intake.post(f"/referrals/{reference}/actions/log_outreach", data=form)
+    html = unescape(again.get_data(as_text=True))
+    assert again.status_code == 409
+    assert "You did this already: “Log a contact attempt” was saved" in html
+    assert "Rang twice" in html  # kept
+    assert [e.kind for e in events(app, reference)].count("log_outreach") == 1
+    # Submitting the kept form once more logs a second attempt, on purpose.
+    on_purpose = {
+        **form,
+        "version": hidden(html, "log_outreach", "version"),
+        "seen_event": hidden(html, "log_outreach", "seen_event"),
+    }
+    assert (
+        intake.post(f"/referrals/{reference}/actions/log_outreach", data=on_purpose).status_code
+        == 302
+    )
+    assert [e.kind for e in events(app, reference)].count("log_outreach") == 2
+
+
 def test_after_a_conflict_an_action_no_longer_possible_says_why(app, client_for, desk):
     with app.app_context():
         reference = make_referral(desk, Status.IN_REVIEW)
