@@ -67,6 +67,7 @@ def act(reference: str, action: str):
             message=gettext("Check the highlighted fields."),
             status=422,
         )
+    _past_bookkeeping(form, referral)
     seen = form.seen_event.data
     if seen is not None and repeated_since(referral, action, current_user, seen):
         repeated = gettext(
@@ -123,6 +124,7 @@ def answer_information_request(reference: str):
         return redirect(url_for("referrals.detail", reference=reference))
     still_missing, conflict = None, False
     if form.validate():
+        _past_bookkeeping(form, referral)
         try:
             _event, still_missing = answer_information(
                 referral,
@@ -169,6 +171,20 @@ def answer_information_request(reference: str):
             answer_result=still_missing,
         ), status
     return _render_detail(referral, answer_form=form, status=status)
+
+
+def _past_bookkeeping(form: forms.VersionedForm, referral: Referral) -> None:
+    """For the referring office: when only the practice's own bookkeeping (a reminder
+    sent, a staff note) moved the version since their page was loaded, nothing they can
+    see changed, and their action is no conflict: it goes ahead on the version now."""
+    seen = form.seen_event.data
+    if (
+        current_user.is_partner_user
+        and seen is not None
+        and form.version.data != referral.version
+        and services.last_event_id(referral, current_user) <= seen
+    ):
+        form.version.data = referral.version
 
 
 def _refused(

@@ -7,12 +7,13 @@ from collections import Counter
 from datetime import timedelta
 from html import unescape
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.localtime import to_local
 from portal.models import CloseReason, InfoRequest, Referral, Status
+from portal.patients.tasks import remind_appointments
 from portal.referrals.actions import ACTIONS, form_actions
 from tests.fixtures.desk import make_referral
 from tests.integration.test_workflow import act, events, load
@@ -89,6 +90,29 @@ def test_a_contact_attempt_sent_twice_is_logged_once_and_the_second_says_why(app
         == 302
     )
     assert [e.kind for e in events(app, reference)].count("log_outreach") == 2
+
+
+def test_the_practices_bookkeeping_is_no_conflict_for_the_office(app, client_for, desk):
+    with app.app_context():
+        reference = make_referral(desk, Status.SCHEDULED)
+        db.session.execute(
+            update(Referral)
+            .where(Referral.reference == reference)
+            .values(appointment_at=utcnow() + timedelta(hours=5))
+        )
+        db.session.commit()
+    office = client_for(desk.partner_a)
+    page = office.get(f"/referrals/{reference}").get_data(as_text=True)
+    form = {name: hidden(page, "withdraw", name) for name in ("version", "seen_event")}
+    with app.app_context():
+        assert remind_appointments() == 1  # a staff-only event: the version moves on
+        db.session.commit()
+    assert load(app, reference).version != int(form["version"])
+    withdrawn = office.post(
+        f"/referrals/{reference}/actions/withdraw", data={**form, "reason": "Patient moved"}
+    )
+    assert withdrawn.status_code == 302, withdrawn.status_code
+    assert load(app, reference).status is Status.WITHDRAWN
 
 
 def test_after_a_conflict_an_action_no_longer_possible_says_why(app, client_for, desk):
