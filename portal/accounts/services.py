@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from flask_babel import gettext
@@ -86,7 +87,9 @@ def authenticate(email: str, password: str, address: str) -> User:
     matches, new_hash = verify_password(user.password_hash if user else None, password)
     if user is None or not matches or not user.is_active:
         record_attempt(AttemptKind.PASSWORD, email, address, succeeded=False)
-        reason = "disabled" if user is not None and matches else "bad_credentials"
+        reason = "bad_credentials"
+        if user is not None and matches:
+            reason = "office_deactivated" if user.enabled else "disabled"
         _audit_sign_in(user, succeeded=False, reason=reason)
         raise SignInRefused(gettext("That email and password do not match an active account."))
 
@@ -254,13 +257,40 @@ def require_second_factor_for_partner(partner: Partner, required: bool, *, by: U
         target_type="partner",
         target_id=partner.id,
     )
-    ended = 0
-    if required:
-        for user in db.session.scalars(
-            select(User).where(User.partner_id == partner.id, User.totp_enabled_at.is_(None))
-        ):
-            ended += end_all_sessions(user, by=by, reason="second_factor_required")
-    return ended
+    if not required:
+        return 0
+    return _end_office_sessions(
+        partner, User.totp_enabled_at.is_(None), by=by, reason="second_factor_required"
+    )
+
+
+def _end_office_sessions(partner: Partner, *where: Any, by: User, reason: str) -> int:
+    """End every session of the office's users (those matching `where`); how many."""
+    users = select(User).where(User.partner_id == partner.id, *where).order_by(User.id)
+    return sum(end_all_sessions(user, by=by, reason=reason) for user in db.session.scalars(users))
+
+
+def set_partner_active(partner: Partner, active: bool, *, by: User) -> int:
+    """Deactivate a referring office (its users and its EHRs' FHIR clients lose access at
+    once) or let it back in; the number of sessions ended.
+
+    The rule itself is `User.is_active` and the FHIR token checks, which read the
+    office's flag on every request, so a sign-in racing this change gets no lasting
+    session. Ending the sessions here means reactivating never brings one back. The
+    office's referrals stay with the practice; its users' accounts keep their own
+    state (a user disabled one by one stays disabled after a reactivation)."""
+    if partner.active == active:
+        return 0
+    partner.active = active
+    record_audit(
+        "partner.activated" if active else "partner.deactivated",
+        actor=by,
+        target_type="partner",
+        target_id=partner.id,
+    )
+    if active:
+        return 0
+    return _end_office_sessions(partner, by=by, reason="partner_deactivated")
 
 
 # --- Forgotten passwords -------------------------------------------------------------
@@ -415,6 +445,10 @@ def invite_user(
 
     A new invitation revokes any earlier one for the same account.
     """
+    if partner is not None and not partner.active:
+        raise InvitationInvalid(
+            gettext("This office is deactivated: reactivate it before inviting its users.")
+        )
     email = normalise_email(email)
     user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
@@ -469,6 +503,13 @@ def load_invitation(token: str) -> Invitation:
     invitation = db.session.get(Invitation, invitation_id)
     if invitation is None:
         raise InvitationInvalid(gettext("This invitation link is not valid."))
+    if invitation.user.partner is not None and not invitation.user.partner.active:
+        raise InvitationInvalid(
+            gettext(
+                "Your office's access to the referral portal is paused. "
+                "Ask the practice's referral desk."
+            )
+        )
     if invitation.accepted_at is not None:
         raise InvitationInvalid(
             gettext("This invitation has already been used. Sign in with the password you chose.")

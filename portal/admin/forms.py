@@ -10,6 +10,7 @@ from wtforms import (
     DateField,
     DecimalField,
     EmailField,
+    HiddenField,
     SelectField,
     StringField,
     TelField,
@@ -18,6 +19,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
+from portal.admin.partners import MAX_LOADED_LENGTH
 from portal.forms import PortalForm
 from portal.models import Role
 from portal.referrals.forms import item_labels_fit, phone_number, stripped
@@ -52,6 +54,12 @@ class PartnerForm(PortalForm):
         filters=[stripped],
         validators=[Optional(), Length(max=32), phone_number],
     )
+
+
+class PartnerEditForm(PartnerForm):
+    """An office's details, with the values the page was loaded with (admin/partners.py)."""
+
+    loaded = HiddenField(validators=[DataRequired(), Length(max=MAX_LOADED_LENGTH)])
 
 
 class PartnerInviteForm(PortalForm):

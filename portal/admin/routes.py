@@ -21,6 +21,7 @@ from portal.accounts.services import (
     require_second_factor_for_partner,
     reset_second_factor,
     set_enabled,
+    set_partner_active,
 )
 from portal.accounts.sessions import (
     active_sessions,
@@ -32,12 +33,21 @@ from portal.accounts.sessions import (
 from portal.admin.forms import (
     HolidayForm,
     InviteForm,
+    PartnerEditForm,
     PartnerForm,
     PartnerInviteForm,
     ServiceLineForm,
     business_hours_form_class,
     targets_form_class,
 )
+from portal.admin.partners import DETAILS as PARTNER_DETAILS
+from portal.admin.partners import (
+    LoadedValuesInvalid,
+    NameTaken,
+    loaded_field_value,
+    parse_loaded,
+)
+from portal.admin.partners import save_details as save_partner_details
 from portal.admin.service_lines import PacketText, fhir_coding_taken, save_service_line
 from portal.admin.sla_settings import (
     TARGET_STAGES,
@@ -126,9 +136,7 @@ def new_partner():
 @roles_required(*PARTNER_MANAGERS)
 def partner(partner_id: int):
     """A partner's details and users; invite a new user for it."""
-    record = db.session.get(Partner, partner_id)
-    if record is None:
-        abort(404)
+    record = _partner_or_404(partner_id)
     form = PartnerInviteForm()
     invitation_link = None
     if form.validate_on_submit():
@@ -151,6 +159,49 @@ def partner(partner_id: int):
         form=form,
         invitation_link=invitation_link,
     ), 422 if form.errors else 200
+
+
+@bp.route("/partners/<id:partner_id>/edit", methods=["GET", "POST"])
+@roles_required(*PARTNER_MANAGERS)
+def edit_partner(partner_id: int):
+    """Change an office's name, specialty or designated referral contact."""
+    record = _partner_or_404(partner_id)
+    form = PartnerEditForm(obj=record)
+    conflicting: tuple[str, ...] = ()
+    if request.method == "GET":
+        form.loaded.data = loaded_field_value(record)
+    elif form.validate_on_submit():
+        try:
+            loaded = parse_loaded(form.loaded.data)
+        except LoadedValuesInvalid:
+            abort(400, gettext("This form was damaged on its way back. Open the page again."))
+        wanted = {name: form[name].data or None for name in PARTNER_DETAILS}
+        wanted["referral_contact_email"] = wanted["referral_contact_email"].lower()
+        try:
+            result = save_partner_details(record, loaded, wanted, by=current_user)
+        except NameTaken:
+            form.name.errors.append(gettext("A partner with this name already exists."))
+        else:
+            if not result.conflicting:
+                db.session.commit()
+                if result.changed:
+                    saved = gettext("The details of “%(name)s” are saved.", name=record.name)
+                    flash(saved, "success")
+                else:
+                    flash(gettext("Nothing was changed."), "info")
+                return redirect(url_for("admin.partner", partner_id=partner_id))
+            conflicting = result.conflicting
+            db.session.commit()  # nothing written but the transaction's reads
+            # Saving again now means saving over the new values, on purpose.
+            form.loaded.data = loaded_field_value(record)
+    status = 200 if request.method == "GET" else 409 if conflicting else 422
+    return render_template(
+        "admin/partner_form.html",
+        form=form,
+        partner=record,
+        # Each detail changed under the editor, with its value now.
+        conflicts=[(form[name].label.text, getattr(record, name)) for name in conflicting],
+    ), status
 
 
 def _invite(form: PartnerInviteForm, role: Role, partner: Partner | None) -> str | None:
@@ -302,17 +353,27 @@ def end_user_session(user_id: int, session_id: int):
     )
 
 
+def _partner_or_404(partner_id: int) -> Partner:
+    record = db.session.get(Partner, partner_id)
+    if record is None:
+        abort(404)
+    return record
+
+
+def _yes_or_no(name: str) -> bool:
+    """A yes/no switch posted by a partner page's button; anything else is a 400."""
+    choice = request.form.get(name)
+    if choice not in ("yes", "no"):
+        abort(400)
+    return choice == "yes"
+
+
 @bp.post("/partners/<id:partner_id>/second-factor")
 @roles_required(Role.ADMIN)
 def partner_second_factor(partner_id: int):
     """Require (or stop requiring) a second factor for a partner's users."""
-    record = db.session.get(Partner, partner_id)
-    if record is None:
-        abort(404)
-    choice = request.form.get("required")
-    if choice not in ("yes", "no"):
-        abort(400)
-    required = choice == "yes"
+    record = _partner_or_404(partner_id)
+    required = _yes_or_no("required")
     ended = require_second_factor_for_partner(record, required, by=current_user)
     db.session.commit()
     if required:
@@ -331,6 +392,37 @@ def partner_second_factor(partner_id: int):
         flash(
             gettext(
                 "A second factor is now optional for users of %(partner)s.", partner=record.name
+            ),
+            "success",
+        )
+    return redirect(url_for("admin.partner", partner_id=partner_id))
+
+
+@bp.post("/partners/<id:partner_id>/access")
+@roles_required(Role.ADMIN)
+def partner_access(partner_id: int):
+    """Deactivate an office (its users and EHRs lose access at once) or reactivate it."""
+    record = _partner_or_404(partner_id)
+    ended = set_partner_active(record, _yes_or_no("active"), by=current_user)
+    db.session.commit()
+    if record.active:
+        flash(
+            gettext(
+                "%(partner)s is active: its users can sign in again and its EHRs can "
+                "get new access tokens.",
+                partner=record.name,
+            ),
+            "success",
+        )
+    else:
+        flash(
+            ngettext(
+                "%(partner)s is deactivated: its users and EHRs have no access, and "
+                "%(num)d session ended. Its referrals stay with the desk.",
+                "%(partner)s is deactivated: its users and EHRs have no access, and "
+                "%(num)d sessions ended. Its referrals stay with the desk.",
+                ended,
+                partner=record.name,
             ),
             "success",
         )

@@ -299,6 +299,10 @@ def _checked(client_id: str, audit: dict[str, Any], check) -> FhirClient:
             raise OAuthError("invalid_client", "Unknown client_id.", 401)
         if client.revoked_at is not None:
             raise OAuthError("invalid_client", "This client was revoked.", 401)
+        if not client.partner.active:
+            raise OAuthError(
+                "invalid_client", "This client's office is deactivated in the portal.", 401
+            )
         check(client)
     except OAuthError as refusal:
         if refusal.error in ("invalid_client", "invalid_grant"):

@@ -16,7 +16,7 @@ from functools import wraps
 from typing import Any
 
 from flask import current_app, g, request
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from werkzeug.exceptions import HTTPException
 
 from portal.accounts.sessions import token_digest
@@ -25,7 +25,7 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.fhir.limits import check_rate
 from portal.fhir.outcomes import FhirError
-from portal.models import FhirAccessToken, FhirClient
+from portal.models import FhirAccessToken, FhirClient, Partner
 
 # A bearer token longer than this is not one of ours: refused without a lookup.
 MAX_TOKEN_LENGTH = 100
@@ -74,6 +74,8 @@ def authenticate() -> tuple[FhirClient, frozenset[str]]:
             FhirAccessToken.expires_at > utcnow(),
             FhirClient.revoked_at.is_(None),
             FhirAccessToken.credential_version == FhirClient.credential_version,
+            # Deactivating the office stops its tokens at once, as it ends its sessions.
+            exists().where(Partner.id == FhirClient.partner_id, Partner.active.is_(True)),
         )
     ).scalar_one_or_none()
     if found is None:

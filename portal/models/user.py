@@ -6,7 +6,17 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, CheckConstraint, ColumnElement, ForeignKey, Index, String, and_
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    String,
+    and_,
+    exists,
+    or_,
+)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -71,14 +81,26 @@ class User(UserMixin, Base):
     partner: Mapped[Partner | None] = relationship(lazy="joined")
 
     @hybrid_property
-    def is_active(self) -> bool:  # Flask-Login: disabled accounts cannot sign in
-        return self.enabled and self.password_hash is not None
+    def is_active(self) -> bool:
+        """Flask-Login: may sign in. Not when disabled, before the invitation set a
+        password, or while the user's office is deactivated (Partner.active)."""
+        return (
+            self.enabled
+            and self.password_hash is not None
+            and (self.partner is None or self.partner.active)
+        )
 
     @is_active.inplace.expression
     @classmethod
     def _is_active_in_sql(cls) -> ColumnElement[bool]:
-        # The same rule in SQL, for the statement that reads a session with its user.
-        return and_(cls.enabled.is_(True), cls.password_hash.is_not(None))
+        # The same rule in SQL, for the statement that reads a session with its user
+        # (and the timeline's early 304): a primary-key probe for a partner's users.
+        office_active = exists().where(Partner.id == cls.partner_id, Partner.active.is_(True))
+        return and_(
+            cls.enabled.is_(True),
+            cls.password_hash.is_not(None),
+            or_(cls.partner_id.is_(None), office_active),
+        )
 
     @property
     def has_second_factor(self) -> bool:
