@@ -45,12 +45,15 @@ class InfoAnswer:
     message: str = ""
 
 
-def open_request(referral: Referral) -> InfoRequest | None:
-    return db.session.scalar(
+def open_request(referral: Referral, *, lock: bool = False) -> InfoRequest | None:
+    statement = (
         select(InfoRequest)
         .where(InfoRequest.referral_id == referral.id, InfoRequest.closed_at.is_(None))
         .order_by(InfoRequest.id.desc())
     )
+    if lock:  # the chase job locks this row first: take it before touching the referral
+        statement = statement.with_for_update(of=InfoRequest)
+    return db.session.scalar(statement)
 
 
 def requested_items(request: InfoRequest) -> list[ReferralItem]:
@@ -177,7 +180,7 @@ def answer_information(
     expected_version: int | None,
 ) -> tuple[ReferralEvent, list[ReferralItem]]:
     """Record the partner's answer. Returns the event and the items still missing."""
-    request = open_request(referral)
+    request = open_request(referral, lock=True)
     if request is None:
         raise TransitionRefused(gettext("Nothing is being asked for on this referral any more."))
     now = utcnow()

@@ -83,6 +83,7 @@ def _follow_up(request: InfoRequest, now: datetime, calendar: BusinessCalendar) 
         actor=None,
         summary="Reminder sent: information still needed",
         partner_visible=True,
+        touch=False,  # a reminder is no change to the referral: no version, no row lock
     )
     later = [t for t in reminder_times(request, calendar) if t > now]
     request.next_reminder_at = later[0] if later else escalate_at

@@ -201,10 +201,13 @@ def record_event(
     from_status: Status | None = None,
     to_status: Status | None = None,
     at: datetime | None = None,
+    touch: bool = True,
 ) -> ReferralEvent:
     """Add a timeline event. One the partner sees also marks the referral updated (its
     "last update" and version move on); staff-only bookkeeping such as SLA tags does not,
-    so it never shows the partner a change they cannot see."""
+    so it never shows the partner a change they cannot see. `touch=False`: a notice the
+    partner sees that changes nothing (a reminder), so it neither makes their open page
+    stale (a conflict on their answer) nor locks the referral row from a job."""
     now = at or utcnow()
     event = ReferralEvent(
         referral_id=referral.id,
@@ -218,7 +221,7 @@ def record_event(
         staff_note=staff_note,
     )
     db.session.add(event)
-    if partner_visible:
+    if partner_visible and touch:
         referral.updated_at = now
         if actor is not None and actor.is_partner_user:
             mark_seen(actor, referral)  # one's own update is not news
@@ -303,6 +306,13 @@ def apply_transition(
     """
     transition = check_transition(referral, action, actor, expected_version)
     from_status = referral.status
+    if from_status is Status.NEEDS_INFO:
+        # The chase job locks the open request first: take it before any write here.
+        db.session.execute(
+            select(InfoRequest.id)
+            .where(InfoRequest.referral_id == referral.id, InfoRequest.closed_at.is_(None))
+            .with_for_update()
+        )
     targets = transition.targets_from(from_status)
     if to_status is None:
         if len(targets) != 1:
