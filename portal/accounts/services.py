@@ -215,6 +215,7 @@ def set_enabled(user: User, enabled: bool, *, by: User) -> None:
     if not enabled:
         end_all_sessions(user, by=by, reason="disabled")
         _revoke_password_resets(user)
+        _revoke_invitations(user)
 
 
 def change_role(user: User, role: Role, *, by: User) -> None:
@@ -457,16 +458,10 @@ def invite_user(
     elif user.password_hash is not None or is_client_user(user):
         raise InvitationInvalid(gettext("An account with that email already exists."))
     else:
+        _check_reinvitation(user, role, partner, invited_by)
         user.full_name, user.role, user.partner = full_name, role, partner
     now = utcnow()
-    for earlier in db.session.scalars(
-        select(Invitation).where(
-            Invitation.user == user,
-            Invitation.accepted_at.is_(None),
-            Invitation.revoked_at.is_(None),
-        )
-    ):
-        earlier.revoked_at = now
+    _revoke_invitations(user)
     invitation = Invitation(
         user=user,
         created_by_id=invited_by.id if invited_by else None,
@@ -483,6 +478,41 @@ def invite_user(
         partner_id=partner.id if partner else None,
     )
     return InvitationLink(invitation, _serializer().dumps(invitation.id))
+
+
+def _check_reinvitation(
+    user: User, role: Role, partner: Partner | None, invited_by: User | None
+) -> None:
+    """Inviting an account that is still waiting for its password again: a re-send. It
+    may not turn a disabled account back on, and only an admin may change whom it is
+    for (partner success inviting an office's user must not turn a pending admin into
+    one)."""
+    if not user.enabled:
+        raise InvitationInvalid(
+            gettext("That account is disabled: an admin enables it before it is invited again.")
+        )
+    same = user.role is role and user.partner_id == (partner.id if partner else None)
+    if not same and (invited_by is None or invited_by.role is not Role.ADMIN):
+        raise InvitationInvalid(
+            gettext(
+                "An invitation for that email is already waiting, for another role or "
+                "office. Ask an admin to change it."
+            )
+        )
+
+
+def _revoke_invitations(user: User) -> None:
+    """Revoke the account's open invitations (a new one replaces them; disabling ends them)."""
+    db.session.execute(
+        update(Invitation)
+        .where(
+            Invitation.user_id == user.id,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def load_invitation(token: str) -> Invitation:
@@ -503,6 +533,10 @@ def load_invitation(token: str) -> Invitation:
     invitation = db.session.get(Invitation, invitation_id)
     if invitation is None:
         raise InvitationInvalid(gettext("This invitation link is not valid."))
+    if not invitation.user.enabled:
+        raise InvitationInvalid(
+            gettext("This account is disabled. Ask the person who invited you.")
+        )
     if invitation.user.partner is not None and not invitation.user.partner.active:
         raise InvitationInvalid(
             gettext(
