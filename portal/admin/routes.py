@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -52,6 +53,7 @@ from portal.admin.service_lines import PacketText, fhir_coding_taken, save_servi
 from portal.admin.sla_settings import (
     TARGET_STAGES,
     WEEKDAYS,
+    HolidayRefused,
     add_holiday,
     remove_holiday,
     save_business_hours,
@@ -504,7 +506,10 @@ def audit():
     target = text_arg("target", max_length=40).upper()
     statement = select(AuditEntry).order_by(AuditEntry.id.desc())
     if target:
-        statement = statement.where(AuditEntry.target_id == target)
+        # The filter takes a user id or a referral reference (the form says so): other
+        # kinds of target (a partner, a service line) share the number space of user ids.
+        kind = "user" if target.isdigit() else "referral"
+        statement = statement.where(AuditEntry.target_type == kind, AuditEntry.target_id == target)
     entries, has_next = one_page(statement, page, AUDIT_PAGE_SIZE)
     actors = {
         user.id: user
@@ -563,10 +568,14 @@ def sla_settings():
         flash(gettext("SLA targets saved. They apply to clocks started from now on."), "success")
         return redirect(url_for("admin.sla_settings"))
     if submitted == "holiday" and holiday_form.validate():
-        add_holiday(holiday_form.day.data, holiday_form.name.data, current_user)
-        db.session.commit()
-        flash(gettext("Holiday added."), "success")
-        return redirect(url_for("admin.sla_settings"))
+        try:
+            add_holiday(holiday_form.day.data, holiday_form.name.data, current_user)
+        except HolidayRefused as refused:
+            holiday_form.day.errors.append(str(refused))
+        else:
+            db.session.commit()
+            flash(gettext("Holiday added."), "success")
+            return redirect(url_for("admin.sla_settings"))
     return render_template(
         "admin/sla.html",
         hours_form=hours_form,
@@ -596,8 +605,9 @@ def delete_holiday(holiday_id: int):
 @roles_required(Role.ADMIN)
 def dead_letters():
     """Messages that could not be delivered after every retry."""
-    messages = db.session.scalars(
-        select(OutboxMessage)
+    rows = db.session.execute(
+        select(OutboxMessage, Referral.reference, Referral.patient_email, Referral.patient_phone)
+        .outerjoin(Referral, OutboxMessage.referral_id == Referral.id)
         .where(OutboxMessage.status == MessageStatus.DEAD)
         .order_by(OutboxMessage.id.desc())
         .limit(200)
@@ -605,7 +615,35 @@ def dead_letters():
     pending = db.session.scalar(
         select(func.count(OutboxMessage.id)).where(OutboxMessage.status == MessageStatus.PENDING)
     )
-    return render_template("admin/dead_letters.html", messages=messages, pending=pending)
+    return render_template(
+        "admin/dead_letters.html",
+        messages=[_undelivered(*row) for row in rows],
+        pending=pending,
+    )
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """A dead-lettered message as the admin page shows it: `to` and `error` never hold a
+    patient's address (admins see no patient identity; the mail server's answer often
+    repeats the address), only whose it is."""
+
+    message: OutboxMessage
+    to: str
+    error: str
+
+
+def _undelivered(
+    message: OutboxMessage,
+    reference: str | None,
+    patient_email: str | None,
+    patient_phone: str | None,
+) -> Undelivered:
+    error = message.last_error or ""
+    if message.recipient not in {patient_email, patient_phone} - {None}:
+        return Undelivered(message, message.recipient, error)
+    hidden = gettext("the patient of %(reference)s", reference=reference)
+    return Undelivered(message, hidden, error.replace(message.recipient, f"[{hidden}]"))
 
 
 @bp.post("/outbox/<id:message_id>/retry")

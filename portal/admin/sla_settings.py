@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import date, time
 
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.localtime import forget_practice_zone
 from portal.models import BusinessHours, Holiday, SlaStage, SlaTarget, Urgency, User
+from portal.sla.clocks import load_calendar
 
 # The stages with a target per urgency (the visit stage follows the appointment).
 TARGET_STAGES = [
@@ -54,10 +57,31 @@ def save_targets(minutes: dict[tuple[SlaStage, Urgency], float], actor: User) ->
     record_audit("settings.sla_targets", actor=actor)
 
 
+class HolidayRefused(ValueError):
+    """The day cannot be added; the message says why (for the form's date field)."""
+
+
+def practice_today() -> date:
+    return utcnow().astimezone(load_calendar(checked=True).zone).date()
+
+
 def add_holiday(day: date, name: str, actor: User) -> None:
-    if db.session.scalar(select(Holiday).where(Holiday.day == day)) is None:
-        db.session.add(Holiday(day=day, name=name))
-        record_audit("settings.holiday_added", actor=actor, day=day.isoformat())
+    """Close the practice on `day` (from today on: a past day would change no clock the
+    desk can act on, and the page lists only the days ahead, so it could not be seen
+    or removed). HolidayRefused for a past day or one that is already a holiday."""
+    if day < practice_today():
+        raise HolidayRefused(gettext("That day has passed. Choose today or a later day."))
+    existing = db.session.scalar(select(Holiday).where(Holiday.day == day))
+    if existing is not None:
+        raise HolidayRefused(
+            gettext("That day is already a holiday: %(name)s.", name=existing.name)
+        )
+    try:
+        with db.session.begin_nested():
+            db.session.add(Holiday(day=day, name=name))
+    except IntegrityError:  # another admin added it at the same moment
+        raise HolidayRefused(gettext("That day is already a holiday.")) from None
+    record_audit("settings.holiday_added", actor=actor, day=day.isoformat())
 
 
 def remove_holiday(holiday: Holiday, actor: User) -> None:
@@ -68,6 +92,6 @@ def remove_holiday(holiday: Holiday, actor: User) -> None:
 def upcoming_holidays() -> list[Holiday]:
     return list(
         db.session.scalars(
-            select(Holiday).where(Holiday.day >= utcnow().date()).order_by(Holiday.day)
+            select(Holiday).where(Holiday.day >= practice_today()).order_by(Holiday.day)
         )
     )

@@ -93,6 +93,7 @@ TRANSFORMED = {
     ("DateOfBirthForm", "day"): "digits, compared with referral.patient_date_of_birth",
     ("DateOfBirthForm", "month"): "digits, compared with referral.patient_date_of_birth",
     ("DateOfBirthForm", "year"): "digits, compared with referral.patient_date_of_birth",
+    ("PartnerEditForm", "loaded"): "JSON of the partner columns, compared, never stored",
 }
 
 
