@@ -103,8 +103,23 @@ def record_breach(reference: str, clock_id: int):
         abort(404)
     form = forms.BreachReasonForm()
     if not form.validate():
-        return _render_detail(referral, message=gettext("Choose a breach reason."), status=422)
-    record_breach_reason(clock, form.reason_text, current_user)
+        errors = [error for field in (form.reason, form.other_reason) for error in field.errors]
+        return _render_detail(
+            referral,
+            message=str(errors[0]) if errors else gettext("Choose a breach reason."),
+            status=422,
+            failed_breach=(clock.id, form),
+        )
+    if not record_breach_reason(clock, form.reason_text, current_user):
+        db.session.rollback()
+        return _render_detail(
+            referral,
+            message=gettext(
+                "A reason for this missed target was already recorded (shown below), so "
+                "yours was not saved."
+            ),
+            status=409,
+        )
     record_audit(
         "referral.breach_reason", actor=current_user, referral=referral, stage=clock.stage.value
     )

@@ -466,6 +466,7 @@ ACTIONS: dict[str, Action] = {
             frozenset({Role.INTAKE}),
             partner_visible=True,
             summary="Intake has picked up the referral",
+            guard=services.first_touch_recorded,
             form=ActionForm,
             service=services.record_first_touch,
             done=_l("First touch recorded."),

@@ -387,9 +387,17 @@ class VersionedForm(PortalForm):
 class OtherReasonMixin:
     """A list of reasons plus "other": `reason` and `other_reason` fields."""
 
-    def validate_other_reason(self, field: Field) -> None:
-        if self.reason.data == "other" and not field.data:
-            raise ValidationError(gettext("Describe the other reason."))
+    def validate(self, extra_validators=None) -> bool:
+        # Here and not as validate_other_reason: that field is Optional(), which ends its
+        # validation when it is empty, so an inline check would never see "other" alone.
+        valid = super().validate(extra_validators)
+        if self.reason.data == "other" and not self.other_reason.data:
+            self.other_reason.errors = [
+                *self.other_reason.errors,
+                gettext("Describe the other reason."),
+            ]
+            return False
+        return valid
 
     @property
     def reason_text(self) -> str:

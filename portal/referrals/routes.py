@@ -340,6 +340,7 @@ def _render_detail(
     answer_result: list | None = None,
     changes_since: list | None = None,
     events: list | None = None,
+    failed_breach: tuple[int, forms.BreachReasonForm] | None = None,
 ) -> tuple[str, int]:
     declared = form_actions()
     actions = [t for t in allowed_actions(referral, current_user) if t.action in declared]
@@ -383,7 +384,15 @@ def _render_detail(
             answer_result=answer_result,
             patient_link=latest_link(referral) if current_user.is_staff else None,
             breaches=breaches,
-            breach_form=forms.BreachReasonForm(formdata=None) if breaches else None,
+            # The breach-reason form that was refused, with what was typed, for its clock.
+            failed_breach_id=failed_breach[0] if failed_breach else None,
+            breach_form=(
+                failed_breach[1]
+                if failed_breach
+                else forms.BreachReasonForm(formdata=None)
+                if breaches
+                else None
+            ),
             **_timeline_context(referral, last_event, events, clock),
         ),
         status,

@@ -261,11 +261,17 @@ def _unused_reference() -> str:
 # --- Actions -----------------------------------------------------------------------
 
 
+def first_touch_recorded(referral: Referral) -> str | None:
+    """The first-touch action's guard: it is neither offered nor taken twice (from
+    needs_info, where a referral can wait before or after its first touch)."""
+    if referral.first_touch_at is not None:
+        return gettext("First touch was already recorded for this referral.")
+    return None
+
+
 def record_first_touch(
     referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
 ) -> ReferralEvent:
-    if referral.first_touch_at is not None:
-        raise TransitionRefused(gettext("First touch was already recorded for this referral."))
     return apply_transition(
         referral, "first_touch", actor, expected_version=expected_version, staff_note=note
     )
@@ -421,15 +427,33 @@ def record_no_show(
     )
 
 
+def unanswered_attempts(referral: Referral) -> int:
+    """The attempts that count towards "unreachable": those that did not reach the
+    patient, made after the last one that did and, after a no-show, after the missed
+    visit (the tries that led to the booking say nothing about reaching them now)."""
+    attempts = sorted(referral.outreach_attempts, key=lambda attempt: attempt.at)
+    since = max(
+        (attempt.at for attempt in attempts if attempt.result is OutreachResult.REACHED),
+        default=None,
+    )
+    if referral.status is Status.NO_SHOW and referral.appointment_at is not None:
+        since = referral.appointment_at if since is None else max(since, referral.appointment_at)
+    return sum(
+        attempt.result is not OutreachResult.REACHED and (since is None or attempt.at > since)
+        for attempt in attempts
+    )
+
+
 def mark_unreachable(
     referral: Referral, actor: User, *, expected_version: int | None, note: str = ""
 ) -> ReferralEvent:
-    attempts = len(referral.outreach_attempts)
+    attempts = unanswered_attempts(referral)
     if attempts < OUTREACH_ATTEMPTS_BEFORE_UNREACHABLE:
         raise TransitionRefused(
             gettext(
-                "Log at least %(least)s contact attempts before "
-                "marking the patient unreachable (%(attempts)s so far).",
+                "Log at least %(least)s contact attempts that did not reach the patient "
+                "before marking them unreachable (%(attempts)s since they were last "
+                "reached or missed their visit).",
                 least=OUTREACH_ATTEMPTS_BEFORE_UNREACHABLE,
                 attempts=attempts,
             )

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Case, and_, case, select
+from sqlalchemy import Case, and_, case, select, update
 
 from portal.clock import utcnow
 from portal.extensions import db
@@ -249,6 +249,14 @@ def _retarget_visit(clock: SlaClock, referral: Referral, calendar: BusinessCalen
         clock.at_risk_tagged_at = clock.breached_at = None
 
 
-def record_breach_reason(clock: SlaClock, reason: str, user) -> None:
-    clock.breach_reason = reason[:200]
-    clock.breach_reason_by_id = user.id
+def record_breach_reason(clock: SlaClock, reason: str, user) -> bool:
+    """Record why the clock's target was missed, unless a reason is already recorded
+    (two people answering at once: the first one stands). Whether it was recorded."""
+    recorded = db.session.execute(
+        update(SlaClock)
+        .where(SlaClock.id == clock.id, SlaClock.breach_reason.is_(None))
+        .values(breach_reason=reason[:200], breach_reason_by_id=user.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(clock)
+    return recorded == 1
