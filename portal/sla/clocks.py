@@ -213,7 +213,14 @@ def _set_due(clock: SlaClock, calendar: BusinessCalendar) -> None:
     assert clock.resumed_at is not None
     left = clock.target_minutes - clock.used_minutes
     clock.due_at = calendar.add_business_minutes(clock.resumed_at, max(0.0, left))
-    risk_point = clock.target_minutes * current_app.config["SLA_AT_RISK_FRACTION"]
+    # At risk once a fraction of the time the owner can act in is used. For a visit that
+    # is the grace after the appointment, not the wait before it: the outcome cannot be
+    # recorded until the visit has happened.
+    acting = clock.target_minutes
+    if clock.stage is SlaStage.VISIT:
+        acting = min(acting, current_app.config["SLA_VISIT_OUTCOME_MINUTES"])
+    waiting = clock.target_minutes - acting
+    risk_point = waiting + acting * current_app.config["SLA_AT_RISK_FRACTION"]
     clock.at_risk_at = calendar.add_business_minutes(
         clock.resumed_at, max(0.0, risk_point - clock.used_minutes)
     )

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from portal.clock import frozen_at
 from portal.extensions import db
 from portal.models import (
+    AppointmentMode,
     OutboxMessage,
     Referral,
     ReferralEvent,
@@ -130,6 +131,42 @@ def test_sweep_tags_at_risk_then_breach_once_and_tells_the_owner(app, desk):
             )
         ).all()
         assert subjects == [f"SLA breached on referral {reference}: First touch"]
+
+
+def schedule_visit(desk, reference, appointment_at: datetime) -> None:
+    services.schedule(
+        referral_for(reference),
+        user(desk.intake),
+        expected_version=None,
+        appointment_at=appointment_at,
+        mode=AppointmentMode.VIDEO,
+    )
+    db.session.commit()
+
+
+def test_the_visit_clock_is_at_risk_only_in_the_grace_after_the_appointment(app, client_for, desk):
+    with app.app_context(), frozen_at(at()):
+        reference = make_referral(desk, Status.ACCEPTED)
+        schedule_visit(desk, reference, at(days=14))
+        clock = active_clock(referral_for(reference))
+        # Eight business hours after the visit to record its outcome; at risk after six.
+        assert (clock.at_risk_at, clock.due_at) == (at(days=14, hours=6), at(days=15))
+
+    def listed_at_risk() -> bool:  # signed in at the frozen time, so the session is fresh
+        page = client_for(desk.intake).get("/queue?sla=at_risk")
+        assert page.status_code == 200
+        return reference in page.get_data(as_text=True)
+
+    def tagged_at_risk() -> int:
+        with app.app_context():
+            return sweep().at_risk
+
+    with frozen_at(at(days=11)):  # three days before the visit: nothing to act on yet
+        assert (tagged_at_risk(), listed_at_risk()) == (0, False)
+    with frozen_at(at(days=14, hours=5)):
+        assert (tagged_at_risk(), listed_at_risk()) == (0, False)
+    with frozen_at(at(days=14, hours=6, minutes=1)):
+        assert (tagged_at_risk(), listed_at_risk()) == (1, True)
 
 
 def test_a_sweep_after_downtime_catches_up(app, desk):
