@@ -158,7 +158,7 @@ def sync_clock(referral: Referral, *, outcome_notified: bool = False) -> SlaCloc
         elif not paused and clock.is_paused:
             _resume(clock, now, calendar)
         elif stage is SlaStage.VISIT:
-            _retarget_visit(clock, referral, calendar)
+            return _retarget_visit(clock, referral, now, calendar)
         return clock
     if clock is not None:
         _stop(clock, now, calendar)
@@ -245,15 +245,29 @@ def _stop(clock: SlaClock, now: datetime, calendar: BusinessCalendar) -> None:
     clock.stopped_at = now
 
 
-def _retarget_visit(clock: SlaClock, referral: Referral, calendar: BusinessCalendar) -> None:
-    """A moved appointment moves the visit clock's due time with it."""
+def _retarget_visit(
+    clock: SlaClock, referral: Referral, now: datetime, calendar: BusinessCalendar
+) -> SlaClock:
+    """A moved appointment moves the visit clock's due time with it, and returns the
+    clock that now runs.
+
+    A clock already breached keeps its breach, and the reason staff record for it, as
+    history: it stops, and a new visit clock runs for the new appointment.
+    """
     due = _visit_due(referral, calendar)
-    if clock.due_at != due and clock.resumed_at is not None:
-        clock.target_minutes = clock.used_minutes + calendar.business_minutes_between(
-            clock.resumed_at, due
-        )
-        _set_due(clock, calendar)
-        clock.at_risk_tagged_at = clock.breached_at = None
+    if clock.due_at == due or clock.resumed_at is None:
+        return clock
+    if clock.breached_at is not None or (clock.due_at is not None and clock.due_at <= now):
+        if due <= now:  # still missed: the same breach, not a second one
+            return clock
+        _stop(clock, now, calendar)  # records a breach the sweep has not tagged yet
+        return _start(referral, SlaStage.VISIT, now, calendar, paused=False)
+    clock.target_minutes = clock.used_minutes + calendar.business_minutes_between(
+        clock.resumed_at, due
+    )
+    _set_due(clock, calendar)
+    clock.at_risk_tagged_at = None  # at risk again, if at all, against the new time
+    return clock
 
 
 def record_breach_reason(clock: SlaClock, reason: str, user) -> bool:

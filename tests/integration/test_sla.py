@@ -7,7 +7,7 @@ from html import unescape
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from portal.clock import frozen_at
 from portal.extensions import db
@@ -23,7 +23,9 @@ from portal.models import (
 )
 from portal.referrals import services
 from portal.referrals.needs_info import InfoAnswer, answer_information, open_items
-from portal.sla.clocks import active_clock
+from portal.scorecard import metrics
+from portal.scorecard.metrics import Scope
+from portal.sla.clocks import active_clock, record_breach_reason
 from portal.sla.tasks import check_coverage, find_dark_referrals, sweep
 from tests.fixtures.desk import make_referral, user
 
@@ -167,6 +169,75 @@ def test_the_visit_clock_is_at_risk_only_in_the_grace_after_the_appointment(app,
         assert (tagged_at_risk(), listed_at_risk()) == (0, False)
     with frozen_at(at(days=14, hours=6, minutes=1)):
         assert (tagged_at_risk(), listed_at_risk()) == (1, True)
+
+
+def test_rescheduling_a_visit_moves_its_clock_and_its_at_risk_point(app, desk):
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.ACCEPTED)
+            schedule_visit(desk, reference, at(hours=1))
+        with frozen_at(at(hours=7, minutes=1)):  # six business hours after the visit
+            assert sweep().at_risk == 1
+            schedule_visit(desk, reference, at(days=14))
+            clock = active_clock(referral_for(reference))
+            assert (clock.at_risk_at, clock.due_at) == (at(days=14, hours=6), at(days=15))
+            assert clock.at_risk_tagged_at is None  # at risk again against the new time
+            assert db.session.scalar(select(func.count(SlaClock.id))) == 4  # one visit clock
+
+
+def test_rescheduling_a_breached_visit_keeps_the_breach_and_starts_a_new_clock(
+    app, client_for, desk
+):
+    week = Scope(at(), at(days=14))
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.ACCEPTED)
+            schedule_visit(desk, reference, at(hours=2))
+        with frozen_at(at(days=2)):
+            assert sweep().breached == 1
+            missed = active_clock(referral_for(reference))
+            record_breach_reason(missed, "Volume or staffing", user(desk.intake))
+            db.session.commit()
+            schedule_visit(desk, reference, at(days=7))
+            missed = db.session.get(SlaClock, missed.id)
+            assert (missed.breached_at, missed.stopped_at) == (at(days=1, hours=2), at(days=2))
+            assert missed.breach_reason == "Volume or staffing"
+            running = active_clock(referral_for(reference))
+            assert running.stage is SlaStage.VISIT and running.id != missed.id
+            missed_id, running_id = missed.id, running.id
+            assert (running.breached_at, running.due_at) == (None, at(days=8))
+            assert find_dark_referrals() == []  # one clock runs, for the stage the status asks
+            assert metrics.top_breach_reasons(week) == [("Visit outcome", "Volume or staffing", 1)]
+        with frozen_at(at(days=9)):  # the new appointment's outcome is late too
+            assert sweep().breached == 1
+            assert metrics.top_breach_reasons(week) == [
+                ("Visit outcome", "Not recorded yet", 1),
+                ("Visit outcome", "Volume or staffing", 1),
+            ]
+    intake = client_for(desk.intake)
+    page = unescape(intake.get(f"/referrals/{reference}").get_data(as_text=True))
+    assert page.count("<strong>Visit outcome</strong> (owner: Intake) breached") == 2
+    assert "Reason: Volume or staffing (" in page
+    # The form asks about the new breach only: the first one has its reason.
+    assert f"/breaches/{running_id}" in page and f"/breaches/{missed_id}" not in page
+    response = intake.post(
+        f"/referrals/{reference}/breaches/{running_id}", data={"reason": "Volume or staffing"}
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        assert metrics.top_breach_reasons(week) == [("Visit outcome", "Volume or staffing", 2)]
+
+
+def test_a_visit_rescheduled_after_its_deadline_counts_the_miss_the_sweep_had_not_seen(app, desk):
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.ACCEPTED)
+            schedule_visit(desk, reference, at(hours=2))
+            first = active_clock(referral_for(reference)).id
+        with frozen_at(at(days=2)):  # due Tuesday 12:00; no sweep has run since
+            schedule_visit(desk, reference, at(days=7))
+            assert db.session.get(SlaClock, first).breached_at == at(days=1, hours=2)
+            assert active_clock(referral_for(reference)).breached_at is None
 
 
 def test_a_sweep_after_downtime_catches_up(app, desk):
