@@ -553,7 +553,8 @@ def sla_settings():
     if submitted == "hours" and hours_form.validate():
         save_business_hours(hours_form.time_zone.data, hours_form.weekly(), current_user)
         db.session.commit()
-        flash(gettext("Business hours saved. New due times use them."), "success")
+        saved = gettext("Business hours saved. Due times follow them, running clocks included.")
+        flash(saved, "success")
         return redirect(url_for("admin.sla_settings"))
     if submitted == "targets" and targets_form.validate():
         save_targets(
@@ -574,7 +575,7 @@ def sla_settings():
             holiday_form.day.errors.append(str(refused))
         else:
             db.session.commit()
-            flash(gettext("Holiday added."), "success")
+            flash(gettext("Holiday added. Running clocks skip it."), "success")
             return redirect(url_for("admin.sla_settings"))
     return render_template(
         "admin/sla.html",

@@ -209,21 +209,38 @@ def _start(
     return clock
 
 
-def _set_due(clock: SlaClock, calendar: BusinessCalendar) -> None:
+def due_times(
+    clock: SlaClock, calendar: BusinessCalendar, target_minutes: float | None = None
+) -> tuple[datetime, datetime]:
+    """When the running `clock` is due and when it is at risk, in `calendar`, for its
+    target (or `target_minutes`): from when it last resumed, less the minutes used."""
     assert clock.resumed_at is not None
-    left = clock.target_minutes - clock.used_minutes
-    clock.due_at = calendar.add_business_minutes(clock.resumed_at, max(0.0, left))
+    target = clock.target_minutes if target_minutes is None else target_minutes
+    due = calendar.add_business_minutes(clock.resumed_at, max(0.0, target - clock.used_minutes))
     # At risk once a fraction of the time the owner can act in is used. For a visit that
     # is the grace after the appointment, not the wait before it: the outcome cannot be
     # recorded until the visit has happened.
-    acting = clock.target_minutes
+    acting = target
     if clock.stage is SlaStage.VISIT:
         acting = min(acting, current_app.config["SLA_VISIT_OUTCOME_MINUTES"])
-    waiting = clock.target_minutes - acting
+    waiting = target - acting
     risk_point = waiting + acting * current_app.config["SLA_AT_RISK_FRACTION"]
-    clock.at_risk_at = calendar.add_business_minutes(
+    at_risk = calendar.add_business_minutes(
         clock.resumed_at, max(0.0, risk_point - clock.used_minutes)
     )
+    return due, at_risk
+
+
+def visit_target(clock: SlaClock, referral: Referral, calendar: BusinessCalendar) -> float:
+    """A running visit clock's target in `calendar`: the minutes it has used, and the
+    business minutes from its last resume to the appointment and its grace."""
+    return clock.used_minutes + calendar.business_minutes_between(
+        clock.resumed_at, _visit_due(referral, calendar)
+    )
+
+
+def _set_due(clock: SlaClock, calendar: BusinessCalendar) -> None:
+    clock.due_at, clock.at_risk_at = due_times(clock, calendar)
 
 
 def _resume(clock: SlaClock, now: datetime, calendar: BusinessCalendar) -> None:
@@ -262,9 +279,7 @@ def _retarget_visit(
             return clock
         _stop(clock, now, calendar)  # records a breach the sweep has not tagged yet
         return _start(referral, SlaStage.VISIT, now, calendar, paused=False)
-    clock.target_minutes = clock.used_minutes + calendar.business_minutes_between(
-        clock.resumed_at, due
-    )
+    clock.target_minutes = visit_target(clock, referral, calendar)
     _set_due(clock, calendar)
     clock.at_risk_tagged_at = None  # at risk again, if at all, against the new time
     return clock

@@ -25,6 +25,7 @@ from portal.models import (
 from portal.notifications.outbox import portal_url, queue_email
 from portal.referrals.workflow import record_event
 from portal.sla.clocks import PAUSED_STATUSES, desired_stage_sql
+from portal.sla.retiming import retime_running_clocks
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def sweep(limit: int = 500) -> SweepReport:
     Works from the clocks' stored due times (indexed), so a sweep after downtime
     catches up, and a second sweep finds nothing left to tag.
     """
+    retime_running_clocks()  # due times as the calendar says now (a holiday declared)
     now = utcnow()
     report = SweepReport()
     report.at_risk = process_due(

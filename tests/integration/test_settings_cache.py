@@ -279,7 +279,7 @@ def test_a_due_time_another_worker_stores_after_a_save_uses_the_new_hours(
     with worker.app_context():
         assert load_calendar().zone.key == "America/New_York"
     assert client_for(desk.admin).post("/admin/sla", data=CHICAGO_HOURS).status_code == 302
-    # "New due times use them": a referral submitted through the other worker at once.
+    # "Due times follow them": a referral submitted through the other worker at once.
     with worker.app_context(), frozen_at(MONDAY_10):
         reference = make_referral(desk)
         stored = open_clock_due(reference)
