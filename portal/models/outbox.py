@@ -22,6 +22,9 @@ class MessageStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
     DEAD = "dead"
+    # Never sent because what it was about was settled first (a reminder for a request
+    # answered, a link used, while the message waited): kept, like every message.
+    CANCELLED = "cancelled"
 
 
 def new_message_key() -> str:
@@ -47,8 +50,12 @@ class OutboxMessage(Base):
     body: Mapped[str] = mapped_column(Text)
     referral_id: Mapped[int | None] = mapped_column(ForeignKey("referral.id"), index=True)
     # What the message is for, where delivery itself matters (the partner's outcome
-    # notice stops the partner-feedback clock when it is sent).
+    # notice stops the partner-feedback clock when it is sent; a reminder is not sent
+    # once what it reminds about is settled: portal/notifications/purposes.py), and the
+    # row it is about where the referral alone does not say (the information request a
+    # reminder chases, the patient link it asks the patient to use).
     purpose: Mapped[str | None] = mapped_column(String(40))
+    regarding_id: Mapped[int | None]
     # One text attachment (a visit's .ics), rendered with the message and so written in
     # the same transaction: delivery only reads the row. The content type follows from
     # the name's extension. Text only, and like the body it carries no patient data.
@@ -57,7 +64,11 @@ class OutboxMessage(Base):
     status: Mapped[MessageStatus] = mapped_column(
         enum_column(MessageStatus, "message_status"), default=MessageStatus.PENDING
     )
+    # Attempts the provider answered (or that ended the runner mid-send); after
+    # OUTBOX_MAX_ATTEMPTS the message is dead. Runs that found the provider unreachable
+    # are counted apart: an outage backs off but never dead-letters what waits for it.
     attempts: Mapped[int] = mapped_column(default=0)
+    unreachable_tries: Mapped[int] = mapped_column(default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
