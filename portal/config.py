@@ -169,8 +169,13 @@ class Config:
     OUTBOX_DELIVERY_SECONDS = int(os.environ.get("OUTBOX_DELIVERY_SECONDS", "10"))
     # Messages one SMTP connection carries before the next batch opens a new one.
     OUTBOX_BATCH_SIZE = int(os.environ.get("OUTBOX_BATCH_SIZE", "100"))
+    # A failure the provider answered (a refusal) counts an attempt: the message is
+    # retried after 1, 2, 4 ... minutes and dead-lettered after OUTBOX_MAX_ATTEMPTS. A
+    # provider that cannot be reached at all costs no attempt: the message backs off the
+    # same way up to OUTBOX_UNREACHABLE_RETRY_MAX_SECONDS and waits for the outage's end.
     OUTBOX_MAX_ATTEMPTS = 8
     OUTBOX_RETRY_BASE_SECONDS = 60
+    OUTBOX_UNREACHABLE_RETRY_MAX_SECONDS = 300
     # Messages are claimed one at a time, just before each is sent; a claimed message
     # that was neither sent nor failed (its runner died) is due again after this. The
     # default outlasts the longest one email can take: 15 SMTP waits

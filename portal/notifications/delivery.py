@@ -18,6 +18,12 @@ the message's key (Message-ID, SMS idempotency key), so the other side can tell,
 crash repeats at most the one message in flight. A failure is retried with exponential
 backoff; after OUTBOX_MAX_ATTEMPTS the message is dead-lettered for an admin to look
 at. Nothing is deleted.
+
+A claim counts an attempt (so a message that kills its runner every time still ends),
+but a provider that could not be reached at all gives it back: an outage longer than
+the backoff's sum (about two hours for 8 attempts) used to dead-letter everything
+queued meanwhile. Such a message backs off up to OUTBOX_UNREACHABLE_RETRY_MAX_SECONDS
+and goes out when the provider is back; one the provider refuses still ends dead.
 """
 
 from __future__ import annotations
@@ -61,10 +67,11 @@ class DeliveryReport:
         return self.sent + self.failed + self.dead
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """1, 2, 4, 8 ... minutes after the first, second, third failure; at most 6 hours."""
+def retry_delay(attempts: int, longest: float = 6 * 3600) -> timedelta:
+    """1, 2, 4, 8 ... minutes after the first, second, third failure; at most `longest`
+    seconds (6 hours)."""
     base = current_app.config["OUTBOX_RETRY_BASE_SECONDS"]
-    return timedelta(seconds=min(base * 2 ** max(0, attempts - 1), 6 * 3600))
+    return timedelta(seconds=min(base * 2 ** min(max(0, attempts - 1), 30), longest))
 
 
 def claim_due_messages(limit: int, skip_channels: Collection[MessageChannel] = ()) -> list[int]:
@@ -130,9 +137,10 @@ def deliver_due_messages(limit: int | None = None) -> DeliveryReport:
                 senders[channel] = backend_for(channel).open()
             try:
                 senders[channel].send(message)
+            except ProviderUnreachable as failure:
+                unreachable.add(channel)  # the channel's other messages wait for a run
+                record_unreachable(message, failure, report)
             except DeliveryFailed as failure:
-                if isinstance(failure, ProviderUnreachable):
-                    unreachable.add(channel)  # the channel's other messages wait for a run
                 record_failure(message, failure, report)
             except Exception as error:  # a bug in a backend fails this message, not the run
                 log.exception("outbox message %s: unexpected error while sending", message.id)
@@ -174,6 +182,25 @@ def record_failure(message: OutboxMessage, failure: DeliveryFailed, report: Deli
         message.next_attempt_at = utcnow() + retry_delay(message.attempts)
         report.failed += 1
         log.warning("outbox message %s failed (attempt %s)", message.id, message.attempts)
+
+
+def record_unreachable(
+    message: OutboxMessage, failure: ProviderUnreachable, report: DeliveryReport
+) -> None:
+    """Nothing was handed over: the claim's attempt is given back and the message backs
+    off, capped, to wait for the provider however long it is away."""
+    message.attempts -= 1
+    message.unreachable_tries += 1
+    message.last_error = str(failure)[:500]
+    longest = current_app.config["OUTBOX_UNREACHABLE_RETRY_MAX_SECONDS"]
+    message.next_attempt_at = utcnow() + retry_delay(message.unreachable_tries, longest)
+    report.failed += 1
+    log.warning(
+        "outbox message %s waits: %s is unreachable (%s runs so far)",
+        message.id,
+        message.channel,
+        message.unreachable_tries,
+    )
 
 
 def warn_if_a_send_can_outlast_its_claim(app: Flask) -> None:
