@@ -605,27 +605,22 @@ def delete_holiday(holiday_id: int):
 @bp.get("/outbox")
 @roles_required(Role.ADMIN)
 def dead_letters():
-    """Messages that could not be delivered after every retry."""
-    rows = db.session.execute(
-        select(OutboxMessage, Referral.reference, Referral.patient_email, Referral.patient_phone)
-        .outerjoin(Referral, OutboxMessage.referral_id == Referral.id)
-        .where(OutboxMessage.status == MessageStatus.DEAD)
-        .order_by(OutboxMessage.id.desc())
-        .limit(200)
-    ).all()
+    """Messages that could not be delivered after every retry, and the latest ones
+    cancelled because what they were about was settled while they waited."""
     pending = db.session.scalar(
         select(func.count(OutboxMessage.id)).where(OutboxMessage.status == MessageStatus.PENDING)
     )
     return render_template(
         "admin/dead_letters.html",
-        messages=[_undelivered(*row) for row in rows],
+        messages=_messages_shown(MessageStatus.DEAD, 200),
         pending=pending,
+        cancelled=_messages_shown(MessageStatus.CANCELLED, 50),
     )
 
 
 @dataclass(frozen=True)
-class Undelivered:
-    """A dead-lettered message as the admin page shows it: `to` and `error` never hold a
+class ShownMessage:
+    """An outbox message as the admin page shows it: `to` and `error` never hold a
     patient's address (admins see no patient identity; the mail server's answer often
     repeats the address), only whose it is."""
 
@@ -634,17 +629,30 @@ class Undelivered:
     error: str
 
 
-def _undelivered(
+def _messages_shown(status: MessageStatus, limit: int) -> list[ShownMessage]:
+    """The newest `limit` messages of `status`, each with its referral's patient
+    addresses read alongside (one statement) to hide them."""
+    rows = db.session.execute(
+        select(OutboxMessage, Referral.reference, Referral.patient_email, Referral.patient_phone)
+        .outerjoin(Referral, OutboxMessage.referral_id == Referral.id)
+        .where(OutboxMessage.status == status)
+        .order_by(OutboxMessage.id.desc())
+        .limit(limit)
+    ).all()
+    return [_shown(*row) for row in rows]
+
+
+def _shown(
     message: OutboxMessage,
     reference: str | None,
     patient_email: str | None,
     patient_phone: str | None,
-) -> Undelivered:
+) -> ShownMessage:
     error = message.last_error or ""
     if message.recipient not in {patient_email, patient_phone} - {None}:
-        return Undelivered(message, message.recipient, error)
+        return ShownMessage(message, message.recipient, error)
     hidden = gettext("the patient of %(reference)s", reference=reference)
-    return Undelivered(message, hidden, error.replace(message.recipient, f"[{hidden}]"))
+    return ShownMessage(message, hidden, error.replace(message.recipient, f"[{hidden}]"))
 
 
 @bp.post("/outbox/<id:message_id>/retry")

@@ -24,6 +24,10 @@ but a provider that could not be reached at all gives it back: an outage longer 
 the backoff's sum (about two hours for 8 attempts) used to dead-letter everything
 queued meanwhile. Such a message backs off up to OUTBOX_UNREACHABLE_RETRY_MAX_SECONDS
 and goes out when the provider is back; one the provider refuses still ends dead.
+
+Just before sending, a message whose purpose was settled while it waited (a reminder
+for a request already answered: portal/notifications/purposes.py) is cancelled instead;
+the claim made it this runner's, so no one else sends it meanwhile.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from portal.notifications.backends import (
     Sender,
     backend_for,
 )
+from portal.notifications.purposes import why_not_send
 from portal.sla.clocks import stop_partner_feedback
 
 log = logging.getLogger(__name__)
@@ -61,10 +66,11 @@ class DeliveryReport:
     sent: int = 0
     failed: int = 0
     dead: int = 0
+    cancelled: int = 0
 
     @property
     def tried(self) -> int:
-        return self.sent + self.failed + self.dead
+        return self.sent + self.failed + self.dead + self.cancelled
 
 
 def retry_delay(attempts: int, longest: float = 6 * 3600) -> timedelta:
@@ -132,6 +138,10 @@ def deliver_due_messages(limit: int | None = None) -> DeliveryReport:
             if not claimed:
                 break
             message = db.session.get(OutboxMessage, claimed[0], populate_existing=True)
+            if (reason := why_not_send(message)) is not None:
+                record_cancelled(message, reason, report)
+                db.session.commit()
+                continue
             channel = message.channel
             if channel not in senders:
                 senders[channel] = backend_for(channel).open()
@@ -201,6 +211,15 @@ def record_unreachable(
         message.channel,
         message.unreachable_tries,
     )
+
+
+def record_cancelled(message: OutboxMessage, reason: str, report: DeliveryReport) -> None:
+    """What the message was about was settled while it waited: it is kept, not sent."""
+    message.status = MessageStatus.CANCELLED
+    message.attempts -= 1  # claimed, never tried
+    message.last_error = reason[:500]
+    report.cancelled += 1
+    log.info("outbox message %s cancelled: %s", message.id, reason)
 
 
 def warn_if_a_send_can_outlast_its_claim(app: Flask) -> None:

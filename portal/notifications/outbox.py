@@ -40,6 +40,7 @@ def queue_email(
     template: str,
     referral: Referral | None = None,
     purpose: str | None = None,
+    regarding_id: int | None = None,
     attachment: tuple[str, str | bytes] | None = None,
     locale: Locale | None = None,
     message_key: str | None = None,
@@ -54,6 +55,8 @@ def queue_email(
     its content type follows from the name's extension, and it holds no patient data
     either. `message_key` makes the message's unique key deterministic, so writing the
     same message twice fails on flush (see portal.scorecard.tasks); it is random by default.
+    A `purpose` (with `regarding_id`, the row it is about) lets delivery cancel a message
+    that went stale while it waited (portal/notifications/purposes.py).
     """
     with _written_in(locale):
         subject = render_template(f"emails/{template}.subject.txt", **context).strip()
@@ -70,6 +73,7 @@ def queue_email(
         body=body,
         referral_id=referral.id if referral is not None else None,
         purpose=purpose,
+        regarding_id=regarding_id,
         attachment_name=attachment_name,
         attachment_body=attachment_body,
     )
@@ -87,11 +91,13 @@ def queue_sms(
     recipient: str,
     template: str,
     referral: Referral | None = None,
+    purpose: str | None = None,
+    regarding_id: int | None = None,
     locale: Locale | None = None,
     **context: object,
 ) -> OutboxMessage:
     """Render `sms/<template>.txt` into a pending text message (no patient data), in
-    `locale` or the practice's."""
+    `locale` or the practice's. `purpose` and `regarding_id` as for queue_email."""
     with _written_in(locale):
         body = sms_body(template, **context)
     message = OutboxMessage(
@@ -101,6 +107,8 @@ def queue_sms(
         subject="",
         body=body,
         referral_id=referral.id if referral is not None else None,
+        purpose=purpose,
+        regarding_id=regarding_id,
     )
     db.session.add(message)
     return message

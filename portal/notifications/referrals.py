@@ -62,11 +62,14 @@ def message_patient(
     template: str,
     *,
     attachment: tuple[str, str] | None = None,
+    purpose: str | None = None,
+    regarding_id: int | None = None,
     **context: object,
 ) -> None:
     """A message to the patient in their language, by `via` (else the way they prefer),
     falling back to whichever address they have. It names the practice and gives its
-    phone; it never holds details of the referral. An attachment goes by email only."""
+    phone; it never holds details of the referral. An attachment goes by email only.
+    `purpose` and `regarding_id` as for queue_email."""
     config = current_app.config
     context |= {
         "practice": config["PRACTICE_NAME"],
@@ -85,6 +88,8 @@ def message_patient(
             recipient=referral.patient_email,
             template=template,
             referral=referral,
+            purpose=purpose,
+            regarding_id=regarding_id,
             attachment=attachment,
             locale=locale,
             **context,
@@ -94,6 +99,8 @@ def message_patient(
             recipient=referral.patient_phone,
             template=template,
             referral=referral,
+            purpose=purpose,
+            regarding_id=regarding_id,
             locale=locale,
             **context,
         )

@@ -65,6 +65,8 @@ def _remind(link: PatientLink, now: datetime, calendar: BusinessCalendar) -> Non
         referral,
         link.sent_via,
         "patient_reminder",
+        purpose="patient_link_reminder",
+        regarding_id=link.id,
         link=portal_url("patients.next_step", token=sign(link)),
     )
     record_event(
@@ -105,6 +107,7 @@ def _remind_appointment(referral: Referral, now: datetime) -> None:
         referral,
         None,
         "appointment_reminder",
+        purpose="appointment_reminder",
         mode=referral.appointment_mode.value if referral.appointment_mode else "video",
         appointment_at=referral.appointment_at,
     )

@@ -55,6 +55,8 @@ def _follow_up(request: InfoRequest, now: datetime, calendar: BusinessCalendar) 
             recipient=current_app.config["PARTNER_SUCCESS_EMAIL"],
             template="needs_info_escalation",
             referral=referral,
+            purpose="needs_info_escalation",
+            regarding_id=request.id,
             reference=referral.reference,
             partner=referral.partner.name,
             reminders=count_reminders(request.reminders_sent),
@@ -74,6 +76,8 @@ def _follow_up(request: InfoRequest, now: datetime, calendar: BusinessCalendar) 
         recipient=referral.partner.referral_contact_email,
         template="needs_info_reminder",
         referral=referral,
+        purpose="needs_info_reminder",
+        regarding_id=request.id,
         reference=referral.reference,
         link=link,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from portal.clock import frozen_at
@@ -13,17 +14,29 @@ from portal.models import (
     AppointmentMode,
     ContactMethod,
     InfoRequest,
+    MessageChannel,
+    MessageStatus,
     OutboxMessage,
+    PatientAnswer,
     PatientLink,
     Referral,
     ReferralEvent,
     Status,
 )
-from portal.patients.services import Slot, send_next_step_link
+from portal.notifications.backends import backend_for
+from portal.notifications.delivery import deliver_due_messages
+from portal.patients.services import (
+    PatientChoice,
+    Slot,
+    record_patient_answer,
+    send_next_step_link,
+)
 from portal.patients.tasks import remind_appointments, remind_patients
 from portal.referrals import services
+from portal.referrals.documents import Upload
+from portal.referrals.needs_info import InfoAnswer, answer_information, open_items
 from portal.referrals.tasks import chase_incomplete_referrals
-from tests.fixtures.desk import make_referral, user
+from tests.fixtures.desk import PDF, make_referral, user
 
 NY = ZoneInfo("America/New_York")
 MONDAY_10 = datetime(2026, 11, 23, 10, tzinfo=NY)
@@ -195,3 +208,126 @@ def test_email_patients_get_the_full_instructions_by_email(app, desk):
         assert message.subject.endswith("is tomorrow, Thu, Nov 26 at 10:00 AM")
         assert message.recipient == "zephyrine.q@example.com"
         assert "15 minutes before" in message.body and "medicines" in message.body
+
+
+def test_a_partner_reminder_held_up_in_the_outbox_is_not_sent_after_the_office_answered(
+    app, desk, smtp_sink
+):
+    """The reminder is queued at 14:00 while the mail server is down; the office answers
+    everything at 14:20; the server is back at 14:40. The office is not then told the
+    referral still waits for information from them."""
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.NEEDS_INFO)
+            deliver_due_messages()  # what the submission queued goes out
+        sink_port, app.config["MAIL_PORT"] = app.config["MAIL_PORT"], 1
+        with frozen_at(at(hours=4, minutes=1)):
+            assert chase_incomplete_referrals() == 1
+            deliver_due_messages()  # the server is down: the reminder waits
+        with frozen_at(at(hours=4, minutes=20)):
+            answer_everything(desk, reference)
+        app.config["MAIL_PORT"] = sink_port
+        with frozen_at(at(hours=4, minutes=40)):
+            assert deliver_due_messages().cancelled == 1
+        reminder = db.session.scalar(
+            select(OutboxMessage).where(OutboxMessage.subject.like("Reminder%"))
+        )
+        assert reminder.status is MessageStatus.CANCELLED  # kept, never deleted
+        assert "request was closed" in reminder.last_error
+    received = [m["Subject"] for _to, m in smtp_sink.messages]
+    assert not [s for s in received if s.startswith("Reminder")], received
+
+
+def answer_everything(desk, reference: str) -> None:
+    referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+    answers, documents = {}, {}
+    for item in open_items(referral):
+        if item.kind.value == "document":
+            documents[item.id] = Upload("echo.pdf", "application/pdf", PDF)
+        else:
+            answers[item.id] = "Aspirin 81 mg"
+    answer_information(
+        referral,
+        user(desk.partner_a),
+        InfoAnswer(answers=answers, documents=documents),
+        expected_version=None,
+    )
+    db.session.commit()
+    assert referral.status is Status.SUBMITTED
+
+
+@pytest.mark.parametrize("moved_on", ["booked", "withdrawn"])
+def test_a_patient_reminder_held_up_in_the_outbox_is_not_sent_after_the_referral_moved_on(
+    app, desk, client_for, moved_on
+):
+    """The "pick a time" reminder waits in the outbox (the provider slow, the jobs
+    process behind) while the patient books through the link, or the referral is
+    withdrawn: it is cancelled, not sent, and the admin sees why."""
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.ACCEPTED)
+            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+            send_next_step_link(
+                referral,
+                user(desk.intake),
+                expected_version=None,
+                via=ContactMethod.SMS,
+                slots=[Slot(at(days=7), AppointmentMode.VIDEO)],
+            )
+            db.session.commit()
+            deliver_due_messages()
+        with frozen_at(at(days=1, minutes=1)):
+            assert remind_patients() == 1
+        with frozen_at(at(days=1, minutes=5)):
+            link = db.session.scalar(select(PatientLink))
+            if moved_on == "booked":
+                (slot,) = link.slots
+                record_patient_answer(
+                    link, PatientChoice(PatientAnswer.SLOT, ContactMethod.SMS, slot.id)
+                )
+            else:  # the referring office withdraws it
+                referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+                services.withdraw(referral, user(desk.partner_a), expected_version=None)
+            db.session.commit()
+        texts = backend_for(MessageChannel.SMS).sent
+        before = len(texts)
+        with frozen_at(at(days=1, minutes=6)):
+            report = deliver_due_messages()
+        reminder = db.session.scalar(
+            select(OutboxMessage).where(OutboxMessage.purpose == "patient_link_reminder")
+        )
+        assert report.cancelled == 1 and reminder.status is MessageStatus.CANCELLED
+        assert reminder.body not in [body for _to, _subject, body in texts[before:]]
+    page = client_for(desk.admin).get("/admin/outbox").get_data(as_text=True)
+    assert "Cancelled before delivery" in page and reminder.last_error in page
+
+
+def test_a_visit_reminder_for_a_visit_moved_meanwhile_is_not_sent(app, desk):
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.ACCEPTED)
+            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+            services.schedule(
+                referral,
+                user(desk.intake),
+                expected_version=None,
+                appointment_at=at(days=3),
+                mode=AppointmentMode.PHONE,
+            )
+            db.session.commit()
+            deliver_due_messages()
+        with frozen_at(at(days=2, minutes=1)):
+            assert remind_appointments() == 1  # names Thursday 10:00
+        with frozen_at(at(days=2, hours=1)):
+            services.schedule(
+                referral,
+                user(desk.intake),
+                expected_version=None,
+                appointment_at=at(days=5),
+                mode=AppointmentMode.PHONE,
+            )
+            db.session.commit()
+            assert deliver_due_messages().cancelled == 1  # the old time is not sent
+        with frozen_at(at(days=4, minutes=1)):
+            assert remind_appointments() == 1
+            assert deliver_due_messages().sent == 1  # the new time is
