@@ -176,6 +176,8 @@ class Config:
     OUTBOX_MAX_ATTEMPTS = 8
     OUTBOX_RETRY_BASE_SECONDS = 60
     OUTBOX_UNREACHABLE_RETRY_MAX_SECONDS = 300
+    # Staff pages say messages are held up when one has waited, failing, this long.
+    OUTBOX_LATE_MINUTES = int(os.environ.get("OUTBOX_LATE_MINUTES", "30"))
     # Messages are claimed one at a time, just before each is sent; a claimed message
     # that was neither sent nor failed (its runner died) is due again after this. The
     # default outlasts the longest one email can take: 15 SMTP waits

@@ -8,6 +8,10 @@
 The jobs process writes the heartbeat every JOBS_HEARTBEAT_SECONDS (jobs/heartbeat.py).
 Staff pages show a red banner when it is stale, and admins see when it last ran: if the
 jobs process dies, reminders, SLA tags and messages stop, and somebody must notice.
+The same statement reads how the outbox fares: staff are told when a message has been
+failing for OUTBOX_LATE_MINUTES (the mail server is down, say), and admins on every
+page when messages were dead-lettered, not only on the Undelivered page. Neither fails
+readiness: taking the web out of service would not bring the mail server back.
 """
 
 from __future__ import annotations
@@ -21,12 +25,12 @@ from functools import lru_cache
 
 from alembic.script import ScriptDirectory
 from flask import Blueprint, Flask, current_app, jsonify
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.models import JobState
+from portal.models import JobState, MessageStatus, OutboxMessage
 
 HEARTBEAT = "jobs_heartbeat"
 
@@ -46,24 +50,45 @@ def record_heartbeat() -> None:
 class JobsStatus:
     last_beat: datetime | None
     stale: bool
+    dead_messages: int = 0  # dead-lettered, waiting for an admin
+    failing_since: datetime | None = None  # when the oldest message still failing was written
 
     @property
     def stopped_for(self) -> timedelta | None:
         return None if self.last_beat is None else utcnow() - self.last_beat
 
+    @property
+    def messages_late(self) -> bool:
+        limit = timedelta(minutes=current_app.config["OUTBOX_LATE_MINUTES"])
+        return self.failing_since is not None and utcnow() - self.failing_since >= limit
+
 
 def jobs_status() -> JobsStatus:
-    """When the jobs process last wrote its heartbeat, and whether that is too long ago.
-    Kept for JOBS_STATUS_CACHE_SECONDS per web process: every staff page asks."""
+    """When the jobs process last wrote its heartbeat, whether that is too long ago, and
+    how the outbox fares. Kept for JOBS_STATUS_CACHE_SECONDS per web process: every staff
+    page asks."""
     config = current_app.config
     cache = current_app.extensions.setdefault("portal.jobs_status", {})
     ttl = config["JOBS_STATUS_CACHE_SECONDS"]
-    if ttl and cache.get("until", 0) > time.monotonic():
-        last_beat = cache["last_beat"]
-    else:
-        last_beat = _last_beat()
-        cache.update(last_beat=last_beat, until=time.monotonic() + ttl)
-    return JobsStatus(last_beat, not _fresh(last_beat))
+    if not (ttl and cache.get("until", 0) > time.monotonic()):
+        cache.update(row=_beat_and_outbox(), until=time.monotonic() + ttl)
+    last_beat, dead_messages, failing_since = cache["row"]
+    return JobsStatus(last_beat, not _fresh(last_beat), dead_messages or 0, failing_since)
+
+
+def _beat_and_outbox() -> tuple[datetime | None, int, datetime | None]:
+    """The heartbeat, the dead letters and the oldest failing message, in one statement."""
+    heartbeat = select(JobState.updated_at).where(JobState.name == HEARTBEAT)
+    dead = select(func.count(OutboxMessage.id)).where(
+        OutboxMessage.status == MessageStatus.DEAD
+    )
+    failing = select(func.min(OutboxMessage.created_at)).where(
+        OutboxMessage.status == MessageStatus.PENDING, OutboxMessage.last_error.is_not(None)
+    )
+    row = db.session.execute(
+        select(heartbeat.scalar_subquery(), dead.scalar_subquery(), failing.scalar_subquery())
+    ).one()
+    return row[0], row[1], row[2]
 
 
 def _last_beat() -> datetime | None:

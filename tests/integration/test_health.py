@@ -11,6 +11,7 @@ from portal.clock import frozen_at, utcnow
 from portal.config import TestConfig
 from portal.extensions import db
 from portal.health import code_head, record_heartbeat
+from portal.models import MessageChannel, MessageStatus, OutboxMessage
 
 
 def beat(app, ago: timedelta = timedelta(0)) -> None:
@@ -105,3 +106,50 @@ def test_db_upgrade_says_what_it_did(tmp_path):
     previous = down.output.strip().rsplit(" ", 1)[1].rstrip(".")
     up = runner.invoke(args=["db", "upgrade"])
     assert up.output.strip() == f"Upgraded the schema from revision {previous} to {code_head()}."
+
+
+def test_admins_see_dead_letters_on_every_page_not_only_undelivered(app, client_for, desk):
+    beat(app)
+    with app.app_context():
+        db.session.add(
+            OutboxMessage(
+                channel=MessageChannel.EMAIL,
+                recipient="x@example.org",
+                body="b",
+                status=MessageStatus.DEAD,
+                attempts=8,
+                last_error="SMTP: 550 mailbox unavailable",
+            )
+        )
+        db.session.commit()
+    admin = client_for(desk.admin).get("/queue").get_data(as_text=True)
+    assert "1 message(s) could not be delivered" in admin and "/admin/outbox" in admin
+    # Other staff cannot retry them; the partners never hear of the practice's machinery.
+    assert "could not be delivered" not in client_for(desk.intake).get("/queue").get_data(
+        as_text=True
+    )
+
+
+def test_staff_are_told_when_messages_have_been_failing_for_half_an_hour(
+    app, client_for, desk
+):
+    beat(app)
+    with app.app_context():
+        db.session.add(
+            OutboxMessage(
+                channel=MessageChannel.EMAIL,
+                recipient="x@example.org",
+                body="b",
+                created_at=utcnow() - timedelta(minutes=20),
+                last_error="SMTP: ConnectionRefusedError",
+                unreachable_tries=12,
+            )
+        )
+        db.session.commit()
+    intake = client_for(desk.intake)
+    assert "have not gone out yet" not in intake.get("/queue").get_data(as_text=True)
+    with frozen_at(utcnow() + timedelta(minutes=11)):
+        beat(app)
+        page = intake.get("/queue").get_data(as_text=True)
+    assert "have not gone out yet" in page and "Tell your administrator" in page
+    assert client_for(desk.intake).get("/readyz").status_code == 200  # still serving
