@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     Response,
+    abort,
     current_app,
     redirect,
     render_template,
@@ -29,8 +30,9 @@ from portal.models import ContactMethod, PatientLanguage, PatientLink, Referral,
 from portal.patients.forms import DateOfBirthForm, NextStepForm
 from portal.patients.links import LinkProblem, LinkRefused, resolve
 from portal.patients.services import (
+    DateOfBirthCheck,
     PatientChoice,
-    date_of_birth_matches,
+    check_date_of_birth,
     record_patient_answer,
     visit_calendar_file,
 )
@@ -154,7 +156,14 @@ def verify(token: str):
     if not form.validate():
         return _verify_page(form, link, status=422)
     referral = db.session.get(Referral, link.referral_id)
-    if not date_of_birth_matches(link, form.date_of_birth):
+    checked = check_date_of_birth(link, form.date_of_birth)
+    # Neither is compared nor counted: the link locked while this try was on its way,
+    # or its last tries are being checked by requests sent side by side with it.
+    if checked is DateOfBirthCheck.LOCKED:
+        return _problem(LinkRefused(LinkProblem.LOCKED, link))
+    if checked is DateOfBirthCheck.BUSY:
+        abort(429)
+    if checked is DateOfBirthCheck.WRONG:
         record_audit(
             "patient_link.verify_failed",
             actor=None,
@@ -165,19 +174,23 @@ def verify(token: str):
         db.session.commit()
         if link.locked_at is not None:
             return _problem(LinkRefused(LinkProblem.LOCKED, link))
-        tries_left = current_app.config["PATIENT_LINK_MAX_TRIES"] - link.failed_attempts
-        message = gettext("That date of birth does not match our records.")
-        if form.ambiguous:
-            message += " " + gettext("Check the order: %(order)s.", order=form.order_hint())
-        message += " " + ngettext(
-            "You have %(num)d try left.", "You have %(num)d tries left.", tries_left
-        )
-        form.parts()[0].errors = [message]
-        return _verify_page(form, link, status=422)
+        return _verify_page(_wrong_date_form(form, link), link, status=422)
     _remember_verified(link)
     record_audit("patient_link.verified", actor=None, referral=referral)
     db.session.commit()
     return redirect(url_for("patients.next_step", token=token), 303)
+
+
+def _wrong_date_form(form: DateOfBirthForm, link: PatientLink) -> DateOfBirthForm:
+    tries_left = current_app.config["PATIENT_LINK_MAX_TRIES"] - link.failed_attempts
+    message = gettext("That date of birth does not match our records.")
+    if form.ambiguous:
+        message += " " + gettext("Check the order: %(order)s.", order=form.order_hint())
+    message += " " + ngettext(
+        "You have %(num)d try left.", "You have %(num)d tries left.", tries_left
+    )
+    form.parts()[0].errors = [message]
+    return form
 
 
 @bp.post("/<token:token>/answer")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import date, datetime
 from urllib.parse import urlsplit
@@ -9,6 +10,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.clock import utcnow
 from portal.extensions import db
@@ -155,29 +157,84 @@ def _issue_link(
     return link
 
 
-def date_of_birth_matches(link: PatientLink, given: date) -> bool:
-    """Check the date of birth; five wrong tries lock the link until staff reissue it."""
+class DateOfBirthCheck(enum.Enum):
+    """What one try at the date of birth found."""
+
+    MATCHED = "matched"
+    WRONG = "wrong"  # counted; the link is locked if it was the last try
+    LOCKED = "locked"  # not compared: the link locked before this try came in
+    BUSY = "busy"  # not compared: the last tries are being checked right now
+
+
+def check_date_of_birth(link: PatientLink, given: date) -> DateOfBirthCheck:
+    """Compare a date of birth with the record, only after taking one of the link's
+    tries; five wrong tries lock the link until staff reissue it.
+
+    The try is taken by one conditional UPDATE before anything is compared, so guesses
+    sent side by side are each counted first, and none is compared once the link has
+    locked: a late guess cannot learn whether it was right."""
     referral = db.session.get(Referral, link.referral_id)
+    attempts = _take_a_try(link)
+    if attempts is None:
+        locked_at = db.session.scalar(
+            select(PatientLink.locked_at).where(PatientLink.id == link.id)
+        )
+        return DateOfBirthCheck.BUSY if locked_at is None else DateOfBirthCheck.LOCKED
     if referral.patient_date_of_birth == given:
-        return True
-    # In the database, not in Python: tries sent side by side each count.
-    link.failed_attempts = db.session.scalar(
+        _give_back_a_try(link)  # only wrong dates count towards the lock
+        return DateOfBirthCheck.MATCHED
+    if attempts >= current_app.config["PATIENT_LINK_MAX_TRIES"]:
+        lock_out(link, referral)
+    return DateOfBirthCheck.WRONG
+
+
+def _take_a_try(link: PatientLink) -> int | None:
+    """Count a try on the link while it is unlocked with tries to spare: the count with
+    it, or None when there was none to take."""
+    taken = db.session.scalar(
         update(PatientLink)
-        .where(PatientLink.id == link.id)
+        .where(
+            PatientLink.id == link.id,
+            PatientLink.locked_at.is_(None),
+            PatientLink.failed_attempts < current_app.config["PATIENT_LINK_MAX_TRIES"],
+        )
         .values(failed_attempts=PatientLink.failed_attempts + 1)
         .returning(PatientLink.failed_attempts)
         .execution_options(synchronize_session=False)
     )
-    if link.failed_attempts >= current_app.config["PATIENT_LINK_MAX_TRIES"] and not link.locked_at:
-        lock_out(link, referral)
-    return False
+    if taken is not None:
+        # As loaded, not as changed: a flush must not write a count others moved on.
+        set_committed_value(link, "failed_attempts", taken)
+    return taken
+
+
+def _give_back_a_try(link: PatientLink) -> None:
+    given_back = db.session.scalar(
+        update(PatientLink)
+        .where(PatientLink.id == link.id)
+        .values(failed_attempts=PatientLink.failed_attempts - 1)
+        .returning(PatientLink.failed_attempts)
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(link, "failed_attempts", given_back)
 
 
 def lock_out(link: PatientLink, referral: Referral) -> None:
     """Lock the link and hand the patient to a person: intake's queue marks the referral
-    and intake is told, since the patient can no longer answer by themselves."""
+    and intake is told, since the patient can no longer answer by themselves. Only the
+    request whose UPDATE locks the link does this; a link already locked is left as is."""
     now = utcnow()
-    link.locked_at, link.next_reminder_at = now, None
+    locked = db.session.execute(
+        update(PatientLink)
+        .where(PatientLink.id == link.id, PatientLink.locked_at.is_(None))
+        .values(locked_at=now, next_reminder_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if locked.rowcount != 1:
+        return
+    set_committed_value(link, "locked_at", now)
+    set_committed_value(link, "next_reminder_at", None)
+    db.session.refresh(referral)  # its version as it is now, not as this request read it
     referral.patient_locked_out_at = now
     record_event(
         referral,
