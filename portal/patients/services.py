@@ -322,6 +322,8 @@ def record_patient_answer(link: PatientLink, choice: PatientChoice) -> ReferralE
             to_status=Status.WITHDRAWN,
             summary="Patient declined the next step",
             staff_note=f"Patient's reason: {choice.reason}" if choice.reason else "",
+            # They proved who they are and answered: reached, as one who asks for a call.
+            changes={"patient_reached_at": referral.patient_reached_at or now},
         )
         notify_partner_of_update(referral, "Closed: the patient declined")
         headline = "The patient declined"

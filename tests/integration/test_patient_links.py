@@ -14,6 +14,8 @@ from portal.extensions import db
 from portal.localtime import to_local
 from portal.models import OutboxMessage, PatientLink, Referral, ReferralEvent, Status
 from portal.patients.links import LinkProblem, LinkRefused, resolve, serializer
+from portal.scorecard import metrics
+from portal.scorecard.periods import today, week_of
 from tests.fixtures.desk import make_referral
 
 DOB = {"day": "14", "month": "3", "year": "1961"}
@@ -150,6 +152,18 @@ def test_patient_declines_and_the_reason_stays_with_staff(
     assert "clinic nearer home" not in partner_html
     staff_html = client_for(desk.intake).get(f"/referrals/{accepted}").get_data(as_text=True)
     assert "clinic nearer home" in staff_html
+
+
+@pytest.mark.parametrize("choice", ["call_me", "decline"])
+def test_a_patient_who_answers_on_their_link_was_reached(app, client, link_path, accepted, choice):
+    """Proving the date of birth and answering is reaching the patient, whatever the
+    answer: the scorecard's funnel counts them as staff reaching them by phone."""
+    client.post(f"{link_path}/verify", data=DOB)
+    client.post(f"{link_path}/answer", data={"choice": choice, "contact": "email"})
+    assert load(app, accepted).patient_reached_at is not None
+    with app.app_context():
+        funnel = dict(metrics.funnel(week_of(today()).scope()))
+    assert funnel["Patient reached"] == 1
 
 
 def test_choices_need_a_verified_date_of_birth(app, client, link_path, accepted):
