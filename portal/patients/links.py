@@ -101,12 +101,20 @@ def resolve(token: str, purpose: str = NEXT_STEP, *, allow_used: bool = False) -
     link = db.session.scalar(select(PatientLink).where(PatientLink.public_id == public_id))
     if link is None or link.purpose != purpose:
         raise LinkRefused(LinkProblem.INVALID)
-    if link.revoked_at is not None:
-        raise LinkRefused(LinkProblem.REVOKED, link)
-    if link.used_at is not None and not allow_used:
-        raise LinkRefused(LinkProblem.USED, link)
-    if link.locked_at is not None:
-        raise LinkRefused(LinkProblem.LOCKED, link)
-    if link.expires_at <= utcnow():
-        raise LinkRefused(LinkProblem.EXPIRED, link)
+    problem = problem_with(link, allow_used=allow_used)
+    if problem is not None:
+        raise LinkRefused(problem, link)
     return link
+
+
+def problem_with(link: PatientLink, *, allow_used: bool = False) -> LinkProblem | None:
+    """Why `link` cannot be used now, or None when it can."""
+    if link.revoked_at is not None:
+        return LinkProblem.REVOKED
+    if link.used_at is not None and not allow_used:
+        return LinkProblem.USED
+    if link.locked_at is not None:
+        return LinkProblem.LOCKED
+    if link.expires_at <= utcnow():
+        return LinkProblem.EXPIRED
+    return None

@@ -28,7 +28,7 @@ from portal.formatting import format_moment
 from portal.i18n import chosen_language, remember_language, use_language
 from portal.models import ContactMethod, PatientLanguage, PatientLink, Referral, Status
 from portal.patients.forms import DateOfBirthForm, NextStepForm
-from portal.patients.links import LinkProblem, LinkRefused, resolve
+from portal.patients.links import LinkProblem, LinkRefused, problem_with, resolve
 from portal.patients.services import (
     DateOfBirthCheck,
     PatientChoice,
@@ -99,8 +99,9 @@ def _language_of(link: PatientLink | None) -> PatientLanguage | None:
 def _problem(refused: LinkRefused):
     problem, status = refused.problem, 404 if refused.problem is LinkProblem.INVALID else 410
     if problem is LinkProblem.REVOKED and not _replaced(refused.link):
-        # Revoked because the referral moved on (booked by phone, closed), not because
-        # a newer link was sent: the patient is told it changed, not to find a new link.
+        # Revoked because the referral moved on (booked by phone, closed), not for a
+        # newer link that still works: the patient is told it changed, not to find a
+        # new link that would only fail them again.
         problem, status = "changed", 409
     return render_template(
         "patients/problem.html", problem=problem, phone=current_app.config["PRACTICE_PHONE"]
@@ -108,11 +109,17 @@ def _problem(refused: LinkRefused):
 
 
 def _replaced(link: PatientLink | None) -> bool:
-    return link is not None and db.session.scalar(
-        select(PatientLink.id).where(
-            PatientLink.referral_id == link.referral_id, PatientLink.id > link.id
-        ).limit(1)
-    ) is not None
+    """Revoked because a newer link was sent that the patient can still use: only then
+    are they sent to the link in our last message."""
+    if link is None:
+        return False
+    newest = db.session.scalar(
+        select(PatientLink)
+        .where(PatientLink.referral_id == link.referral_id, PatientLink.id > link.id)
+        .order_by(PatientLink.id.desc())
+        .limit(1)
+    )
+    return newest is not None and problem_with(newest) is None
 
 
 def _next_step_form(link: PatientLink) -> NextStepForm:

@@ -209,6 +209,40 @@ def test_sending_a_new_link_revokes_the_old_one(app, client, client_for, desk, l
     )
 
 
+def test_an_old_link_does_not_send_the_patient_to_a_newer_link_that_no_longer_works(
+    app, client, client_for, desk, link_path, accepted
+):
+    intake = client_for(desk.intake)
+    newest = send_link(app, intake, accepted)
+    with app.app_context():
+        when = to_local(utcnow() + timedelta(days=3))
+    booked = intake.post(  # booked by phone: the newest link is revoked too
+        f"/referrals/{accepted}/actions/schedule",
+        data={
+            "version": load(app, accepted).version,
+            "appointment_date": when.date().isoformat(),
+            "appointment_time": "11:00",
+            "mode": "phone",
+        },
+    )
+    assert booked.status_code == 302
+    assert client.get(newest).status_code == 409
+    oldest = client.get(link_path)
+    assert oldest.status_code == 409
+    page = unescape(oldest.get_data(as_text=True))
+    assert "We sent you a newer link" not in page
+    assert "Something changed since we sent this link" in page
+
+
+def test_an_old_link_does_not_send_the_patient_to_a_newer_link_that_expired(
+    app, client, client_for, desk, link_path, accepted
+):
+    send_link(app, client_for(desk.intake), accepted)
+    with frozen_at(utcnow() + app.config["PATIENT_LINK_MAX_AGE"] + timedelta(minutes=1)):
+        page = unescape(client.get(link_path).get_data(as_text=True))
+    assert "We sent you a newer link" not in page
+
+
 def test_an_expired_link_says_so(app, client, link_path):
     with frozen_at(utcnow() + app.config["PATIENT_LINK_MAX_AGE"] + timedelta(minutes=1)):
         page = client.get(link_path)
