@@ -26,7 +26,8 @@ from werkzeug.exceptions import BadHost, BadRequest, HTTPException, InternalServ
 from portal.extensions import db
 from portal.fhir import fhir_path
 from portal.fhir.outcomes import http_error_response
-from portal.i18n import chosen_language, use_language
+from portal.i18n import use_language
+from portal.patients.language import error_page_language
 from portal.request_ids import current_request_id
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,8 @@ def render_error(error: HTTPException):
         return f"{code} {error.name}\n", code, {"Content-Type": "text/plain; charset=utf-8"}
     context = {"code": code, "copy": _copy_for(error)}
     if _is_patient_page():
-        if "portal_locale" not in g:
-            use_language(chosen_language())
+        if "portal_locale" not in g:  # the error came before the page chose a language
+            use_language(error_page_language(request.path))
         template = "patients/error.html"
         context["phone"] = current_app.config["PRACTICE_PHONE"]
     elif request.headers.get("HX-Request") == "true":

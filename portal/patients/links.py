@@ -98,13 +98,27 @@ def resolve(token: str, purpose: str = NEXT_STEP, *, allow_used: bool = False) -
         raise LinkRefused(LinkProblem.EXPIRED) from None
     except (BadSignature, UnicodeDecodeError):
         raise LinkRefused(LinkProblem.INVALID) from None
-    link = db.session.scalar(select(PatientLink).where(PatientLink.public_id == public_id))
-    if link is None or link.purpose != purpose:
+    link = _row(public_id, purpose)
+    if link is None:
         raise LinkRefused(LinkProblem.INVALID)
     problem = problem_with(link, allow_used=allow_used)
     if problem is not None:
         raise LinkRefused(problem, link)
     return link
+
+
+def find(token: str, purpose: str = NEXT_STEP) -> PatientLink | None:
+    """The link behind `token` whatever state it is in (used, revoked, expired...), or
+    None when the token names none: for pages that only need to know whose link it is."""
+    try:
+        return _row(_public_id(token, purpose), purpose)
+    except (BadSignature, UnicodeDecodeError):
+        return None
+
+
+def _row(public_id: str, purpose: str) -> PatientLink | None:
+    link = db.session.scalar(select(PatientLink).where(PatientLink.public_id == public_id))
+    return link if link is not None and link.purpose == purpose else None
 
 
 def problem_with(link: PatientLink, *, allow_used: bool = False) -> LinkProblem | None:

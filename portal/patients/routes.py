@@ -25,9 +25,10 @@ from portal.auditing import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.formatting import format_moment
-from portal.i18n import chosen_language, remember_language, use_language
+from portal.i18n import remember_language, use_language
 from portal.models import ContactMethod, PatientLanguage, PatientLink, Referral, Status
 from portal.patients.forms import DateOfBirthForm, NextStepForm
+from portal.patients.language import page_language
 from portal.patients.links import LinkProblem, LinkRefused, problem_with, resolve
 from portal.patients.services import (
     DateOfBirthCheck,
@@ -82,18 +83,10 @@ def _open(
 def _speak(link: PatientLink | None, switch: PatientLanguage | None) -> None:
     if link is not None and switch is not None:
         remember_language(link.public_id, switch)
-    if link is None:
-        use_language(switch or chosen_language())
+    if link is None and switch is not None:
+        use_language(switch)
     else:
-        use_language(chosen_language(_language_of(link), link.public_id))
-
-
-def _language_of(link: PatientLink | None) -> PatientLanguage | None:
-    if link is None:
-        return None
-    return db.session.scalar(
-        select(Referral.patient_language).where(Referral.id == link.referral_id)
-    )
+        use_language(page_language(link))
 
 
 def _problem(refused: LinkRefused):

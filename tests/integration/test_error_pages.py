@@ -55,6 +55,11 @@ def broken_app(app):
     app.add_url_rule("/test/crash", view_func=crash)
     app.add_url_rule("/test/broken-write", view_func=broken_write)
     app.add_url_rule("/p/test/crash", endpoint="patients.test_crash", view_func=crash)
+    app.add_url_rule(
+        "/p/<token>/database-gone",
+        endpoint="patients.test_database_gone",
+        view_func=lambda token: database_gone(),
+    )
     return app
 
 
@@ -189,4 +194,25 @@ def test_an_expired_patient_form_says_please_try_again_and_keeps_no_patient_data
     assert "(202) 555-0100" in html and '<body class="patient">' in html
     for patient_datum in ("Zephyrine", "Quillfeather", "1961", reference):
         assert patient_datum not in html
+    reference_of(response)
+
+
+def test_a_patients_error_page_still_renders_when_the_database_is_gone(
+    broken_app, desk, client, client_for
+):
+    from portal.models import Status
+    from tests.fixtures.desk import make_referral
+
+    with broken_app.app_context():
+        reference = make_referral(desk, Status.ACCEPTED)
+    path = send_link(broken_app, client_for(desk.intake), reference)
+    try:  # a real link's token: the error page looks for its language and cannot
+        response = client.get(f"{path}/database-gone")
+    finally:
+        broken_app.extensions["portal.db.engine"] = broken_app.extensions.pop(
+            "test.working_engine"
+        )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "Sorry, something went wrong on our side" in html and '<html lang="en">' in html
     reference_of(response)

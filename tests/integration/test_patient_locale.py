@@ -337,3 +337,47 @@ def test_a_spanish_booking_reads_in_english_on_the_staff_timeline(
     assert re.fullmatch(
         r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \w{3} \d+, \d{4}, \d+:\d\d [AP]M E[SD]T ", booked
     )
+
+
+def test_a_spanish_speaking_patients_expired_form_says_so_in_spanish(
+    app, client, client_for, desk, spanish
+):
+    path = send_link(app, client_for(desk.intake), spanish)
+    assert '<html lang="es">' in client.get(path).get_data(as_text=True)
+    # The form's CSRF seed is gone (cookie cleared, link reopened in another browser).
+    refused = client.post(f"{path}/verify", data=DOB, without_csrf=True)
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 400
+    assert '<html lang="es">' in html and "Lo sentimos, inténtelo otra vez" in html
+
+
+def test_the_language_a_patient_switched_to_holds_on_their_error_pages(
+    app, client, client_for, desk, accepted
+):
+    path = send_link(app, client_for(desk.intake), accepted)
+    assert '<html lang="es">' in client.get(f"{path}?lang=es").get_data(as_text=True)
+    refused = client.post(f"{path}/verify", data=DOB, without_csrf=True)
+    assert refused.status_code == 400
+    assert '<html lang="es">' in refused.get_data(as_text=True)
+    wrong_method = client.get(f"{path}/answer")
+    assert wrong_method.status_code == 405
+    assert '<html lang="es">' in wrong_method.get_data(as_text=True)
+
+
+def test_a_spanish_speaking_patients_page_that_fails_says_so_in_spanish(
+    app, client, client_for, desk, spanish, monkeypatch
+):
+    from portal.patients import routes as patient_routes
+
+    path = send_link(app, client_for(desk.intake), spanish)
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("the disk is on fire")
+
+    # It fails before the page has chosen the patient's language.
+    monkeypatch.setattr(patient_routes, "resolve", fails)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    failed = client.get(path)
+    html = failed.get_data(as_text=True)
+    assert failed.status_code == 500
+    assert '<html lang="es">' in html and "Lo sentimos, algo falló de nuestro lado" in html
