@@ -56,6 +56,14 @@ class PatientLink(Base):
     def chosen_slot(self) -> SlotOffer | None:
         return next((slot for slot in self.slots if slot.chosen_at), None)
 
+    def slots_ahead(self, now: datetime) -> list[SlotOffer]:
+        """The offered times that have not passed: the only ones a patient may pick."""
+        return [slot for slot in self.slots if slot.starts_at > now]
+
+    def offered_times_passed(self, now: datetime) -> bool:
+        """Times were offered and every one has passed: the patient has none to pick."""
+        return bool(self.slots) and not self.slots_ahead(now)
+
 
 class SlotOffer(Base):
     """An appointment time intake offered through a link."""

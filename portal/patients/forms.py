@@ -146,8 +146,14 @@ class NextStepForm(PortalForm):
     )
 
     def set_slots(self, slots: list[tuple[int, str]]) -> None:
+        """The times to pick from, then a call and no; with no time listed, a call is
+        not "none of these"."""
+        if slots:
+            call_me = gettext("None of these times work. Please call me.")
+        else:
+            call_me = gettext("Please call me to find a time.")
         self.choice.choices = [(f"slot-{slot_id}", label) for slot_id, label in slots] + [
-            (PatientAnswer.CALL_ME.value, gettext("None of these times work. Please call me.")),
+            (PatientAnswer.CALL_ME.value, call_me),
             (PatientAnswer.DECLINE.value, gettext("I do not want this visit.")),
         ]
 

@@ -116,9 +116,17 @@ def _replaced(link: PatientLink | None) -> bool:
 
 
 def _next_step_form(link: PatientLink) -> NextStepForm:
+    """The choices: the offered times still ahead, a call, or no."""
     form = NextStepForm()
-    form.set_slots([(slot.id, _slot_label(slot)) for slot in link.slots])
+    form.set_slots([(slot.id, _slot_label(slot)) for slot in link.slots_ahead(utcnow())])
     return form
+
+
+def _picked_a_passed_time(link: PatientLink, form: NextStepForm) -> bool:
+    """The choice names a time this link offered that has passed, so the form no longer
+    lists it (it passed while the page was open)."""
+    listed = {value for value, _label in form.choice.choices}
+    return form.choice.data in {f"slot-{slot.id}" for slot in link.slots} - listed
 
 
 def _slot_label(slot) -> str:
@@ -204,10 +212,10 @@ def answer(token: str):
         return redirect(url_for("patients.next_step", token=token), 303)
     form = _next_step_form(link)
     if not form.validate():
-        return _choices_page(form, link, status=422)
-    slot = next((s for s in link.slots if s.id == form.slot_id), None)
-    if slot is not None and slot.starts_at <= utcnow():
-        form.choice.errors = [gettext("That time has passed. Pick another, or ask us to call you.")]
+        if _picked_a_passed_time(link, form):
+            form.choice.errors = [
+                gettext("That time has passed. Pick another, or ask us to call you.")
+            ]
         return _choices_page(form, link, status=422)
     try:
         record_patient_answer(
@@ -267,6 +275,7 @@ def _choices_page(form: NextStepForm, link: PatientLink, status: int = 200):
         "patients/next_step.html",
         form=form,
         link=link,
+        times_passed=link.offered_times_passed(utcnow()),
         practice=current_app.config["PRACTICE_NAME"],
     ), status
 

@@ -116,8 +116,7 @@ def reissue_patient_link(
     if locked is None or locked.locked_at is None:
         raise TransitionRefused("The patient's latest link is not locked: send a new one.")
     now = utcnow()
-    slots = [Slot(s.starts_at, s.mode) for s in locked.slots if s.starts_at > now]
-    if locked.slots and not slots:
+    if locked.offered_times_passed(now):
         raise TransitionRefused(
             "Every time the locked link offered has passed: send a new link with new times."
         )
@@ -128,6 +127,7 @@ def reissue_patient_link(
         expected_version=expected_version,
         staff_note=note,
     )
+    slots = [Slot(s.starts_at, s.mode) for s in locked.slots_ahead(now)]
     _issue_link(referral, actor, locked.sent_via, slots)
     return event
 
@@ -372,4 +372,13 @@ def reminder_points(
 
 def schedule_patient_reminders(link: PatientLink) -> None:
     reminders, _flag = reminder_points(link, load_calendar(checked=True))
-    link.next_reminder_at = reminders[0]
+    link.next_reminder_at = next_check_at(link, reminders[0])
+
+
+def next_check_at(link: PatientLink, due: datetime) -> datetime:
+    """When the reminder job next looks at `link`: at `due`, or sooner when the last
+    time it offers passes, since then the patient has no time left to pick and intake
+    is told to call them (portal.patients.tasks)."""
+    if not link.slots:
+        return due
+    return min(due, max(slot.starts_at for slot in link.slots))

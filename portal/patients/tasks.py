@@ -16,7 +16,7 @@ from portal.models import PatientLink, Referral, Status
 from portal.notifications.outbox import portal_url
 from portal.notifications.referrals import message_patient, notify_intake
 from portal.patients.links import sign
-from portal.patients.services import reminder_points
+from portal.patients.services import next_check_at, reminder_points
 from portal.referrals.workflow import record_event
 from portal.sla.calendar import BusinessCalendar
 from portal.sla.clocks import load_calendar
@@ -46,19 +46,18 @@ def _remind(link: PatientLink, now: datetime, calendar: BusinessCalendar) -> Non
     if finished or referral.status is not Status.ACCEPTED:
         link.next_reminder_at = None
         return
+    if link.offered_times_passed(now):
+        # Reminding them to pick a time would send them to a page with none to pick.
+        _flag_for_a_call(
+            link, referral, now, "Every time offered on the patient's link has passed unanswered"
+        )
+        return
     reminders, flag_at = reminder_points(link, calendar)
     if now >= flag_at:
-        link.phone_outreach_flagged_at, link.next_reminder_at = now, None
-        reminders = count_reminders(link.reminders_sent)
-        unanswered = f"The patient has not answered their link {reminders}"
-        record_event(
-            referral,
-            kind="patient_phone_flag",
-            actor=None,
-            summary=f"{unanswered}: call them",
-            partner_visible=False,
+        reminded = count_reminders(link.reminders_sent)
+        _flag_for_a_call(
+            link, referral, now, f"The patient has not answered their link {reminded}"
         )
-        notify_intake(referral, f"{unanswered}: please call them")
         return
     link.reminders_sent += 1
     message_patient(
@@ -77,7 +76,21 @@ def _remind(link: PatientLink, now: datetime, calendar: BusinessCalendar) -> Non
         partner_visible=False,
     )
     later = [t for t in reminders if t > now]
-    link.next_reminder_at = later[0] if later else flag_at
+    link.next_reminder_at = next_check_at(link, later[0] if later else flag_at)
+
+
+def _flag_for_a_call(link: PatientLink, referral: Referral, now: datetime, why: str) -> None:
+    """Stop the reminders and hand the patient to intake to phone: on the timeline, in
+    intake's inbox."""
+    link.phone_outreach_flagged_at, link.next_reminder_at = now, None
+    record_event(
+        referral,
+        kind="patient_phone_flag",
+        actor=None,
+        summary=f"{why}: call them",
+        partner_visible=False,
+    )
+    notify_intake(referral, f"{why}: please call them")
 
 
 def remind_appointments(limit: int = 200) -> int:

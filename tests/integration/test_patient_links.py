@@ -12,7 +12,14 @@ from sqlalchemy import select
 from portal.clock import frozen_at, utcnow
 from portal.extensions import db
 from portal.localtime import to_local
-from portal.models import OutboxMessage, PatientLink, Referral, ReferralEvent, Status
+from portal.models import (
+    OutboxMessage,
+    PatientLink,
+    Referral,
+    ReferralEvent,
+    SlotOffer,
+    Status,
+)
 from portal.patients.links import LinkProblem, LinkRefused, resolve, serializer
 from portal.scorecard import metrics
 from portal.scorecard.periods import today, week_of
@@ -286,6 +293,38 @@ def test_a_time_that_has_passed_cannot_be_booked(app, client, link_path, accepte
         client.post(f"{link_path}/verify", data=DOB)
         response = client.post(f"{link_path}/answer", data={"choice": slot_value, "contact": "sms"})
     assert response.status_code == 422 and "That time has passed" in response.get_data(as_text=True)
+
+
+def offered_times(app) -> list[SlotOffer]:
+    with app.app_context():
+        slots = db.session.scalars(select(SlotOffer).order_by(SlotOffer.starts_at)).all()
+        db.session.expunge_all()
+        return slots
+
+
+def test_a_time_that_has_passed_is_no_longer_offered(app, client, link_path):
+    first, second = offered_times(app)  # three and four days ahead
+    with frozen_at(first.starts_at + timedelta(hours=1)):
+        assert client.post(f"{link_path}/verify", data=DOB).status_code == 303
+        choices = client.get(link_path).get_data(as_text=True)
+    assert re.findall(r'value="(slot-\d+)"', choices) == [f"slot-{second.id}"]
+    assert "None of these times work. Please call me." in choices
+
+
+def test_when_every_offered_time_has_passed_the_patient_can_ask_for_a_call_or_say_no(
+    app, client, link_path, accepted
+):
+    last = offered_times(app)[-1].starts_at
+    with frozen_at(last + timedelta(minutes=1)):
+        assert client.post(f"{link_path}/verify", data=DOB).status_code == 303
+        choices = unescape(client.get(link_path).get_data(as_text=True))
+        assert not re.findall(r'value="(slot-\d+)"', choices)
+        assert "The times we offered you have passed." in choices
+        assert "Please call me to find a time." in choices
+        assert 'value="decline"' in choices
+        answered = client.post(f"{link_path}/answer", data={"choice": "call_me", "contact": "sms"})
+    assert answered.status_code == 303
+    assert link_row(app).answer.value == "call_me"
 
 
 def test_the_answer_is_refused_if_the_referral_moved_on_meanwhile(

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.clock import frozen_at
 from portal.extensions import db
@@ -144,6 +144,63 @@ def test_patient_reminders_then_a_flag_to_phone(app, desk):
             f"Referral {reference}: The patient has not answered their link after 2 reminders: "
             "please call them"
         ]
+
+
+def send_a_link_offering(desk, starts_at: datetime) -> str:
+    """A link by text offering one video visit at `starts_at`, sent at `at()`."""
+    with frozen_at(at()):
+        reference = make_referral(desk, Status.ACCEPTED)
+        referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+        send_next_step_link(
+            referral,
+            user(desk.intake),
+            expected_version=None,
+            via=ContactMethod.SMS,
+            slots=[Slot(starts_at, AppointmentMode.VIDEO)],
+        )
+        db.session.commit()
+    return reference
+
+
+def assert_flagged_for_a_call_with_no_reminder(app, reference: str, at_moment: datetime):
+    texts = db.session.scalars(
+        select(OutboxMessage.body).where(OutboxMessage.recipient == "+12025550143")
+    ).all()
+    assert len(texts) == 1  # the link, and no reminder to pick a time
+    link = db.session.scalar(select(PatientLink))
+    assert link.reminders_sent == 0 and link.phone_outreach_flagged_at == at_moment
+    assert link.next_reminder_at is None
+    assert subjects_to(app.config["INTAKE_TEAM_EMAIL"]) == [
+        f"Referral {reference}: Every time offered on the patient's link has passed "
+        "unanswered: please call them"
+    ]
+
+
+def test_once_every_offered_time_has_passed_intake_is_told_to_call_there_and_then(app, desk):
+    with app.app_context():
+        reference = send_a_link_offering(desk, at(hours=2))  # before the first reminder
+        link = db.session.scalar(select(PatientLink))
+        assert link.next_reminder_at == at(hours=2)  # not a business day later
+        for moment, handled in [
+            (at(hours=1, minutes=59), 0),
+            (at(hours=2), 1),  # the only time offered has just passed
+            (at(days=1, minutes=1), 0),
+            (at(days=4), 0),
+        ]:
+            with frozen_at(moment):
+                assert remind_patients() == handled, moment
+        assert_flagged_for_a_call_with_no_reminder(app, reference, at(hours=2))
+
+
+def test_a_reminder_due_after_every_offered_time_has_passed_is_not_sent(app, desk):
+    with app.app_context():
+        reference = send_a_link_offering(desk, at(hours=2))
+        # As a link sent before the reminders watched its times: due a business day on.
+        db.session.execute(update(PatientLink).values(next_reminder_at=at(days=1)))
+        db.session.commit()
+        with frozen_at(at(days=1, minutes=1)):
+            assert remind_patients() == 1
+        assert_flagged_for_a_call_with_no_reminder(app, reference, at(days=1, minutes=1))
 
 
 def test_the_day_before_a_visit_the_patient_gets_the_instructions(app, desk):
