@@ -141,9 +141,12 @@ def data_dictionary():
 @roles_required(*Role)
 def data_dictionary_csv():
     """The data dictionary as CSV, from the same declarations as the page."""
-    return csv_download(
-        DICTIONARY.columns, dictionary_rows(_exports_for_current_user()), "data-dictionary"
+    rows = dictionary_rows(_exports_for_current_user())
+    record_audit(
+        "dictionary.exported", actor=current_user, target_type="export", target_id=DICTIONARY.name
     )
+    db.session.commit()
+    return csv_download(DICTIONARY.columns, rows, "data-dictionary")
 
 
 def _exports_for_current_user() -> list[Export]:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from portal.clock import frozen_at
 from portal.exports import Kind
 from portal.extensions import db
-from portal.models import AuditEntry, OutboxMessage, Status
+from portal.models import AuditEntry, OutboxMessage, Status, User
 from portal.scorecard.report import display
 from portal.scorecard.tables import TABLES
 from portal.scorecard.tasks import send_weekly_scorecards
@@ -90,6 +90,19 @@ def test_exports_are_audited(app, client_for, desk, history):
             select(AuditEntry).where(AuditEntry.action == "scorecard.exported")
         )
         assert entry.target_id == "league"
+
+
+@pytest.mark.parametrize("email", ["admin", "partner_a"])
+def test_the_data_dictionary_download_is_audited_like_every_export(app, client_for, desk, email):
+    """The dictionary's CSV is an export like the others: who took it is on record."""
+    response = client_for(getattr(desk, email)).get("/exports/dictionary.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    with app.app_context():
+        (entry,) = db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "dictionary.exported")
+        ).all()
+        assert (entry.target_type, entry.target_id) == ("export", "dictionary")
+        assert db.session.get(User, entry.actor_id).email == getattr(desk, email)
 
 
 def test_one_partner_filter_narrows_every_figure(client_for, desk, history):
