@@ -208,7 +208,8 @@ def median_by_group(values: Select) -> dict:
 
 
 def _hours(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds / HOUR, 2)
+    # Not rounded: each output rounds once, from this (see report.display, report.in_file).
+    return None if seconds is None else seconds / HOUR
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -29,10 +29,12 @@ from portal.scorecard.periods import (
     weeks_ending,
 )
 from portal.scorecard.tables import (
+    HOURS_DECIMALS_IN_FILES,
     SUMMARY,
     TREND_FIGURES,
     TRENDS,
     ScorecardTable,
+    rounded_percent,
     summary_rows_by_cohort,
     tables_for,
 )
@@ -42,13 +44,16 @@ NOTHING = "—"
 
 
 def display(value: object, column: Column) -> str:
-    """A value as people read it on the page: '4.2 h', '35%', 'Nov 16, 2026', '—'."""
+    """A value as people read it on the page: '4.2 h', '35.3%', 'Nov 16, 2026', '—'.
+
+    Hours and percentages arrive unrounded and are rounded here, once: hours to one
+    decimal, percentages as the CSV writes them (`rounded_percent`)."""
     if value is None:
         return NOTHING
     if column.unit == "hours":
         return format_hours(value)
     if column.unit == "percent":
-        return format_percent(value)
+        return format_percent(rounded_percent(value), decimals=1)
     if column.kind is Kind.DATE and isinstance(value, date):
         return format_plain_day(value)
     if column.kind is Kind.BOOLEAN:
@@ -56,6 +61,18 @@ def display(value: object, column: Column) -> str:
     if isinstance(value, int):
         return format_number(value)
     return str(value)
+
+
+def in_file(value: object, column: Column) -> object:
+    """A value as the CSV writes it: hours to two decimals, percentages as the page shows
+    them, each rounded once from the unrounded value."""
+    if value is None:
+        return None
+    if column.unit == "hours":
+        return round(value, HOURS_DECIMALS_IN_FILES)
+    if column.unit == "percent":
+        return rounded_percent(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,13 @@ class Table:
     def figures(self) -> list[tuple[Column, object]]:
         """(column, value) for a one-row table shown as heading: value lines."""
         return list(zip(self.columns, self.rows[0], strict=True)) if self.rows else []
+
+    def file_rows(self) -> list[tuple]:
+        """The rows as the CSV writes them (see `in_file`)."""
+        return [
+            tuple(in_file(value, column) for value, column in zip(row, self.columns, strict=True))
+            for row in self.rows
+        ]
 
 
 @dataclass(frozen=True)

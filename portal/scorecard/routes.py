@@ -169,5 +169,5 @@ def _table_or_404(name: str, *, staff: bool, partner_id: int | None) -> Scorecar
 
 def _download(table: Table, period: Period, *more_name: str | None) -> Response:
     return csv_download(
-        table.columns, table.rows, table.name, period.first_day, period.last_day, *more_name
+        table.columns, table.file_rows(), table.name, period.first_day, period.last_day, *more_name
     )

@@ -47,7 +47,7 @@ from portal.scorecard.metrics import RE_REFERRAL_WINDOW, Scope
 
 # The version of the figures' definitions. Bump it with any change to how a stored
 # figure is computed: snapshots written under another version are never read.
-DEFINITIONS = 2
+DEFINITIONS = 3  # 3: hours and percentages stored unrounded
 
 # A period is stored only once it ended this long ago, so a change made just before
 # the end (which bumps no counter yet: no snapshot of an open period exists) has

@@ -25,8 +25,11 @@ def _elapsed_postgresql(element, compiler, **kw):
 
 @compiles(elapsed_seconds, "sqlite")
 def _elapsed_sqlite(element, compiler, **kw):
+    # julianday() counts whole milliseconds, but as a float of some 2.5 million days: the
+    # difference comes back a few microseconds off (4.75 h as 4.7499999963). Rounded to
+    # the millisecond it is exact again, so a figure is not rounded the wrong way later.
     later, earlier = list(element.clauses)
     return (
-        f"((julianday({compiler.process(later, **kw)}) - "
-        f"julianday({compiler.process(earlier, **kw)})) * 86400.0)"
+        f"round((julianday({compiler.process(later, **kw)}) - "
+        f"julianday({compiler.process(earlier, **kw)})) * 86400.0, 3)"
     )

@@ -24,16 +24,45 @@ SUBMITTED = f"referrals submitted in {PERIOD}"
 
 
 def percent(rate: float | None) -> float | None:
-    """A 0..1 share as a percentage from 0 to 100, to one decimal."""
-    return None if rate is None else round(rate * 100, 1)
+    """A 0..1 share as a percentage from 0 to 100, unrounded: rows keep full precision and
+    each output rounds once (`rounded_percent`, `HOURS_DECIMALS_IN_FILES`)."""
+    return None if rate is None else rate * 100
+
+
+# Hours are shown to one decimal on pages and in emails, and written to two in CSVs.
+HOURS_DECIMALS_IN_FILES = 2
+
+
+def rounded_percent(value: float) -> float:
+    """A percentage as every output shows it (page, email, chart and CSV alike): to one
+    decimal, but 0 or 100 only when it is exactly that, so a share that is neither none
+    nor all never reads as one (199 of 200 is 99.5; 1999 of 2000 is 99.9, not 100.0)."""
+    shown = round(value, 1)
+    if shown >= 100 and value < 100:
+        return 99.9
+    if shown <= 0 < value:
+        return 0.1
+    return shown
 
 
 def _hours(name: str, label: str, meaning: str) -> Column:
-    return Column(name, label, Kind.NUMBER, meaning + " Wall-clock hours, to 2 decimals.", "hours")
+    return Column(
+        name,
+        label,
+        Kind.NUMBER,
+        f"{meaning} Wall-clock hours, to {HOURS_DECIMALS_IN_FILES} decimals.",
+        "hours",
+    )
 
 
 def _percent(name: str, label: str, meaning: str) -> Column:
-    return Column(name, label, Kind.NUMBER, meaning + " Percent, 0 to 100.", "percent")
+    return Column(
+        name,
+        label,
+        Kind.NUMBER,
+        meaning + " Percent, 0 to 100, to one decimal; 0 or 100 only when exactly so.",
+        "percent",
+    )
 
 
 def _count(name: str, label: str, meaning: str, unit: str = "referrals") -> Column:

@@ -59,7 +59,7 @@ def test_a_week_without_data_is_marked_unlike_zero_and_explained(app):
     assert missing.get("class") == "bar missing" and missing.get("stroke-dasharray")
     assert missing.get("fill") != zero.get("fill")
     assert missing.find("title").text == "Sep 14: no data"
-    assert texts(figure, "value") == ["0%", "no data"]
+    assert texts(figure, "value") == ["0.0%", "no data"]
     legend = figure.find("p[@class='chart-legend']")
     assert "".join(legend.itertext()).strip() == "No data: nothing to measure that week."
     # With every week known there is nothing to explain.
@@ -136,8 +136,8 @@ def test_every_chart_on_the_pages_has_its_table(client_for, desk, app, email, pa
     assert html.count('aria-hidden="true" focusable="false"') == charts
     assert html.count("week by week</caption>") == charts
     assert html.count('class="baseline"') == charts
-    # Accepted but not started: a 0% that is read out, not an invisible bar.
-    assert '<th scope="row">Nov 16, 2026</th><td>0%</td>' in html
+    # Accepted but not started: a 0.0% that is read out, not an invisible bar.
+    assert '<th scope="row">Nov 16, 2026</th><td>0.0%</td>' in html
 
 
 def test_the_partner_dashboard_offers_printing(client_for, desk):

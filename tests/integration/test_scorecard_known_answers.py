@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -29,6 +30,8 @@ from portal.referrals import services
 from portal.referrals.actions import cancel_appointment
 from portal.scorecard import metrics
 from portal.scorecard.periods import Period
+from portal.scorecard.report import display
+from portal.scorecard.tables import STARTED_CARE, percent, rounded_percent
 from tests.fixtures.desk import submission, user
 
 ET = ZoneInfo("America/New_York")
@@ -459,3 +462,86 @@ def test_the_pages_and_files_show_the_hand_computed_figures(app, desk, built, cl
         # started care (16.7 %); 1 of 12 needed information (8.3 %).
         assert (own["first_touch_median_hours"], own["first_touch_p90_hours"]) == ("3.5", "12.0")
         assert (own["started_care_percent"], own["incomplete_percent"]) == ("16.7", "8.3")
+
+
+# --- Rounding: once, from the unrounded figure, the same on the page and in the CSV -----
+
+FIRST_WEEK_OF_NOVEMBER = {"period": "week", "on": "2026-11-02"}
+MONDAY_2_NOV = local(11, 2, 10)
+
+
+def send(desk, at: datetime, **kw) -> int:
+    with frozen_at(at):
+        made = services.submit_referral(submission(desk, **kw), user(desk.partner_a))
+        db.session.commit()
+        return made.referral.id
+
+
+def figures_on_page(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<tr><th scope="row">([^<]*)</th><td>([^<]*)</td></tr>', html))
+
+
+def test_a_share_short_of_all_is_not_shown_as_100_percent(app, desk, client_for):
+    with app.app_context():
+        # 200 referrals a minute apart; all but the first sent to cardiology without its
+        # required items, so they enter needs information at submission: 199 of 200.
+        for i in range(200):
+            send(
+                desk,
+                MONDAY_2_NOV + i * timedelta(minutes=1),
+                service_line_id=desk.cardio_id,
+                complete=(i == 0),
+            )
+    with frozen_at(NOW):
+        staff = client_for(desk.success)
+        page = staff.get("/scorecard", query_string=FIRST_WEEK_OF_NOVEMBER).get_data(as_text=True)
+        summary = csv_rows(staff.get("/scorecard/summary.csv", query_string=FIRST_WEEK_OF_NOVEMBER))
+    figures = figures_on_page(page)
+    # 199 / 200 = 99.5 %: to one decimal, on the page as in the file.
+    assert figures["Referrals that needed information"] == "199"
+    assert figures["Incomplete referral rate"] == "99.5%"
+    assert summary[0]["incomplete_percent"] == "99.5"
+    # Re-referral: each is followed by the next a minute later, the last by none: 199 / 200.
+    assert figures["Partner re-referral within 30 days"] == "99.5%"
+    assert summary[0]["re_referral_percent"] == "99.5"
+    # The 12-week trend shows the same figure as the week's own.
+    assert '<th scope="row">Nov 2, 2026</th><td>99.5%</td>' in page
+
+
+@pytest.mark.parametrize(
+    ("part", "whole", "shown"),
+    [
+        (199, 200, 99.5),
+        (1, 201, 0.5),  # 0.4975 %
+        (1999, 2000, 99.9),  # 99.95 %: not all, so not 100
+        (1, 2001, 0.1),  # 0.04998 %: not none, so not 0
+        (1, 3, 33.3),
+        (2, 3, 66.7),
+        (0, 7, 0.0),
+        (7, 7, 100.0),
+    ],
+)
+def test_a_percentage_is_rounded_once_to_one_decimal_and_never_to_all_or_none(
+    app, part, whole, shown
+):
+    assert rounded_percent(percent(part / whole)) == shown
+    with app.test_request_context():
+        assert display(percent(part / whole), STARTED_CARE) == f"{shown:.1f}%"
+
+
+def test_hours_are_rounded_once_from_the_unrounded_figure(app, desk, client_for):
+    with app.app_context():
+        rid = send(desk, MONDAY_2_NOV)
+        # First touch 4 h 44 min 56 s after sending: 17,096 s = 4.74889 h.
+        with frozen_at(MONDAY_2_NOV + timedelta(hours=4, minutes=44, seconds=56)):
+            referral = db.session.get(Referral, rid)
+            services.record_first_touch(referral, user(desk.intake), expected_version=None)
+            db.session.commit()
+    with frozen_at(NOW):
+        staff = client_for(desk.success)
+        page = staff.get("/scorecard", query_string=FIRST_WEEK_OF_NOVEMBER).get_data(as_text=True)
+        summary = csv_rows(staff.get("/scorecard/summary.csv", query_string=FIRST_WEEK_OF_NOVEMBER))
+    # To one decimal on the page: 4.7 h (rounding 4.75 again would make it 4.8).
+    assert figures_on_page(page)["Referral to first touch, median"] == "4.7 h"
+    # To two decimals in the file: 4.75.
+    assert summary[0]["first_touch_median_hours"] == "4.75"

@@ -160,9 +160,9 @@ def test_each_partner_gets_its_own_figures(app, weeks):
             "Referrals submitted: 5",
             "Referral to first touch, median: 3.0 h",
             "Referral to first touch, 90th percentile: 20.0 h",
-            "Referral to started care: 40%",
-            "Incomplete referral rate: 20%",
-            f"Re-referral within 30 days: 75% ({COHORT})",
+            "Referral to started care: 40.0%",
+            "Incomplete referral rate: 20.0%",
+            f"Re-referral within 30 days: 75.0% ({COHORT})",
         ]
         assert f"{app.config['PORTAL_BASE_URL']}{DASHBOARD}" in lines_of(alpha)
         assert "Beta" not in alpha.body and "Gamma" not in alpha.body
@@ -172,9 +172,9 @@ def test_each_partner_gets_its_own_figures(app, weeks):
             "Referrals submitted: 3",
             "Referral to first touch, median: 6.0 h",
             "Referral to first touch, 90th percentile: 8.0 h",
-            "Referral to started care: 33%",
-            "Incomplete referral rate: 67%",
-            f"Re-referral within 30 days: 50% ({COHORT})",
+            "Referral to started care: 33.3%",
+            "Incomplete referral rate: 66.7%",
+            f"Re-referral within 30 days: 50.0% ({COHORT})",
         ):
             assert line in beta
         assert "Alpha" not in messages[BETA].body
@@ -183,7 +183,7 @@ def test_each_partner_gets_its_own_figures(app, weeks):
         # re-referral figure.
         gamma = lines_of(messages[GAMMA])
         assert "We received no referrals from your office that week." in gamma
-        assert f"Re-referral within 30 days: 0% ({COHORT})" in gamma
+        assert f"Re-referral within 30 days: 0.0% ({COHORT})" in gamma
         assert not any(line.startswith("Referral to") for line in gamma)
 
 
@@ -200,10 +200,10 @@ def test_partner_success_gets_every_partners_figures(app, weeks):
         "Referrals touched: 9",
         "Referral to first touch, median: 5.0 h",
         "Referral to first touch, 90th percentile: 20.0 h",
-        "Referral to started care: 44%",
-        "Incomplete referral rate: 33%",
+        "Referral to started care: 44.4%",
+        "Incomplete referral rate: 33.3%",
         # 4 of the 7 referrals of Oct 12-18 were followed within 30 days.
-        f"Re-referral within 30 days: 57% ({COHORT})",
+        f"Re-referral within 30 days: 57.1% ({COHORT})",
         "3 partner offices that referred in the last 90 days get their own figures for the "
         "week too.",
     ):
@@ -313,7 +313,7 @@ def test_a_partners_email_arrives_over_smtp(app, weeks, smtp_sink):
     (email,) = [message for recipients, message in smtp_sink.messages if recipients == [GAMMA]]
     assert email["Subject"] == "Your referrals to Northwind Telehealth: Week of Nov 16, 2026"
     assert email["Message-ID"].startswith(f"<{key}@")
-    assert f"Re-referral within 30 days: 0% ({COHORT})" in email.get_content()
+    assert f"Re-referral within 30 days: 0.0% ({COHORT})" in email.get_content()
 
 
 def test_the_re_referral_week_is_the_latest_whose_30_days_have_passed(app):
