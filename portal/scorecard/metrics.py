@@ -588,7 +588,12 @@ def partner_months(scope: Scope) -> list[MonthRow]:
         .where(PatientLink.referral_id == Referral.id)
         .scalar_subquery()
     )
-    contact_at = func.coalesce(first_contact, first_link)
+    # The earlier of the two: a link sent before anyone called is the first contact. (A
+    # comparison with a NULL is not true, so the coalesce then takes whichever there is.)
+    contact_at = case(
+        (first_link < first_contact, first_link),
+        else_=func.coalesce(first_contact, first_link),
+    )
 
     def events(condition):
         return (

@@ -395,9 +395,9 @@ MONTHS = ScorecardTable(
         _hours(
             "first_contact_median_hours",
             "Median hours to first contact",
-            "Median of the first contact with the patient (an outreach attempt, or else the "
-            "first patient link) minus submission; with an even count, the mean of the two "
-            "middle values. Empty when none.",
+            "Median of the first contact with the patient (the earlier of the first outreach "
+            "attempt and the first patient link sent) minus submission; with an even count, "
+            "the mean of the two middle values. Empty when none.",
         ),
         _percent(
             "scheduling_completion_percent",

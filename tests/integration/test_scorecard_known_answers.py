@@ -26,6 +26,7 @@ from portal.clock import frozen_at
 from portal.extensions import db
 from portal.localtime import practice_zone
 from portal.models import AppointmentMode, ContactMethod, OutreachResult, Referral
+from portal.patients.services import Slot, send_next_step_link
 from portal.referrals import services
 from portal.referrals.actions import cancel_appointment
 from portal.scorecard import metrics
@@ -545,3 +546,36 @@ def test_hours_are_rounded_once_from_the_unrounded_figure(app, desk, client_for)
     assert figures_on_page(page)["Referral to first touch, median"] == "4.7 h"
     # To two decimals in the file: 4.75.
     assert summary[0]["first_touch_median_hours"] == "4.75"
+
+
+# --- First contact with the patient: a call or a link, whichever came first --------------
+
+
+def touch(r, desk, at):
+    services.record_first_touch(r, user(desk.intake), expected_version=None)
+
+
+def patient_link(r, desk, at):
+    slot = Slot(at + timedelta(days=7), AppointmentMode.VIDEO)
+    send_next_step_link(
+        r, user(desk.intake), expected_version=None, via=ContactMethod.EMAIL, slots=[slot]
+    )
+
+
+def test_first_contact_is_the_earlier_of_a_call_and_a_patient_link(app, desk):
+    def story(sent, *, link=None, call=None):
+        rid = send(desk, sent)
+        steps = [(0.5, touch), (1, accept), (link, patient_link), (call, no_answer)]
+        for hours, step in sorted((s for s in steps if s[0] is not None), key=lambda s: s[0]):
+            with frozen_at(sent + hours * H):
+                step(db.session.get(Referral, rid), desk, sent + hours * H)
+                db.session.commit()
+
+    with app.app_context():
+        story(local(11, 2, 9), link=2, call=50)  # the link, 2 h after sending
+        story(local(11, 3, 9), call=3, link=5)  # the call, 3 h
+        story(local(11, 4, 9), link=7)  # a link and no call: 7 h
+        story(local(11, 5, 9), call=9)  # a call and no link: 9 h
+        (row,) = metrics.partner_months(NOVEMBER.scope())
+        # First contacts 2, 3, 7, 9 hours after sending: median (3 + 7) / 2 = 5.
+        assert (row.referrals, row.median_hours_to_first_contact) == (4, 5.0)
