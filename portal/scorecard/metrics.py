@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -43,6 +45,8 @@ from portal.models import (
 )
 from portal.scorecard.sql import elapsed_seconds
 
+# Thirty of the practice's days: added to the local time of a submission, so across a
+# clock change they last 719 or 721 hours (see re_referral_window_end).
 RE_REFERRAL_WINDOW = timedelta(days=30)
 HOUR = 3600.0
 
@@ -316,19 +320,88 @@ def incomplete_by_cohort(cohorts: Cohorts) -> list[Share]:
     return [Share(part, whole) for whole, part in cohorts.counts(_entered_needs_info())]
 
 
-def _followed_within_window(cohort_end: datetime) -> ColumnElement[bool]:
-    """Another referral from the same partner came within 30 days of this one.
+def re_referral_window_end(submitted_at: datetime) -> datetime:
+    """When a referral's 30 days end: the same time of day, 30 of the practice's days
+    after its submission (sent at 9:00 on 20 October, until 9:00 on 19 November, though
+    the clocks went back in between)."""
+    local = submitted_at.astimezone(practice_zone())
+    return (local + RE_REFERRAL_WINDOW).astimezone(UTC)  # wall-clock arithmetic
 
-    `cohort_end` only bounds the index range searched (nothing sent after the cohort's
-    last 30 days can count), so a partner who stopped referring costs no long scan.
+
+@dataclass(frozen=True)
+class WindowLength:
+    """The 30 days of referrals submitted from `starts` (until the next piece starts)
+    last `length`: 30 x 24 hours, give or take the hour of a clock change."""
+
+    starts: datetime
+    length: timedelta
+
+
+def window_lengths(first: datetime, last: datetime) -> tuple[WindowLength, ...]:
+    """How long the 30 days last for submissions from `first` to `last`, piece by piece:
+    the SQL form of `re_referral_window_end` (SQLite knows no time zones), one piece
+    unless a clock change falls within, or 30 days after, the period."""
+    return _window_lengths(first, last, practice_zone())
+
+
+@lru_cache(maxsize=512)
+def _window_lengths(first: datetime, last: datetime, _zone: ZoneInfo) -> tuple[WindowLength, ...]:
+    def length(at: datetime) -> timedelta:
+        return re_referral_window_end(at) - at
+
+    pieces = [WindowLength(first, length(first))]
+    day = first
+    while day < last:
+        # A zone changes its clocks at most once a day: look a day at a time, then
+        # narrow a change down to the microsecond.
+        low, high = day, min(day + timedelta(days=1), last)
+        day = high
+        if length(high) == pieces[-1].length:
+            continue
+        while high - low > timedelta(microseconds=1):
+            middle = low + (high - low) / 2
+            low, high = (middle, high) if length(middle) == pieces[-1].length else (low, middle)
+        pieces.append(WindowLength(high, length(high)))
+    return tuple(pieces)
+
+
+def _window_seconds(
+    submitted_at: ColumnElement[datetime], pieces: tuple[WindowLength, ...]
+) -> ColumnElement[float]:
+    """The length of each referral's 30 days in seconds, from its submission."""
+    *earlier, latest = pieces
+    if not earlier:
+        return literal(latest.length.total_seconds())
+    whens = [
+        (submitted_at < following.starts, piece.length.total_seconds())
+        for piece, following in zip(pieces, pieces[1:], strict=False)
+    ]
+    return case(*whens, else_=latest.length.total_seconds())
+
+
+def re_referral_settles_at(scope: Scope) -> datetime:
+    """When every referral submitted in the period has had its 30 days: from then on
+    time changes its re-referral figures no more."""
+    pieces = window_lengths(scope.start, scope.end)
+    ends = [piece.starts for piece in pieces[1:]] + [scope.end]
+    return max(end + piece.length for piece, end in zip(pieces, ends, strict=True))
+
+
+def _followed_within_window(first: datetime, last: datetime) -> ColumnElement[bool]:
+    """Another referral from the same partner came within 30 days of this one (sent in
+    [first, last)): by the end of its 30th day, in the practice's time.
+
+    The bound on the later referral only narrows the index range searched (nothing sent
+    a day after the cohort's last 30 days can count, whatever the clocks did), so a
+    partner who stopped referring costs no long scan.
     """
     later = aliased(Referral)
     return exists().where(
         later.partner_id == Referral.partner_id,
         later.submitted_at > Referral.submitted_at,  # so never the referral itself
-        later.submitted_at <= cohort_end + RE_REFERRAL_WINDOW,
+        later.submitted_at <= last + RE_REFERRAL_WINDOW + timedelta(days=1),
         elapsed_seconds(later.submitted_at, Referral.submitted_at)
-        <= RE_REFERRAL_WINDOW.total_seconds(),
+        <= _window_seconds(Referral.submitted_at, window_lengths(first, last)),
     )
 
 
@@ -336,14 +409,25 @@ def re_referral_rate(scope: Scope, now: datetime | None = None) -> Share:
     return re_referral_by_cohort(Cohorts.of([scope]), now)[0]
 
 
-def _elapsed(now: datetime, after: datetime | None) -> list[ColumnElement[bool]]:
-    """Referrals whose 30 days have fully elapsed by `now`; with `after`, only those
-    that had not by `after` (what elapsed in between: stored figures plus these are
-    the figures now, see snapshots.py)."""
-    conditions = [Referral.submitted_at <= now - RE_REFERRAL_WINDOW]
-    if after is not None:
-        conditions.append(Referral.submitted_at > after - RE_REFERRAL_WINDOW)
-    return conditions
+def _elapsed(
+    first: datetime, last: datetime, now: datetime, after: datetime | None
+) -> list[ColumnElement[bool]]:
+    """Of the referrals sent in [first, last), those whose 30 days have fully elapsed by
+    `now`; with `after`, only those that had not by `after` (what elapsed in between:
+    stored figures plus these are the figures now, see snapshots.py). A range of
+    submission times per piece of `window_lengths`, so the index on it serves."""
+    pieces = window_lengths(first, last)
+    ranges = []
+    for piece, following in zip(pieces, [*pieces[1:], None], strict=True):
+        conditions = [Referral.submitted_at <= now - piece.length]
+        if after is not None:
+            conditions.append(Referral.submitted_at > after - piece.length)
+        if piece is not pieces[0]:
+            conditions.append(Referral.submitted_at >= piece.starts)
+        if following is not None:
+            conditions.append(Referral.submitted_at < following.starts)
+        ranges.append(and_(*conditions))
+    return [or_(*ranges)] if len(ranges) > 1 else [ranges[0]]
 
 
 def re_referral_by_cohort(
@@ -351,11 +435,12 @@ def re_referral_by_cohort(
 ) -> list[Share]:
     """Of the period's referrals whose 30 days have fully elapsed, the share followed by
     another referral from the same partner within those 30 days."""
+    first, last = cohorts.bounds[0], cohorts.bounds[-1]
     return [
         Share(part, whole)
         for whole, part in cohorts.counts(
-            _followed_within_window(cohorts.bounds[-1]),
-            where=_elapsed(now or utcnow(), after),
+            _followed_within_window(first, last),
+            where=_elapsed(first, last, now or utcnow(), after),
         )
     ]
 
@@ -365,7 +450,7 @@ def re_referral_by_partner(
 ) -> dict[int, Share]:
     """partner id -> the period's re-referral share, for partners whose referrals of the
     period include some whose 30 days have elapsed (one grouped query)."""
-    followed = _followed_within_window(scope.end)
+    followed = _followed_within_window(scope.start, scope.end)
     return {
         partner_id: Share(int(part or 0), whole)
         for partner_id, whole, part in db.session.execute(
@@ -374,7 +459,7 @@ def re_referral_by_partner(
                 func.count(Referral.id),
                 func.sum(case((followed, 1), else_=0)),
             )
-            .where(scope.submitted(), *_elapsed(now or utcnow(), after))
+            .where(scope.submitted(), *_elapsed(scope.start, scope.end, now or utcnow(), after))
             .group_by(Referral.partner_id)
         )
     }

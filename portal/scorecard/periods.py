@@ -11,7 +11,7 @@ from flask_babel import gettext
 from portal.clock import utcnow
 from portal.formatting import format_month, format_plain_day
 from portal.localtime import practice_zone
-from portal.scorecard.metrics import RE_REFERRAL_WINDOW, Scope
+from portal.scorecard.metrics import Scope, re_referral_settles_at
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,16 @@ def last_complete_week() -> Period:
 
 
 def latest_re_referral_week(now: datetime | None = None) -> Period:
-    """The newest week whose referrals have all had their 30 days: its end plus the
-    re-referral window is not after `now`. The week that just ended is never it (its 30
+    """The newest week whose referrals have all had their 30 days (the practice's days,
+    as the figure counts them) by `now`. The week that just ended is never it (its 30
     days are still running), so a weekly email reports re-referral for this cohort,
-    labelled with its week. The week before the one holding `now - 30 days` ends at or
-    before that instant; that week's own end is after it.
-    """
-    elapsed = (now or utcnow()) - RE_REFERRAL_WINDOW
-    return week_of(elapsed.astimezone(practice_zone()).date() - timedelta(days=7))
+    labelled with its week. Found by stepping back from the current week: five or six
+    steps."""
+    now = now or utcnow()
+    week = week_of(now.astimezone(practice_zone()).date())
+    while re_referral_settles_at(week.scope()) > now:
+        week = week_of(week.first_day - timedelta(days=7))
+    return week
 
 
 def weeks_ending(period: Period, count: int = 12) -> list[Period]:

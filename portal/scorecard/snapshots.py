@@ -43,11 +43,12 @@ from portal.models import (
     ScorecardSnapshot,
     SlaClock,
 )
-from portal.scorecard.metrics import RE_REFERRAL_WINDOW, Scope
+from portal.scorecard.metrics import Scope, re_referral_settles_at
 
 # The version of the figures' definitions. Bump it with any change to how a stored
 # figure is computed: snapshots written under another version are never read.
-DEFINITIONS = 3  # 3: hours and percentages stored unrounded
+# 3: hours and percentages stored unrounded. 4: 30 days are the practice's days.
+DEFINITIONS = 4
 
 # A period is stored only once it ended this long ago, so a change made just before
 # the end (which bumps no counter yet: no snapshot of an open period exists) has
@@ -70,8 +71,9 @@ def is_closed(scope: Scope, now: datetime) -> bool:
 
 
 def is_settled(scope: Scope, now: datetime) -> bool:
-    """Every referral of the period has had its 30 days: time changes nothing more."""
-    return scope.end + RE_REFERRAL_WINDOW <= now
+    """Every referral of the period has had its 30 days (the practice's days, as the
+    live figure counts them): time changes nothing more."""
+    return re_referral_settles_at(scope) <= now
 
 
 def stored_before_settling(scope: Scope, stored: Stored) -> bool:

@@ -129,7 +129,9 @@ RE_REFERRAL = _percent(
     "re_referral_percent",
     "Partner re-referral within 30 days",
     f"Of the {SUBMITTED} whose 30 days have fully elapsed, the share followed by another "
-    "referral from the same partner within 30 days. Empty until some 30 days have elapsed.",
+    "referral from the same partner within 30 days. Days are the practice's: a referral's "
+    "30 days end at the same time of day 30 days after it was sent, in the practice's time "
+    "zone, whatever the clocks did in between. Empty until some 30 days have elapsed.",
 )
 RE_REFERRAL_FOLLOWED = _count(
     "followed_within_30_days_referrals",
@@ -140,8 +142,8 @@ RE_REFERRAL_FOLLOWED = _count(
 RE_REFERRAL_ELAPSED = _count(
     "thirty_days_elapsed_referrals",
     "Referrals whose 30 days have passed",
-    f"Of the {SUBMITTED}, how many were submitted at least 30 days ago (the re-referral "
-    "rate is over these).",
+    f"Of the {SUBMITTED}, how many were submitted at least 30 of the practice's days ago "
+    "(the re-referral rate is over these).",
 )
 REFERRALS = _count("referrals", "Referrals", f"How many of the {SUBMITTED}.")
 PARTNER = _text("partner", "Partner", "The referring office's name.")

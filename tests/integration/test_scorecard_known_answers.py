@@ -32,6 +32,7 @@ from portal.referrals.actions import cancel_appointment
 from portal.scorecard import metrics
 from portal.scorecard.periods import Period
 from portal.scorecard.report import display
+from portal.scorecard.snapshots import is_settled
 from portal.scorecard.tables import STARTED_CARE, percent, rounded_percent
 from tests.fixtures.desk import submission, user
 
@@ -364,8 +365,9 @@ def test_october_headline_figures(app, desk, built):
         # 30 days, except B7 (14 Oct; B's next is 16 Nov, 33 days on): 18 of 19.
         re_referral = metrics.re_referral_rate(october, NOW)
         assert (re_referral.part, re_referral.whole) == (18, 19)
-        # On 15 Nov 00:00 UTC only referrals sent by 16 Oct 00:00 UTC have had 30 days:
-        # A1-A8 (A8: 15 Oct 13:00 UTC) and B1-B7; all but B7 followed: 14 of 15.
+        # 15 Nov 00:00 UTC is 14 Nov 19:00 EST: only referrals sent by 15 Oct 19:00 (30 of
+        # the practice's days before) have had 30 days: A1-A8 (A8: 15 Oct 09:00) and
+        # B1-B7; all but B7 followed: 14 of 15.
         early = metrics.re_referral_rate(october, datetime(2026, 11, 15, tzinfo=UTC))
         assert (early.part, early.whole) == (14, 15)
 
@@ -473,7 +475,8 @@ MONDAY_2_NOV = local(11, 2, 10)
 
 def send(desk, at: datetime, **kw) -> int:
     with frozen_at(at):
-        made = services.submit_referral(submission(desk, **kw), user(desk.partner_a))
+        sender = user(kw.get("partner_email", desk.partner_a))
+        made = services.submit_referral(submission(desk, **kw), sender)
         db.session.commit()
         return made.referral.id
 
@@ -579,3 +582,64 @@ def test_first_contact_is_the_earlier_of_a_call_and_a_patient_link(app, desk):
         (row,) = metrics.partner_months(NOVEMBER.scope())
         # First contacts 2, 3, 7, 9 hours after sending: median (3 + 7) / 2 = 5.
         assert (row.referrals, row.median_hours_to_first_contact) == (4, 5.0)
+
+
+# --- Re-referral: 30 of the practice's days, across the clock change ---------------------
+
+WEEK_OF_19_OCT = Period("week", date(2026, 10, 19), date(2026, 10, 25))
+
+
+def test_thirty_days_are_the_practices_days_across_the_clock_change(app, desk):
+    with app.app_context():
+        # A: sent Tue 20 Oct 09:00 EDT (13:00 UTC); the next Thu 19 Nov 08:30 EST (13:30
+        # UTC): 30 days later, half an hour before the same time of day (the clocks went
+        # back on 1 Nov): within its 30 days, though 720 h 30 min of UTC time later.
+        send(desk, local(10, 20, 9))
+        send(desk, local(11, 19, 8, 30))
+        # B: sent Wed 21 Oct 10:00 EDT; the next Fri 20 Nov 10:01 EST, a minute past its
+        # 30 days: not within.
+        send(desk, local(10, 21, 10), partner_email=desk.partner_b)
+        send(desk, local(11, 20, 10, 1), partner_email=desk.partner_b)
+        week = WEEK_OF_19_OCT.scope()
+        share = metrics.re_referral_rate(week, NOW)
+        assert (share.part, share.whole) == (1, 2)  # A followed, B not
+        # A's 30 days end at 09:00 EST on 19 Nov, 14:00 UTC (720 h would be 13:00 UTC);
+        # B's at 10:00 EST on 20 Nov, 15:00 UTC.
+        counted = {
+            moment: metrics.re_referral_rate(week, moment).whole
+            for moment in (
+                datetime(2026, 11, 19, 13, 59, 59, tzinfo=UTC),
+                datetime(2026, 11, 19, 14, tzinfo=UTC),
+                datetime(2026, 11, 20, 14, 59, 59, tzinfo=UTC),
+                datetime(2026, 11, 20, 15, tzinfo=UTC),
+            )
+        }
+        assert list(counted.values()) == [0, 1, 1, 2]
+        assert metrics.re_referral_window_end(local(10, 20, 9)) == datetime(
+            2026, 11, 19, 14, tzinfo=UTC
+        )
+        # The week ends at midnight 26 Oct EDT (04:00 UTC); its 30 days at midnight 25 Nov
+        # EST (05:00 UTC): a stored copy is topped up until then, and not after.
+        settles = datetime(2026, 11, 25, 5, tzinfo=UTC)
+        assert not is_settled(week, settles - timedelta(seconds=1))
+        assert is_settled(week, settles)
+
+
+def test_a_stored_week_counts_the_practices_30_days_like_the_live_figure(app, desk, client_for):
+    """Stored while the 30 days ran, the week's re-referral figures are topped up with
+    the referrals whose 30 days ended since, by the same local-calendar rule."""
+    with app.app_context():
+        send(desk, local(10, 20, 9))
+        send(desk, local(11, 19, 8, 30))
+    week = {"period": "week", "on": "2026-10-19"}
+
+    def re_referral(now):
+        with frozen_at(now):
+            page = client_for(desk.success).get("/scorecard", query_string=week)
+        return figures_on_page(page.get_data(as_text=True))["Partner re-referral within 30 days"]
+
+    assert re_referral(datetime(2026, 11, 19, 13, 30, tzinfo=UTC)) == "—"  # stored: none yet
+    assert re_referral(datetime(2026, 11, 19, 14, tzinfo=UTC)) == "100.0%"  # topped up
+    with app.app_context():
+        live = metrics.re_referral_rate(WEEK_OF_19_OCT.scope(), NOW)
+        assert (live.part, live.whole) == (1, 1)

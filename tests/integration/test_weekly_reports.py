@@ -4,7 +4,8 @@ crashes and second runs happen in between."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, func, select
@@ -320,18 +321,25 @@ def test_the_re_referral_week_is_the_latest_whose_30_days_have_passed(app):
     with app.app_context():
         assert latest_re_referral_week(NOW).first_day == date(2026, 10, 12)
         # The week of Oct 12 ends at midnight Oct 19 in New York (04:00 UTC, daylight
-        # time): its 30 days have passed from Nov 18, 04:00 UTC on, not a second sooner.
-        passed = datetime(2026, 11, 18, 4, tzinfo=UTC)
+        # time): its 30 days have passed at midnight Nov 18 in New York, 05:00 UTC since
+        # the clocks went back on Nov 1, not a second sooner (720 hours would be 04:00).
+        passed = datetime(2026, 11, 18, 5, tzinfo=UTC)
         assert latest_re_referral_week(passed).first_day == date(2026, 10, 12)
         earlier = passed - timedelta(seconds=1)
         assert latest_re_referral_week(earlier).first_day == date(2026, 10, 5)
-        # Across a year, every hour: the week's 30 days have passed; the next week's have not.
+
+        # Across a year, every hour: the week's 30 days have passed; the next week's have
+        # not. A week's 30 days end at local midnight 30 days after its Sunday.
+        def thirty_days_over(week):
+            eastern = ZoneInfo("America/New_York")
+            midnight = datetime.combine(week.last_day + timedelta(days=31), time(0), eastern)
+            return midnight.astimezone(UTC)
+
         moment = datetime(2026, 1, 1, tzinfo=UTC)
         while moment < datetime(2027, 1, 1, tzinfo=UTC):
             week = latest_re_referral_week(moment)
             following = week_of(week.first_day + timedelta(days=7))
-            assert week.scope().end + timedelta(days=30) <= moment
-            assert following.scope().end + timedelta(days=30) > moment
+            assert thirty_days_over(week) <= moment < thirty_days_over(following)
             moment += timedelta(hours=1)
 
 
