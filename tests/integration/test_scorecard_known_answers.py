@@ -618,6 +618,13 @@ def test_thirty_days_are_the_practices_days_across_the_clock_change(app, desk):
         assert metrics.re_referral_window_end(local(10, 20, 9)) == datetime(
             2026, 11, 19, 14, tzinfo=UTC
         )
+        # In SQL, a period's submissions are cut where the length of their 30 days
+        # changes: October's sent before 02:00 on 2 Oct end before the clocks go back
+        # (720 h); from then on they end after it (721 h).
+        assert metrics.window_lengths(OCTOBER.scope().start, OCTOBER.scope().end) == (
+            metrics.WindowLength(datetime(2026, 10, 1, 4, tzinfo=UTC), timedelta(hours=720)),
+            metrics.WindowLength(datetime(2026, 10, 2, 6, tzinfo=UTC), timedelta(hours=721)),
+        )
         # The week ends at midnight 26 Oct EDT (04:00 UTC); its 30 days at midnight 25 Nov
         # EST (05:00 UTC): a stored copy is topped up until then, and not after.
         settles = datetime(2026, 11, 25, 5, tzinfo=UTC)
