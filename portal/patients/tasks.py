@@ -59,6 +59,11 @@ def _remind(link: PatientLink, now: datetime, calendar: BusinessCalendar) -> Non
             link, referral, now, f"The patient has not answered their link {reminded}"
         )
         return
+    if not calendar.is_open(now):
+        # Due while the practice was closed (the jobs process was down overnight, say):
+        # the patient hears from us when it opens, not by a text at 3 a.m.
+        link.next_reminder_at = calendar.next_open(now)
+        return
     link.reminders_sent += 1
     message_patient(
         referral,

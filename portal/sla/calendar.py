@@ -128,6 +128,12 @@ class BusinessCalendar:
             remaining -= available
         raise AssertionError("unreachable: _windows_from raises when it runs out")
 
+    def next_open(self, moment: datetime) -> datetime:
+        """`moment` if the practice is open then, else when it next opens."""
+        moment = moment.astimezone(UTC)
+        window_start, _window_end = next(iter(self._windows_from(moment)))
+        return max(window_start, moment)
+
     def is_open(self, moment: datetime) -> bool:
         window = self.open_window(moment.astimezone(self.zone).date())
         return window is not None and window[0] <= moment.astimezone(UTC) < window[1]

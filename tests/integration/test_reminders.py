@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from portal.clock import frozen_at
 from portal.extensions import db
@@ -108,6 +108,32 @@ def test_an_answered_request_stops_the_reminders(app, desk, client_for):
             # Resuming review closed the request there and then: nothing left to chase.
             assert chase_incomplete_referrals() == 0
         assert not [s for s in subjects_to("contact@alpha.example") if s.startswith("Reminder")]
+
+
+def test_a_patient_reminder_overdue_at_night_waits_for_the_practice_to_open(app, desk):
+    """The jobs process was down from Monday evening and is back at 3:00 on Wednesday:
+    the overdue reminder goes out at opening time, not as a text at 3 a.m."""
+    with app.app_context():
+        with frozen_at(at()):
+            reference = make_referral(desk, Status.ACCEPTED)
+            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+            send_next_step_link(
+                referral,
+                user(desk.intake),
+                expected_version=None,
+                via=ContactMethod.SMS,
+                slots=[Slot(at(days=7), AppointmentMode.VIDEO)],
+            )
+            db.session.commit()
+            sent_at_first = db.session.scalar(select(func.count(OutboxMessage.id)))
+        with frozen_at(at(days=1, hours=17)):  # Wednesday 3:00
+            remind_patients()
+            assert db.session.scalar(select(func.count(OutboxMessage.id))) == sent_at_first
+            link = db.session.scalar(select(PatientLink))
+            assert link.next_reminder_at == at(days=1, hours=23)  # Wednesday 9:00
+        with frozen_at(at(days=1, hours=23, minutes=1)):
+            assert remind_patients() == 1
+            assert db.session.scalar(select(func.count(OutboxMessage.id))) == sent_at_first + 1
 
 
 def test_patient_reminders_then_a_flag_to_phone(app, desk):

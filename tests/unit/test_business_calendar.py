@@ -72,6 +72,12 @@ def test_a_calendar_that_never_opens_says_so():
         closed.add_business_minutes(local(2026, 11, 23, 9), 1)
 
 
+def test_next_open_is_now_when_open_else_the_next_opening():
+    assert calendar.next_open(local(2026, 11, 23, 10)) == local(2026, 11, 23, 10)
+    assert calendar.next_open(local(2026, 11, 25, 3)) == local(2026, 11, 25, 9)
+    assert calendar.next_open(local(2026, 11, 27, 17)) == local(2026, 11, 30, 9)  # Friday
+
+
 def test_is_open():
     assert calendar.is_open(local(2026, 11, 23, 9))
     assert not calendar.is_open(local(2026, 11, 23, 17))
