@@ -34,6 +34,7 @@ from portal.fhir.registry import is_client_user
 from portal.models import (
     STAFF_ROLES,
     AttemptKind,
+    FhirClient,
     Invitation,
     Partner,
     PasswordReset,
@@ -86,10 +87,13 @@ def authenticate(email: str, password: str, address: str) -> User:
 
     matches, new_hash = verify_password(user.password_hash if user else None, password)
     if user is None or not matches or not user.is_active:
-        record_attempt(AttemptKind.PASSWORD, email, address, succeeded=False)
         reason = "bad_credentials"
         if user is not None and matches:
+            # The right password is no guess: not counted, so an account re-enabled
+            # (or an office reactivated) is not met by a wait its owner built up.
             reason = "office_deactivated" if user.enabled else "disabled"
+        else:
+            record_attempt(AttemptKind.PASSWORD, email, address, succeeded=False)
         _audit_sign_in(user, succeeded=False, reason=reason)
         raise SignInRefused(gettext("That email and password do not match an active account."))
 
@@ -291,6 +295,13 @@ def set_partner_active(partner: Partner, active: bool, *, by: User) -> int:
     )
     if active:
         return 0
+    # Its EHRs' tokens end too (refused while the flag is off; this keeps them ended).
+    db.session.execute(
+        update(FhirClient)
+        .where(FhirClient.partner_id == partner.id)
+        .values(credential_version=FhirClient.credential_version + 1)
+        .execution_options(synchronize_session=False)
+    )
     return _end_office_sessions(partner, by=by, reason="partner_deactivated")
 
 

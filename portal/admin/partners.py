@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.auditing import record_audit
 from portal.extensions import db
 from portal.models import Partner, User
+from portal.text import refusal_for_text
 
 # The details an edit may change (the PartnerForm fields), in the form's order.
 DETAILS = (
@@ -57,17 +58,25 @@ def loaded_field_value(partner: Partner) -> str:
 
 
 def parse_loaded(text: str) -> dict[str, str | None]:
-    """The values the form was loaded with, or LoadedValuesInvalid."""
-    if len(text) > MAX_LOADED_LENGTH:
+    """The values the form was loaded with, or LoadedValuesInvalid. Only what the page
+    writes passes: one flat object of the details, each a column's worth of plain text
+    (JSON escapes could otherwise smuggle a NUL or a lone surrogate into the query)."""
+    if len(text) > MAX_LOADED_LENGTH or not text.startswith("{"):
         raise LoadedValuesInvalid()
     try:
         values = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise LoadedValuesInvalid() from None
     if not isinstance(values, dict) or set(values) != set(DETAILS):
         raise LoadedValuesInvalid()
-    if not all(value is None or isinstance(value, str) for value in values.values()):
-        raise LoadedValuesInvalid()
+    for name, value in values.items():
+        if value is None:
+            continue
+        limit = getattr(Partner, name).type.length
+        if not isinstance(value, str) or refusal_for_text(
+            value, max_length=limit, multiline=False
+        ):
+            raise LoadedValuesInvalid()
     return values
 
 

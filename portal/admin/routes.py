@@ -364,10 +364,10 @@ def _partner_or_404(partner_id: int) -> Partner:
 
 def _yes_or_no(name: str) -> bool:
     """A yes/no switch posted by a partner page's button; anything else is a 400."""
-    choice = request.form.get(name)
-    if choice not in ("yes", "no"):
-        abort(400)
-    return choice == "yes"
+    choices = request.form.getlist(name)
+    if len(choices) != 1 or choices[0] not in ("yes", "no"):
+        abort(400, gettext("This form was damaged on its way back. Open the page again."))
+    return choices[0] == "yes"
 
 
 @bp.post("/partners/<id:partner_id>/second-factor")

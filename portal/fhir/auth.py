@@ -299,10 +299,6 @@ def _checked(client_id: str, audit: dict[str, Any], check) -> FhirClient:
             raise OAuthError("invalid_client", "Unknown client_id.", 401)
         if client.revoked_at is not None:
             raise OAuthError("invalid_client", "This client was revoked.", 401)
-        if not client.partner.active:
-            raise OAuthError(
-                "invalid_client", "This client's office is deactivated in the portal.", 401
-            )
         check(client)
     except OAuthError as refusal:
         if refusal.error in ("invalid_client", "invalid_grant"):
@@ -310,6 +306,12 @@ def _checked(client_id: str, audit: dict[str, Any], check) -> FhirClient:
             record_attempt(AttemptKind.PASSWORD, _client_key(client_id), address, succeeded=False)
             db.session.commit()
         raise
+    if not client.partner.active:
+        # After the credential was checked, and not counted as a failure: an EHR that
+        # kept asking while its office was deactivated is not made to wait after.
+        raise OAuthError(
+            "invalid_client", "This client's office is deactivated in the portal.", 401
+        )
     record_attempt(AttemptKind.PASSWORD, _client_key(client_id), address, succeeded=True)
     return client
 

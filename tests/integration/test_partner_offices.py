@@ -7,13 +7,16 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
+from portal.accounts.services import set_partner_active
+from portal.clock import frozen_at, utcnow
 from portal.extensions import db
 from portal.models import AuditEntry, OutboxMessage, Partner
-from tests.fixtures.desk import PASSWORD, make_referral
+from tests.fixtures.desk import PASSWORD, make_referral, user
 from tests.integration.test_accounts import invite_partner_user
 from tests.integration.test_fhir_auth import make_client, secret_form, token_by_secret
 
@@ -325,3 +328,126 @@ def test_a_deactivated_offices_user_gets_no_password_reset(app, client, client_f
         assert not db.session.scalars(
             select(OutboxMessage).where(OutboxMessage.recipient == desk.partner_a)
         ).all()
+
+
+def stored_details(app, desk) -> dict:
+    with app.app_context():
+        partner = db.session.get(Partner, desk.partner_a_id)
+        return {
+            "name": partner.name,
+            "specialty": partner.specialty,
+            "referral_contact_name": partner.referral_contact_name,
+            "referral_contact_email": partner.referral_contact_email,
+            "referral_contact_phone": partner.referral_contact_phone,
+        }
+
+
+@pytest.mark.parametrize("poison", ["\u0000", "\ud800"])
+def test_hostile_escaped_loaded_values_are_a_4xx_not_a_500(app, client_for, desk, poison):
+    """`loaded` is checked for length and shape, but a JSON escape smuggles in what the
+    form's text check refuses (a NUL, a lone surrogate): the value then goes into the
+    UPDATE's WHERE."""
+    success = client_for(desk.success)
+    stored = stored_details(app, desk)
+    loaded = json.dumps({**stored, "specialty": stored["specialty"] + poison})
+    response = success.post(
+        edit_path(desk),
+        data={**details(name="Renamed", specialty=stored["specialty"],
+                        referral_contact_name=stored["referral_contact_name"],
+                        referral_contact_email=stored["referral_contact_email"]),
+              "loaded": loaded},
+    )
+    assert response.status_code in (400, 409, 422), response.status_code
+    assert office(app, desk).name == stored["name"]
+
+
+def test_an_ehr_token_from_before_a_deactivation_does_not_come_back_with_reactivation(
+    app, client, client_for, desk
+):
+    """Sessions are ended so that reactivating brings none back; the office's FHIR
+    access tokens are only hidden while the flag is off, and work again after."""
+    from tests.integration.test_fhir_auth import make_client, token_by_secret
+
+    with app.app_context():
+        reference = make_referral(desk)
+    client_id, secret = make_client(app, desk, secret=True)
+    old_token = token_by_secret(client, client_id, secret)
+    admin = client_for(desk.admin)
+    access = f"/admin/partners/{desk.partner_a_id}/access"
+    admin.post(access, data={"active": "no"})
+    assert read_task(client, old_token, reference).status_code == 401
+    admin.post(access, data={"active": "yes"})
+    assert read_task(client, old_token, reference).status_code == 401
+
+
+def test_the_access_switch_sent_twice_is_refused_not_read_as_its_first_copy(
+    app, client_for, desk
+):
+    admin = client_for(desk.admin)
+    response = admin.post(
+        f"/admin/partners/{desk.partner_a_id}/access",
+        data="active=no&active=yes",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 400, response.status_code
+    assert office(app, desk).active
+
+
+def test_an_ehr_that_kept_asking_while_its_office_was_deactivated_gets_a_token_on_reactivation(
+    app, client, desk
+):
+    """The deactivated office's refusal is counted as a failed guess (before the secret
+    is even checked), so an EHR retrying on its schedule builds up the doubling wait:
+    after 'Reactivate' (whose flash says its EHRs can get new access tokens) it is held
+    back with 429s for up to SIGN_IN_MAX_DELAY."""
+
+    from tests.integration.test_fhir_auth import make_client, secret_form
+
+    client_id, secret = make_client(app, desk, secret=True)
+    start = utcnow()
+    with app.app_context():
+        set_partner_active(db.session.get(Partner, desk.partner_a_id), False, by=user(desk.admin))
+        db.session.commit()
+    # The EHR asks every four minutes, as a scheduled integration does.
+    for attempt in range(12):
+        with frozen_at(start + timedelta(minutes=4 * attempt)):
+            refused = client.post("/auth/token", data=secret_form(client_id, secret))
+            assert refused.status_code == 401, (attempt, refused.status_code)
+    with frozen_at(start + timedelta(minutes=45)), app.app_context():
+        set_partner_active(db.session.get(Partner, desk.partner_a_id), True, by=user(desk.admin))
+        db.session.commit()
+    with frozen_at(start + timedelta(minutes=45, seconds=30)):
+        again = client.post("/auth/token", data=secret_form(client_id, secret))
+    assert again.status_code == 200, (again.status_code, again.get_json())
+
+
+def test_deeply_nested_loaded_json_is_a_400_not_a_500(app, client_for, desk):
+    """Under MAX_LOADED_LENGTH, 2,000 nested brackets make json.loads raise
+    RecursionError, which parse_loaded does not catch (it catches ValueError)."""
+    success = client_for(desk.success)
+    stored = stored_details(app, desk)
+    response = success.post(
+        edit_path(desk),
+        data={**details(name="Renamed", specialty=stored["specialty"],
+                        referral_contact_name=stored["referral_contact_name"],
+                        referral_contact_email=stored["referral_contact_email"]),
+              "loaded": "[" * 1999 + "]" * 1999},
+    )
+    assert response.status_code == 400, response.status_code
+    assert office(app, desk).name == stored["name"]
+
+
+def test_a_user_who_kept_signing_in_while_the_office_was_deactivated_is_not_held_back(
+    app, client, client_for, desk
+):
+    """The right password is no guess: refusals while the office was deactivated do not
+    build up the wait that slows guessing."""
+    admin = client_for(desk.admin)
+    access = f"/admin/partners/{desk.partner_a_id}/access"
+    admin.post(access, data={"active": "no"})
+    for _try in range(8):
+        refused = client.post("/sign-in", data={"email": desk.partner_a, "password": PASSWORD})
+        assert refused.status_code == 401
+    admin.post(access, data={"active": "yes"})
+    signed_in = client.post("/sign-in", data={"email": desk.partner_a, "password": PASSWORD})
+    assert signed_in.status_code == 302
