@@ -29,6 +29,7 @@ from portal.models import (
     OutreachResult,
     Partner,
     PatientLanguage,
+    PatientLink,
     Referral,
     ReferralEvent,
     ReferralItem,
@@ -429,13 +430,15 @@ def record_no_show(
 
 def unanswered_attempts(referral: Referral) -> int:
     """The attempts that count towards "unreachable": those that did not reach the
-    patient, made after the last one that did and, after a no-show, after the missed
-    visit (the tries that led to the booking say nothing about reaching them now)."""
+    patient, made after we last heard from them (a call that reached them, or their
+    answer on a link) and, after a no-show, after the missed visit (the tries that led
+    to the booking say nothing about reaching them now)."""
     attempts = sorted(referral.outreach_attempts, key=lambda attempt: attempt.at)
-    since = max(
-        (attempt.at for attempt in attempts if attempt.result is OutreachResult.REACHED),
-        default=None,
+    answered_link = db.session.scalar(
+        select(func.max(PatientLink.used_at)).where(PatientLink.referral_id == referral.id)
     )
+    reaches = [attempt.at for attempt in attempts if attempt.result is OutreachResult.REACHED]
+    since = max([*reaches, answered_link] if answered_link else reaches, default=None)
     if referral.status is Status.NO_SHOW and referral.appointment_at is not None:
         since = referral.appointment_at if since is None else max(since, referral.appointment_at)
     return sum(

@@ -27,6 +27,7 @@ from portal.models import (
 from portal.sla.clocks import active_clock
 from portal.sla.tasks import sweep
 from tests.fixtures.desk import make_referral, user
+from tests.integration.test_patient_links import DOB, send_link
 from tests.integration.test_sla import at, referral_for
 from tests.integration.test_workflow import act, load
 
@@ -294,3 +295,39 @@ def test_a_holiday_is_added_once_and_not_in_the_past(app, client_for, desk):
             select(AuditEntry).where(AuditEntry.action == "settings.holiday_added")
         ).all()
         assert len(added) == 1
+
+
+def test_tries_before_the_patient_asked_for_a_call_on_their_link_do_not_make_unreachable(
+    app, client, client_for, desk
+):
+    """The patient asking for a call on their link is a reach (patient_reached_at is
+    set, as for a decline): the unanswered tries before it say nothing about reaching
+    them now. unanswered_attempts only looks at outreach attempts marked REACHED."""
+
+    from portal.models import ContactMethod, OutreachAttempt, OutreachResult, Status
+    from tests.integration.test_workflow import act
+
+    with app.app_context():
+        reference = make_referral(desk, Status.ACCEPTED)
+        referral = referral_for(reference)
+        for hours in (30, 29, 28):  # three calls nobody answered, yesterday
+            referral.outreach_attempts.append(
+                OutreachAttempt(
+                    at=utcnow() - timedelta(hours=hours),
+                    actor_id=user(desk.intake).id,
+                    channel=ContactMethod.PHONE,
+                    result=OutreachResult.NO_ANSWER,
+                )
+            )
+        db.session.commit()
+    intake = client_for(desk.intake)
+    link_path = send_link(app, intake, reference)
+    assert client.post(f"{link_path}/verify", data=DOB).status_code == 303
+    client.post(f"{link_path}/answer", data={"choice": "call_me", "contact": "phone"})
+    with app.app_context():
+        assert referral_for(reference).patient_reached_at is not None
+    # Minutes after the patient asked to be called, nobody has tried to call them.
+    refused = act(intake, app, reference, "mark_unreachable")
+    assert refused.status_code == 409, refused.status_code
+
+
