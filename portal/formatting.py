@@ -15,6 +15,7 @@ CSV exports are for machines and stay ISO 8601 (portal.exports).
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -123,9 +124,17 @@ def format_percent(value: float, decimals: int = 0) -> str:
     return babel_format_percent(value / 100, pattern, locale=locale)
 
 
+def round_half_up(value: float, places: int) -> float:
+    """`value` to `places` decimals with a half rounded up (4.25 -> 4.3, 6.25 -> 6.3), as
+    a figure is rounded by hand; Python's round() and Babel round a half to even, and
+    the binary float 4.25 is written as its shortest decimal before it is rounded."""
+    exponent = Decimal(1).scaleb(-places)
+    return float(Decimal(repr(value)).quantize(exponent, rounding=ROUND_HALF_UP))
+
+
 def format_hours(value: float) -> str:
-    """'4.2 h'."""
-    return gettext("%(hours)s h", hours=format_number(value, 1))
+    """'4.2 h': to one decimal, a half rounded up."""
+    return gettext("%(hours)s h", hours=format_number(round_half_up(value, 1), 1))
 
 
 def count_reminders(count: int) -> str:

@@ -82,8 +82,10 @@ def _beat_and_outbox() -> tuple[datetime | None, int, datetime | None]:
     dead = select(func.count(OutboxMessage.id)).where(
         OutboxMessage.status == MessageStatus.DEAD
     )
+    # Waiting because the provider could not be reached, not because it refused one
+    # address: a single refusal is the admin's (Undelivered), not every desk's alarm.
     failing = select(func.min(OutboxMessage.created_at)).where(
-        OutboxMessage.status == MessageStatus.PENDING, OutboxMessage.last_error.is_not(None)
+        OutboxMessage.status == MessageStatus.PENDING, OutboxMessage.unreachable_tries > 0
     )
     row = db.session.execute(
         select(heartbeat.scalar_subquery(), dead.scalar_subquery(), failing.scalar_subquery())

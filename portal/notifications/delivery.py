@@ -184,6 +184,7 @@ def record_sent(message: OutboxMessage, report: DeliveryReport) -> None:
 
 def record_failure(message: OutboxMessage, failure: DeliveryFailed, report: DeliveryReport) -> None:
     message.last_error = str(failure)[:500]
+    message.unreachable_tries = 0  # the provider answered: it is reachable again
     if message.attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]:
         message.status = MessageStatus.DEAD
         report.dead += 1

@@ -18,7 +18,13 @@ from flask_babel import gettext
 from portal.clock import frozen_at
 from portal.exports import Column, Kind
 from portal.extensions import db
-from portal.formatting import format_hours, format_number, format_percent, format_plain_day
+from portal.formatting import (
+    format_hours,
+    format_number,
+    format_percent,
+    format_plain_day,
+    round_half_up,
+)
 from portal.scorecard import metrics, snapshots
 from portal.scorecard.concurrency import side_by_side
 from portal.scorecard.periods import (
@@ -69,7 +75,7 @@ def in_file(value: object, column: Column) -> object:
     if value is None:
         return None
     if column.unit == "hours":
-        return round(value, HOURS_DECIMALS_IN_FILES)
+        return round_half_up(value, HOURS_DECIMALS_IN_FILES)
     if column.unit == "percent":
         return rounded_percent(value)
     return value

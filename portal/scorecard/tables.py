@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from portal.exports import Column, Export, Kind
+from portal.formatting import round_half_up
 from portal.models.sla import STAGE_LABELS
 from portal.scorecard import metrics, ratings
 
@@ -37,7 +38,7 @@ def rounded_percent(value: float) -> float:
     """A percentage as every output shows it (page, email, chart and CSV alike): to one
     decimal, but 0 or 100 only when it is exactly that, so a share that is neither none
     nor all never reads as one (199 of 200 is 99.5; 1999 of 2000 is 99.9, not 100.0)."""
-    shown = round(value, 1)
+    shown = round_half_up(value, 1)
     if shown >= 100 and value < 100:
         return 99.9
     if shown <= 0 < value:

@@ -153,3 +153,44 @@ def test_staff_are_told_when_messages_have_been_failing_for_half_an_hour(
         page = intake.get("/queue").get_data(as_text=True)
     assert "have not gone out yet" in page and "Tell your administrator" in page
     assert client_for(desk.intake).get("/readyz").status_code == 200  # still serving
+
+
+def test_one_refused_address_is_not_announced_as_a_provider_outage(
+    app, client_for, desk
+):
+    """The provider is up and took everything else; it refused one mailbox (a 550),
+    which is retried for about two hours before it is dead. Every staff page says the
+    mail provider is not taking messages and to tell the administrator."""
+    from portal.clock import utcnow
+    from portal.models import MessageChannel, MessageStatus, OutboxMessage
+    from tests.integration.test_health import beat
+
+    beat(app)
+    with app.app_context():
+        now = utcnow()
+        db.session.add_all(
+            [
+                OutboxMessage(
+                    channel=MessageChannel.EMAIL,
+                    recipient="gone@example.org",
+                    body="b",
+                    created_at=now - timedelta(minutes=40),
+                    attempts=4,
+                    next_attempt_at=now + timedelta(minutes=8),
+                    last_error="SMTP: SMTPRecipientsRefused: {'gone@example.org': "
+                    "(550, b'no such user')}",
+                ),
+                OutboxMessage(
+                    channel=MessageChannel.EMAIL,
+                    recipient="ok@example.org",
+                    body="b",
+                    created_at=now - timedelta(minutes=1),
+                    status=MessageStatus.SENT,
+                    attempts=1,
+                    sent_at=now,
+                ),
+            ]
+        )
+        db.session.commit()
+    page = client_for(desk.intake).get("/queue").get_data(as_text=True)
+    assert "the mail or text provider is not taking them" not in page

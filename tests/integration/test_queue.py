@@ -10,6 +10,7 @@ from sqlalchemy import select
 from portal.clock import frozen_at, utcnow
 from portal.extensions import db
 from portal.models import Referral, Status, Urgency
+from portal.sla.tasks import sweep
 from tests.fixtures.desk import make_referral
 
 
@@ -149,5 +150,11 @@ def test_queue_clocks_count_business_time_by_the_hours_saved_last(app, client_fo
     assert "First touch: 7 h 0 min left" in clock_text()
     assert 'title="First touch, owner Intake, due Tue, Nov 24, 2026, 10:00' in clock_text()
     holiday = {"section": "holiday", "holiday-day": "2026-11-24", "holiday-name": "Closed"}
-    assert client_for(desk.admin).post("/admin/sla", data=holiday).status_code == 302
+    with frozen_at(monday_10 + timedelta(minutes=30)):  # declared ahead of the day
+        assert client_for(desk.admin).post("/admin/sla", data=holiday).status_code == 302
     assert "First touch: 6 h 0 min left" in clock_text()
+    # The next sweep moves the clock's due time past the closed day (sla/retiming.py).
+    with app.app_context(), frozen_at(monday_10 + timedelta(minutes=45)):
+        sweep()
+    assert "First touch: 7 h 0 min left" in clock_text()
+    assert "due Wed, Nov 25, 2026, 10:00" in clock_text()

@@ -650,3 +650,51 @@ def test_a_stored_week_counts_the_practices_30_days_like_the_live_figure(app, de
     with app.app_context():
         live = metrics.re_referral_rate(WEEK_OF_19_OCT.scope(), NOW)
         assert (live.part, live.whole) == (1, 1)
+
+
+def test_hours_ending_in_a_half_round_up_as_by_hand(app, desk, client_for):
+    """First touch 4 h 15 min after sending: 4.25 h. By hand, to one decimal: 4.3 h.
+    (Process ratings already round halves up: portal/scorecard/ratings.py.)"""
+    with app.app_context():
+        rid = send(desk, MONDAY_2_NOV)
+        with frozen_at(MONDAY_2_NOV + timedelta(hours=4, minutes=15)):
+            referral = db.session.get(Referral, rid)
+            services.record_first_touch(referral, user(desk.intake), expected_version=None)
+            db.session.commit()
+    with frozen_at(NOW):
+        staff = client_for(desk.success)
+        page = staff.get("/scorecard", query_string=FIRST_WEEK_OF_NOVEMBER).get_data(as_text=True)
+    assert figures_on_page(page)["Referral to first touch, median"] == "4.3 h"
+
+
+def test_a_percentage_ending_in_a_half_rounds_up_as_by_hand(app, desk, client_for):
+    """16 referrals, one of them incomplete: 1 / 16 = 6.25 %, by hand 6.3 %."""
+    with app.app_context():
+        for i in range(16):
+            send(
+                desk,
+                MONDAY_2_NOV + i * timedelta(minutes=1),
+                service_line_id=desk.cardio_id,
+                complete=(i != 0),
+            )
+    with frozen_at(NOW):
+        staff = client_for(desk.success)
+        page = staff.get("/scorecard", query_string=FIRST_WEEK_OF_NOVEMBER).get_data(as_text=True)
+        summary = csv_rows(staff.get("/scorecard/summary.csv", query_string=FIRST_WEEK_OF_NOVEMBER))
+    assert figures_on_page(page)["Referrals that needed information"] == "1"
+    assert figures_on_page(page)["Incomplete referral rate"] == "6.3%"
+    assert summary[0]["incomplete_percent"] == "6.3"
+
+
+def test_csv_hours_ending_in_a_half_round_up_as_by_hand(app, desk, client_for):
+    """First touch 7 min 30 s after sending: 0.125 h; to two decimals by hand: 0.13."""
+    with app.app_context():
+        rid = send(desk, MONDAY_2_NOV)
+        with frozen_at(MONDAY_2_NOV + timedelta(minutes=7, seconds=30)):
+            referral = db.session.get(Referral, rid)
+            services.record_first_touch(referral, user(desk.intake), expected_version=None)
+            db.session.commit()
+    with frozen_at(NOW):
+        staff = client_for(desk.success)
+        summary = csv_rows(staff.get("/scorecard/summary.csv", query_string=FIRST_WEEK_OF_NOVEMBER))
+    assert summary[0]["first_touch_median_hours"] == "0.13"
