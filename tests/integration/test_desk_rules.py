@@ -149,20 +149,25 @@ def test_unreachable_counts_only_the_attempts_that_did_not_reach_the_patient(
     assert load(app, reference).status is Status.UNREACHABLE
 
 
+def add_unanswered_calls(referral, desk, *, hours_ago: tuple[int, ...]) -> None:
+    """Calls intake made that hours ago, none of which reached the patient."""
+    for hours in hours_ago:
+        referral.outreach_attempts.append(
+            OutreachAttempt(
+                at=utcnow() - timedelta(hours=hours),
+                actor_id=user(desk.intake).id,
+                channel=ContactMethod.PHONE,
+                result=OutreachResult.NO_ANSWER,
+            )
+        )
+
+
 def test_after_a_no_show_only_the_tries_since_the_missed_visit_count(app, client_for, desk):
     with app.app_context():
         reference = make_referral(desk, Status.ACCEPTED)
         referral = referral_for(reference)
         # Three tries that failed before the booking, then a visit the patient missed.
-        for hours in (50, 49, 48):
-            referral.outreach_attempts.append(
-                OutreachAttempt(
-                    at=utcnow() - timedelta(hours=hours),
-                    actor_id=user(desk.intake).id,
-                    channel=ContactMethod.PHONE,
-                    result=OutreachResult.NO_ANSWER,
-                )
-            )
+        add_unanswered_calls(referral, desk, hours_ago=(50, 49, 48))
         referral.status = Status.NO_SHOW
         referral.appointment_at = utcnow() - timedelta(hours=2)
         db.session.commit()
@@ -302,23 +307,12 @@ def test_tries_before_the_patient_asked_for_a_call_on_their_link_do_not_make_unr
 ):
     """The patient asking for a call on their link is a reach (patient_reached_at is
     set, as for a decline): the unanswered tries before it say nothing about reaching
-    them now. unanswered_attempts only looks at outreach attempts marked REACHED."""
-
-    from portal.models import ContactMethod, OutreachAttempt, OutreachResult, Status
-    from tests.integration.test_workflow import act
+    them now."""
 
     with app.app_context():
         reference = make_referral(desk, Status.ACCEPTED)
         referral = referral_for(reference)
-        for hours in (30, 29, 28):  # three calls nobody answered, yesterday
-            referral.outreach_attempts.append(
-                OutreachAttempt(
-                    at=utcnow() - timedelta(hours=hours),
-                    actor_id=user(desk.intake).id,
-                    channel=ContactMethod.PHONE,
-                    result=OutreachResult.NO_ANSWER,
-                )
-            )
+        add_unanswered_calls(referral, desk, hours_ago=(30, 29, 28))  # yesterday
         db.session.commit()
     intake = client_for(desk.intake)
     link_path = send_link(app, intake, reference)

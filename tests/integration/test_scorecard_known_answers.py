@@ -652,15 +652,20 @@ def test_a_stored_week_counts_the_practices_30_days_like_the_live_figure(app, de
         assert (live.part, live.whole) == (1, 1)
 
 
-def test_hours_ending_in_a_half_round_up_as_by_hand(app, desk, client_for):
-    """First touch 4 h 15 min after sending: 4.25 h. By hand, to one decimal: 4.3 h.
-    (Process ratings already round halves up: portal/scorecard/ratings.py.)"""
+def first_touch_after(app, desk, wait: timedelta) -> None:
+    """One referral sent on Monday 2 November, first touched `wait` later."""
     with app.app_context():
         rid = send(desk, MONDAY_2_NOV)
-        with frozen_at(MONDAY_2_NOV + timedelta(hours=4, minutes=15)):
+        with frozen_at(MONDAY_2_NOV + wait):
             referral = db.session.get(Referral, rid)
             services.record_first_touch(referral, user(desk.intake), expected_version=None)
             db.session.commit()
+
+
+def test_hours_ending_in_a_half_round_up_as_by_hand(app, desk, client_for):
+    """First touch 4 h 15 min after sending: 4.25 h. By hand, to one decimal: 4.3 h.
+    (Process ratings already round halves up: portal/scorecard/ratings.py.)"""
+    first_touch_after(app, desk, timedelta(hours=4, minutes=15))
     with frozen_at(NOW):
         staff = client_for(desk.success)
         page = staff.get("/scorecard", query_string=FIRST_WEEK_OF_NOVEMBER).get_data(as_text=True)
@@ -688,12 +693,7 @@ def test_a_percentage_ending_in_a_half_rounds_up_as_by_hand(app, desk, client_fo
 
 def test_csv_hours_ending_in_a_half_round_up_as_by_hand(app, desk, client_for):
     """First touch 7 min 30 s after sending: 0.125 h; to two decimals by hand: 0.13."""
-    with app.app_context():
-        rid = send(desk, MONDAY_2_NOV)
-        with frozen_at(MONDAY_2_NOV + timedelta(minutes=7, seconds=30)):
-            referral = db.session.get(Referral, rid)
-            services.record_first_touch(referral, user(desk.intake), expected_version=None)
-            db.session.commit()
+    first_touch_after(app, desk, timedelta(minutes=7, seconds=30))
     with frozen_at(NOW):
         staff = client_for(desk.success)
         summary = csv_rows(staff.get("/scorecard/summary.csv", query_string=FIRST_WEEK_OF_NOVEMBER))
