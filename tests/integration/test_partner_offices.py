@@ -344,9 +344,8 @@ def stored_details(app, desk) -> dict:
 
 @pytest.mark.parametrize("poison", ["\u0000", "\ud800"])
 def test_hostile_escaped_loaded_values_are_a_4xx_not_a_500(app, client_for, desk, poison):
-    """`loaded` is checked for length and shape, but a JSON escape smuggles in what the
-    form's text check refuses (a NUL, a lone surrogate): the value then goes into the
-    UPDATE's WHERE."""
+    """A JSON escape in `loaded` (a NUL, a lone surrogate) is refused like the same
+    character typed into a field: it never reaches the UPDATE's WHERE."""
     success = client_for(desk.success)
     stored = stored_details(app, desk)
     loaded = json.dumps({**stored, "specialty": stored["specialty"] + poison})
@@ -364,8 +363,8 @@ def test_hostile_escaped_loaded_values_are_a_4xx_not_a_500(app, client_for, desk
 def test_an_ehr_token_from_before_a_deactivation_does_not_come_back_with_reactivation(
     app, client, client_for, desk
 ):
-    """Sessions are ended so that reactivating brings none back; the office's FHIR
-    access tokens are only hidden while the flag is off, and work again after."""
+    """Reactivating brings back no EHR token, as it brings back no session: the
+    office's clients' credentials move on at the deactivation."""
     from tests.integration.test_fhir_auth import make_client, token_by_secret
 
     with app.app_context():
@@ -396,10 +395,8 @@ def test_the_access_switch_sent_twice_is_refused_not_read_as_its_first_copy(
 def test_an_ehr_that_kept_asking_while_its_office_was_deactivated_gets_a_token_on_reactivation(
     app, client, desk
 ):
-    """The deactivated office's refusal is counted as a failed guess (before the secret
-    is even checked), so an EHR retrying on its schedule builds up the doubling wait:
-    after 'Reactivate' (whose flash says its EHRs can get new access tokens) it is held
-    back with 429s for up to SIGN_IN_MAX_DELAY."""
+    """The right secret refused while the office was deactivated is no guess: an EHR
+    retrying on its schedule gets a token as soon as the office is reactivated."""
 
     from tests.integration.test_fhir_auth import make_client, secret_form
 
@@ -422,8 +419,8 @@ def test_an_ehr_that_kept_asking_while_its_office_was_deactivated_gets_a_token_o
 
 
 def test_deeply_nested_loaded_json_is_a_400_not_a_500(app, client_for, desk):
-    """Under MAX_LOADED_LENGTH, 2,000 nested brackets make json.loads raise
-    RecursionError, which parse_loaded does not catch (it catches ValueError)."""
+    """Nested brackets under MAX_LOADED_LENGTH are refused, not parsed to the
+    recursion limit."""
     success = client_for(desk.success)
     stored = stored_details(app, desk)
     response = success.post(
