@@ -23,6 +23,10 @@ from portal.sla.clocks import load_calendar
 
 log = logging.getLogger(__name__)
 
+# A reminder falls due in business time, so at the latest at closing time; the job runs
+# every minute. Within this long after closing it still goes out; later, it waits.
+JUST_CLOSED = timedelta(minutes=30)
+
 
 def remind_patients(limit: int = 200) -> int:
     """Remind patients who have not answered their link; then flag them for a call."""
@@ -59,9 +63,10 @@ def _remind(link: PatientLink, now: datetime, calendar: BusinessCalendar) -> Non
             link, referral, now, f"The patient has not answered their link {reminded}"
         )
         return
-    if not calendar.is_open(now):
-        # Due while the practice was closed (the jobs process was down overnight, say):
-        # the patient hears from us when it opens, not by a text at 3 a.m.
+    if not (calendar.is_open(now) or calendar.is_open(now - JUST_CLOSED)):
+        # Overdue while the practice is closed (the jobs process was down overnight,
+        # say): the patient hears from us when it opens, not by a text at 3 a.m. A
+        # reminder due at closing time itself still goes out in the minutes after.
         link.next_reminder_at = calendar.next_open(now)
         return
     link.reminders_sent += 1

@@ -136,6 +136,29 @@ def test_a_patient_reminder_overdue_at_night_waits_for_the_practice_to_open(app,
             assert db.session.scalar(select(func.count(OutboxMessage.id))) == sent_at_first + 1
 
 
+def test_a_patient_reminder_due_at_closing_time_goes_out_in_the_minutes_after(app, desk):
+    """A link sent at night has its first reminder at 17:00 the next day, the end of a
+    business day's worth of open time: the job running at 17:01 still sends it."""
+    night = at(hours=-12)  # Sunday 22:00
+    with app.app_context():
+        with frozen_at(night):
+            reference = make_referral(desk, Status.ACCEPTED)
+            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+            send_next_step_link(
+                referral,
+                user(desk.intake),
+                expected_version=None,
+                via=ContactMethod.SMS,
+                slots=[Slot(at(days=7), AppointmentMode.VIDEO)],
+            )
+            db.session.commit()
+        link = db.session.scalar(select(PatientLink))
+        assert link.next_reminder_at == at(hours=7)  # Monday 17:00
+        with frozen_at(at(hours=7, minutes=1)):
+            assert remind_patients() == 1
+            assert db.session.scalar(select(PatientLink)).reminders_sent == 1
+
+
 def test_patient_reminders_then_a_flag_to_phone(app, desk):
     with app.app_context():
         with frozen_at(at()):
