@@ -38,7 +38,7 @@ def error_page_language(path: str) -> PatientLanguage:
     try:
         return page_language(find(token))
     except SQLAlchemyError:
-        log.warning("the patient's language could not be read for an error page")
+        log.warning("error page language: the link lookup failed, the browser's is used")
         with contextlib.suppress(Exception):
             db.session.rollback()
         return chosen_language()
