@@ -15,6 +15,7 @@ from collections.abc import Callable
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.models import InfoRequest, OutboxMessage, PatientLink, Referral, Status
+from portal.patients.links import LinkProblem, problem_with
 
 NEEDS_INFO_REMINDER = "needs_info_reminder"
 NEEDS_INFO_ESCALATION = "needs_info_escalation"
@@ -35,10 +36,9 @@ def _request_settled(message: OutboxMessage) -> str | None:
 def _link_settled(message: OutboxMessage) -> str | None:
     link = db.session.get(PatientLink, message.regarding_id)
     referral = db.session.get(Referral, message.referral_id)
-    if link is None or link.used_at or link.revoked_at or link.locked_at:
-        return "the patient link was used or withdrawn before the message went out"
-    if link.expires_at <= utcnow():
-        return "the patient link expired before the message went out"
+    problem = LinkProblem.REVOKED if link is None else problem_with(link)
+    if problem is not None:
+        return f"the patient link was {problem.value} before the message went out"
     if referral is None or referral.status is not Status.ACCEPTED:
         return "the referral moved on before the message went out"
     return None

@@ -15,7 +15,7 @@ from portal.formatting import count_reminders
 from portal.models import PatientLink, Referral, Status
 from portal.notifications.outbox import portal_url
 from portal.notifications.referrals import message_patient, notify_intake
-from portal.patients.links import sign
+from portal.patients.links import problem_with, sign
 from portal.patients.services import next_check_at, reminder_points
 from portal.referrals.workflow import record_event
 from portal.sla.calendar import BusinessCalendar
@@ -46,8 +46,7 @@ def remind_patients(limit: int = 200) -> int:
 
 def _remind(link: PatientLink, now: datetime, calendar: BusinessCalendar) -> None:
     referral = db.session.get(Referral, link.referral_id)
-    finished = link.used_at or link.revoked_at or link.locked_at or link.expires_at <= now
-    if finished or referral.status is not Status.ACCEPTED:
+    if problem_with(link) is not None or referral.status is not Status.ACCEPTED:
         link.next_reminder_at = None
         return
     if link.offered_times_passed(now):
