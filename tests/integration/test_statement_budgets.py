@@ -19,7 +19,17 @@ from sqlalchemy import select
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.models import AppointmentMode, ContactMethod, OutreachResult, Referral, Status
+from portal.models import (
+    AppointmentMode,
+    ContactMethod,
+    MessageChannel,
+    MessageStatus,
+    OutboxMessage,
+    OutreachResult,
+    Partner,
+    Referral,
+    Status,
+)
 from portal.referrals import services
 from tests.fixtures.desk import make_referral, user
 
@@ -182,3 +192,72 @@ def test_every_page_keeps_its_statement_budget_whatever_the_data(app, desk, meas
     assert large == small, "a statement count grew with the data"
     # Pinned exactly: a page that needs fewer should say so here too.
     assert small == {page: budget for page, (budget, _why) in BUDGETS.items()}
+
+
+# The admin pages this work added or changed, pinned the same way: the same count with
+# a few rows and with many (no statement per partner, user or message).
+ADMIN_BUDGETS = {
+    # session and user; referral counts per partner; the partners; the jobs heartbeat
+    # with the dead letters and the oldest waiting message (one statement)
+    "/admin/partners": 4,
+    # session and user; the partner; the jobs heartbeat
+    "/admin/partners/{partner}/edit": 3,
+    # session and user; the pending count; the dead, then the cancelled messages, each
+    # with its referral's patient addresses to hide; the settings version (times are
+    # shown in the practice's zone); the jobs heartbeat
+    "/admin/outbox": 6,
+}
+
+
+def fill_outbox(desk, messages: int, first: int = 0) -> None:
+    """Dead and cancelled messages, half of them to patients of referrals of their own,
+    and as many more partners."""
+    for n in range(first, first + messages):
+        reference = make_referral(desk)
+        referral = db.session.scalar(select(Referral).filter_by(reference=reference))
+        patient = n % 2 == 0
+        db.session.add(
+            OutboxMessage(
+                channel=MessageChannel.EMAIL,
+                recipient=referral.patient_email if patient else f"office{n}@alpha.example",
+                subject="s",
+                body="b",
+                referral_id=referral.id,
+                status=MessageStatus.DEAD if n % 3 else MessageStatus.CANCELLED,
+                attempts=8,
+                last_error=f"550 <{referral.patient_email}> refused",
+            )
+        )
+        db.session.add(
+            Partner(
+                name=f"Office {n}",
+                specialty="Primary care",
+                referral_contact_name="Contact",
+                referral_contact_email=f"contact{n}@office.example",
+            )
+        )
+    db.session.commit()
+
+
+def test_admin_pages_keep_their_statement_budget_whatever_the_data(
+    app, desk, client_for, count_queries
+):
+    admin = client_for(desk.admin)
+    paths = {page: page.format(partner=desk.partner_a_id) for page in ADMIN_BUDGETS}
+
+    def measure() -> dict[str, int]:
+        counts = {}
+        for page, path in paths.items():
+            assert admin.get(path).status_code == 200  # warm
+            with count_queries() as counted:
+                assert admin.get(path).status_code == 200
+            counts[page] = counted.count
+        return counts
+
+    with app.app_context():
+        fill_outbox(desk, 2)
+    small = measure()
+    with app.app_context():
+        fill_outbox(desk, 30, first=2)
+    assert measure() == small, "a statement count grew with the data"
+    assert small == ADMIN_BUDGETS
