@@ -114,18 +114,8 @@ def test_a_patient_reminder_overdue_at_night_waits_for_the_practice_to_open(app,
     """The jobs process was down from Monday evening and is back at 3:00 on Wednesday:
     the overdue reminder goes out at opening time, not as a text at 3 a.m."""
     with app.app_context():
-        with frozen_at(at()):
-            reference = make_referral(desk, Status.ACCEPTED)
-            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
-            send_next_step_link(
-                referral,
-                user(desk.intake),
-                expected_version=None,
-                via=ContactMethod.SMS,
-                slots=[Slot(at(days=7), AppointmentMode.VIDEO)],
-            )
-            db.session.commit()
-            sent_at_first = db.session.scalar(select(func.count(OutboxMessage.id)))
+        send_a_link_offering(desk, at(days=7))
+        sent_at_first = db.session.scalar(select(func.count(OutboxMessage.id)))
         with frozen_at(at(days=1, hours=17)):  # Wednesday 3:00
             remind_patients()
             assert db.session.scalar(select(func.count(OutboxMessage.id))) == sent_at_first
@@ -141,17 +131,7 @@ def test_a_patient_reminder_due_at_closing_time_goes_out_in_the_minutes_after(ap
     business day's worth of open time: the job running at 17:01 still sends it."""
     night = at(hours=-12)  # Sunday 22:00
     with app.app_context():
-        with frozen_at(night):
-            reference = make_referral(desk, Status.ACCEPTED)
-            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
-            send_next_step_link(
-                referral,
-                user(desk.intake),
-                expected_version=None,
-                via=ContactMethod.SMS,
-                slots=[Slot(at(days=7), AppointmentMode.VIDEO)],
-            )
-            db.session.commit()
+        send_a_link_offering(desk, at(days=7), sent_at=night)
         link = db.session.scalar(select(PatientLink))
         assert link.next_reminder_at == at(hours=7)  # Monday 17:00
         with frozen_at(at(hours=7, minutes=1)):
@@ -161,17 +141,7 @@ def test_a_patient_reminder_due_at_closing_time_goes_out_in_the_minutes_after(ap
 
 def test_patient_reminders_then_a_flag_to_phone(app, desk):
     with app.app_context():
-        with frozen_at(at()):
-            reference = make_referral(desk, Status.ACCEPTED)
-            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
-            send_next_step_link(
-                referral,
-                user(desk.intake),
-                expected_version=None,
-                via=ContactMethod.SMS,
-                slots=[Slot(at(days=7), AppointmentMode.VIDEO)],
-            )
-            db.session.commit()
+        reference = send_a_link_offering(desk, at(days=7))
         for moment, handled in [
             (at(hours=7), 0),
             (at(days=1, minutes=1), 1),  # after one business day
@@ -195,9 +165,10 @@ def test_patient_reminders_then_a_flag_to_phone(app, desk):
         ]
 
 
-def send_a_link_offering(desk, starts_at: datetime) -> str:
-    """A link by text offering one video visit at `starts_at`, sent at `at()`."""
-    with frozen_at(at()):
+def send_a_link_offering(desk, starts_at: datetime, *, sent_at: datetime | None = None) -> str:
+    """A link by text offering one video visit at `starts_at`, sent at `sent_at` (or
+    `at()`)."""
+    with frozen_at(sent_at or at()):
         reference = make_referral(desk, Status.ACCEPTED)
         referral = db.session.scalar(select(Referral).filter_by(reference=reference))
         send_next_step_link(
@@ -370,17 +341,8 @@ def test_a_patient_reminder_held_up_in_the_outbox_is_not_sent_after_the_referral
     process behind) while the patient books through the link, or the referral is
     withdrawn: it is cancelled, not sent, and the admin sees why."""
     with app.app_context():
+        reference = send_a_link_offering(desk, at(days=7))
         with frozen_at(at()):
-            reference = make_referral(desk, Status.ACCEPTED)
-            referral = db.session.scalar(select(Referral).filter_by(reference=reference))
-            send_next_step_link(
-                referral,
-                user(desk.intake),
-                expected_version=None,
-                via=ContactMethod.SMS,
-                slots=[Slot(at(days=7), AppointmentMode.VIDEO)],
-            )
-            db.session.commit()
             deliver_due_messages()
         with frozen_at(at(days=1, minutes=1)):
             assert remind_patients() == 1
